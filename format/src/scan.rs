@@ -100,13 +100,11 @@ impl<'a> Scanner<'a> {
     /// A scanner over `data`, the bytes of a file from absolute offset `base` on, starting at absolute
     /// offset `start` (which must be the start of a chunk, e.g. 7 just after the file header).
     ///
-    /// `start` values outside `data` give an empty scan.
+    /// A `start` past the end of `data` gives an empty scan that resumes at `start`.
     pub fn new(data: &'a [u8], base: u64, start: u64, recovery: Recovery) -> Self {
-        let pos = start
-            .checked_sub(base)
-            .and_then(|p| usize::try_from(p).ok())
-            .unwrap_or(usize::MAX)
-            .min(data.len());
+        // A start before the data is clamped to its beginning; a start past its end is kept, so that
+        // `resume_offset` never moves backwards.
+        let pos = usize::try_from(start.saturating_sub(base)).unwrap_or(usize::MAX);
         Scanner {
             data,
             base,
@@ -132,7 +130,7 @@ impl<'a> Scanner<'a> {
     /// The absolute offset from which a new scan reproduces everything this one has not yielded yet:
     /// the start of held-back damage or of a record still being assembled, else the current position.
     pub fn resume_offset(&self) -> u64 {
-        let mut offset = self.base + self.pos as u64;
+        let mut offset = self.abs(self.pos);
         if let Some((start, _)) = &self.assembling {
             offset = offset.min(*start);
         }
@@ -146,7 +144,7 @@ impl<'a> Scanner<'a> {
     }
 
     fn abs(&self, pos: usize) -> u64 {
-        self.base + pos as u64
+        self.base.saturating_add(pos as u64)
     }
 
     /// Builds the damage for `[start, end)`, widened to the start of a record being assembled, which the
@@ -182,7 +180,7 @@ impl<'a> Scanner<'a> {
             return Step::Continue;
         }
         let Some(header) = self.data.get(pos..pos + CHUNK_HEADER_LEN as usize) else {
-            return self.bad_chunk(pos, block_end, DamageReason::TruncatedChunk);
+            return self.past_end(pos, block_end);
         };
         let stored = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
         let length = u16::from_le_bytes([header[4], header[5]]);
@@ -199,7 +197,7 @@ impl<'a> Scanner<'a> {
             return self.bad_chunk(pos, block_end, DamageReason::ChunkTooLong { length });
         }
         let Some(payload) = self.data.get(pos + CHUNK_HEADER_LEN as usize..chunk_end) else {
-            return self.bad_chunk(pos, block_end, DamageReason::TruncatedChunk);
+            return self.past_end(pos, block_end);
         };
         let computed = chunk_checksum(chunk_type, payload);
         if computed != stored {
@@ -243,6 +241,15 @@ impl<'a> Scanner<'a> {
                 None => self.damage(pos, chunk_end, DamageReason::OrphanChunk { chunk_type }),
             },
         }
+    }
+
+    /// A chunk at `pos` that runs past the end of the data. In a growing file the writer may still be
+    /// writing it, so the scan pauses there; otherwise it is damage.
+    fn past_end(&mut self, pos: usize, block_end: usize) -> Step<'a> {
+        if !self.eof_is_final {
+            return Step::Eof;
+        }
+        self.bad_chunk(pos, block_end, DamageReason::TruncatedChunk)
     }
 
     /// Damage for an unreadable chunk at `pos`: the span up to the next position in the block where an
