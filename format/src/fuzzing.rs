@@ -19,18 +19,45 @@ pub fn read_arbitrary_bytes(data: &[u8]) {
     let mut with_header = FILE_HEADER.to_vec();
     with_header.extend_from_slice(data);
     for bytes in [data, &with_header[..]] {
-        for recovery in [Recovery::Strict, Recovery::TolerateTornTail, Recovery::SkipCorrupt] {
+        for recovery in [
+            Recovery::Strict,
+            Recovery::TolerateTornTail,
+            Recovery::SkipCorrupt,
+        ] {
             let items = check_scan(bytes, recovery);
             for item in &items {
                 if let ScanItem::Record(record) = item {
-                    if let Ok(decoded) = Record::decode(record.payload.as_ref()) {
-                        let _ = decoded.type_name();
-                        let _ = decoded.encode_to_vec();
-                    }
+                    check_views(&record.payload);
                 }
             }
         }
         check_resumed_scan(bytes);
+    }
+}
+
+/// Decodes a payload with prost and with the zero-copy views: whatever prost accepts, the views accept
+/// with the same number and type; walking the views never panics.
+fn check_views(payload: &[u8]) {
+    let decoded = Record::decode(payload);
+    let view = crate::view::RecordView::parse(payload);
+    if let Ok(decoded) = &decoded {
+        let _ = decoded.encode_to_vec();
+        let Ok(view) = &view else { panic!("prost decoded a record the view rejects") };
+        assert_eq!(view.num, decoded.num);
+        assert_eq!(view.type_name(), decoded.type_name());
+    }
+    if let Ok(view) = view {
+        if let Some(history) = view.history() {
+            let _ = history.step();
+            for item in history.items().flatten() {
+                let _ = item.path().count();
+            }
+        }
+        if let Some(updates) = view.updates() {
+            for item in updates.updates().chain(updates.removes()).flatten() {
+                let _ = item.path().count();
+            }
+        }
     }
 }
 
@@ -42,23 +69,38 @@ fn check_scan(bytes: &[u8], recovery: Recovery) -> Vec<ScanItem<'_>> {
         let item = match item {
             Ok(item) => item,
             Err(damage) => {
-                assert!(recovery != Recovery::SkipCorrupt, "skip mode must not fail: {damage}");
+                assert!(
+                    recovery != Recovery::SkipCorrupt,
+                    "skip mode must not fail: {damage}"
+                );
                 assert!(damage.offset >= position && damage.end() <= bytes.len() as u64);
                 break;
             }
         };
         let (offset, end) = match &item {
             ScanItem::Record(r) => {
-                assert!(r.payload.len() as u64 <= r.length, "payload longer than its span");
+                assert!(
+                    r.payload.len() as u64 <= r.length,
+                    "payload longer than its span"
+                );
                 (r.offset, r.offset + r.length)
             }
             ScanItem::Damage(d) => {
-                assert!(d.length > 0 || d.offset < bytes.len() as u64, "empty damage at the end");
+                assert!(
+                    d.length > 0 || d.offset < bytes.len() as u64,
+                    "empty damage at the end"
+                );
                 (d.offset, d.end())
             }
         };
-        assert!(offset >= position, "item at {offset} overlaps the previous one ending at {position}");
-        assert!(end <= bytes.len() as u64, "item ends at {end}, past the input");
+        assert!(
+            offset >= position,
+            "item at {offset} overlaps the previous one ending at {position}"
+        );
+        assert!(
+            end <= bytes.len() as u64,
+            "item ends at {end}, past the input"
+        );
         position = end;
         items.push(item);
     }
@@ -75,12 +117,19 @@ fn check_resumed_scan(bytes: &[u8]) {
     let n_cuts = 8usize;
     for cut_idx in 1..n_cuts {
         let cut = bytes.len() * cut_idx / n_cuts;
-        let mut first = Scanner::new(&bytes[..cut], 0, FILE_HEADER_LEN, Recovery::SkipCorrupt).growing();
+        let mut first =
+            Scanner::new(&bytes[..cut], 0, FILE_HEADER_LEN, Recovery::SkipCorrupt).growing();
         let mut items: Vec<ScanItem<'_>> = first.by_ref().filter_map(Result::ok).collect();
         let resume = first.resume_offset();
-        assert!(resume <= cut.max(FILE_HEADER_LEN as usize) as u64, "resume point past the data");
+        assert!(
+            resume <= cut.max(FILE_HEADER_LEN as usize) as u64,
+            "resume point past the data"
+        );
         items.extend(Scanner::new(bytes, 0, resume, Recovery::SkipCorrupt).filter_map(Result::ok));
-        assert_eq!(items, whole, "scan paused at {cut} and resumed at {resume} differs");
+        assert_eq!(
+            items, whole,
+            "scan paused at {cut} and resumed at {resume} differs"
+        );
     }
 }
 
@@ -151,8 +200,18 @@ pub fn write_read_roundtrip(data: &[u8]) {
                 let Some((end, payload)) = originals.get(&record.offset) else {
                     panic!("invented a record at offset {}", record.offset);
                 };
-                assert_eq!(record.offset + record.length, *end, "record at {} has the wrong span", record.offset);
-                assert_eq!(record.payload.as_ref(), &payload[..], "record at {} has other bytes", record.offset);
+                assert_eq!(
+                    record.offset + record.length,
+                    *end,
+                    "record at {} has the wrong span",
+                    record.offset
+                );
+                assert_eq!(
+                    record.payload.as_ref(),
+                    &payload[..],
+                    "record at {} has other bytes",
+                    record.offset
+                );
                 found.insert(record.offset, ());
             }
             Ok(ScanItem::Damage(_)) => {}
@@ -160,9 +219,14 @@ pub fn write_read_roundtrip(data: &[u8]) {
         }
     }
     for (offset, (end, _)) in &originals {
-        let untouched = touched.iter().all(|&(start, stop)| stop <= *offset || start >= *end);
+        let untouched = touched
+            .iter()
+            .all(|&(start, stop)| stop <= *offset || start >= *end);
         if untouched {
-            assert!(found.contains_key(offset), "lost the untouched record at {offset}..{end}");
+            assert!(
+                found.contains_key(offset),
+                "lost the untouched record at {offset}..{end}"
+            );
         }
     }
 }

@@ -50,6 +50,7 @@ mod framing;
 mod mmap;
 mod reader;
 mod scan;
+mod view;
 mod writer;
 
 pub use crate::error::{Damage, DamageReason, Error, Result};
@@ -59,4 +60,7 @@ pub use crate::framing::{
 };
 pub use crate::reader::{Entry, Follower, LogFile, RawRecords, Records, decode};
 pub use crate::scan::{RawRecord, Recovery, ScanItem, Scanner};
+pub use crate::view::{
+    HistoryView, ItemView, Items, KeyPath, RecordView, TypedValue, UpdatesView, ViewError,
+};
 pub use crate::writer::{AppendRecovery, Durability, Framer, Writer, frame_all};

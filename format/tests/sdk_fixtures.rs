@@ -119,3 +119,88 @@ fn multi_chunk_records_and_padding_are_covered_by_the_fixtures() {
         );
     }
 }
+
+/// The key path and value of a prost item, as the view reports them.
+fn prost_item(key: &str, nested: &[String], value_json: &str) -> (Vec<String>, String) {
+    let path = if nested.is_empty() {
+        vec![key.to_owned()]
+    } else {
+        nested.to_vec()
+    };
+    (path, value_json.to_owned())
+}
+
+fn view_items(items: wandb_format::Items<'_>) -> Vec<(Vec<String>, String)> {
+    items
+        .map(|item| {
+            let item = item.unwrap();
+            (
+                item.path().map(str::to_owned).collect(),
+                item.value_json.to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn zero_copy_views_agree_with_prost_on_every_sdk_record() {
+    use wandb_format::RecordView;
+    use wandb_format::proto::record::RecordType;
+    let mut n_checked = 0;
+    for (path, _) in fixtures() {
+        let file = LogFile::open(&path).unwrap();
+        for item in file.scan(Recovery::Strict) {
+            let ScanItem::Record(raw) = item.unwrap() else {
+                panic!("damage")
+            };
+            let record = wandb_format::decode(&raw).unwrap();
+            let view = RecordView::parse(&raw.payload).unwrap();
+            assert_eq!(view.num, record.num);
+            assert_eq!(view.type_name(), record.type_name());
+            match &record.record_type {
+                Some(RecordType::History(history)) => {
+                    let hv = view.history().unwrap();
+                    assert_eq!(
+                        hv.step().unwrap(),
+                        history.step.as_ref().map_or(0, |s| s.num)
+                    );
+                    let want: Vec<_> = history
+                        .item
+                        .iter()
+                        .map(|i| prost_item(&i.key, &i.nested_key, &i.value_json))
+                        .collect();
+                    assert_eq!(view_items(hv.items()), want);
+                    n_checked += 1;
+                }
+                Some(RecordType::Summary(summary)) => {
+                    let uv = view.updates().unwrap();
+                    let want: Vec<_> = summary
+                        .update
+                        .iter()
+                        .map(|i| prost_item(&i.key, &i.nested_key, &i.value_json))
+                        .collect();
+                    assert_eq!(view_items(uv.updates()), want);
+                    let want: Vec<_> = summary
+                        .remove
+                        .iter()
+                        .map(|i| prost_item(&i.key, &i.nested_key, &i.value_json))
+                        .collect();
+                    assert_eq!(view_items(uv.removes()), want);
+                    n_checked += 1;
+                }
+                Some(RecordType::Config(config)) => {
+                    let uv = view.updates().unwrap();
+                    let want: Vec<_> = config
+                        .update
+                        .iter()
+                        .map(|i| prost_item(&i.key, &i.nested_key, &i.value_json))
+                        .collect();
+                    assert_eq!(view_items(uv.updates()), want);
+                    n_checked += 1;
+                }
+                _ => assert!(view.history().is_none() && view.updates().is_none()),
+            }
+        }
+    }
+    assert!(n_checked > 3000, "checked only {n_checked} records");
+}
