@@ -42,7 +42,9 @@ fn check_views(payload: &[u8]) {
     let view = crate::view::RecordView::parse(payload);
     if let Ok(decoded) = &decoded {
         let _ = decoded.encode_to_vec();
-        let Ok(view) = &view else { panic!("prost decoded a record the view rejects") };
+        let Ok(view) = &view else {
+            panic!("prost decoded a record the view rejects")
+        };
         assert_eq!(view.num, decoded.num);
         assert_eq!(view.type_name(), decoded.type_name());
     }

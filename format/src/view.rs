@@ -82,7 +82,8 @@ impl<'a> Fields<'a> {
                     self.take(8)?;
                 }
                 2 => {
-                    let len = usize::try_from(self.varint()?).map_err(|_| ViewError("length too large"))?;
+                    let len = usize::try_from(self.varint()?)
+                        .map_err(|_| ViewError("length too large"))?;
                     self.take(len)?;
                 }
                 3 => open.push(inner),

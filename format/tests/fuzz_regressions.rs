@@ -8,7 +8,10 @@ use std::path::PathBuf;
 
 use wandb_format::fuzzing;
 
-const TARGETS: &[(&str, fn(&[u8]))] = &[
+/// A fuzz target body.
+type Body = fn(&[u8]);
+
+const TARGETS: &[(&str, Body)] = &[
     ("read_arbitrary_bytes", fuzzing::read_arbitrary_bytes),
     ("write_read_roundtrip", fuzzing::write_read_roundtrip),
     ("json_parse", fuzzing::json_parse),
