@@ -1,0 +1,6 @@
+//! Cross-crate integration tests, one module per theme.
+
+#![allow(clippy::unwrap_used)]
+
+/// Files written by our writer, uploaded by the official `wandb sync` to our test backend.
+mod official_sync;
