@@ -1,0 +1,54 @@
+//! The crate's error type: what can stop `wandb-inspect` from reading an input at all.
+//!
+//! Damage inside a readable `.wandb` file is not an error; it is data that the commands report
+//! (see `damage.rs`). Errors are for inputs that cannot be found or read, and for usage mistakes.
+
+use std::io;
+use std::path::PathBuf;
+
+/// A `Result` whose error is this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why an input could not be read, or a command could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An I/O error on a file or folder.
+    #[error("{path}: {action}: {source}", path = .path.display())]
+    Io {
+        /// The file or folder concerned.
+        path: PathBuf,
+        /// What was being done, e.g. "read folder".
+        action: &'static str,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// A glob pattern that is not valid.
+    #[error("{pattern}: invalid glob pattern: {source}")]
+    Pattern {
+        /// The pattern as given.
+        pattern: String,
+        /// What is wrong with it.
+        #[source]
+        source: glob::PatternError,
+    },
+    /// A glob pattern that matched no file.
+    #[error("{pattern}: no such file, and no file matches it as a pattern")]
+    NoMatch {
+        /// The pattern as given.
+        pattern: String,
+    },
+    /// A folder that holds no `.wandb` file (searched three levels deep).
+    #[error("{path}: no .wandb file in this folder", path = .path.display())]
+    NoRecordFiles {
+        /// The folder.
+        path: PathBuf,
+    },
+    /// An error from the format crate (opening or following a file).
+    #[error(transparent)]
+    Format(#[from] wandb_format::Error),
+    /// The arguments do not make sense together.
+    #[error("{0}")]
+    Usage(String),
+}

@@ -1,0 +1,312 @@
+//! Key/value items (`HistoryItem`, `SummaryItem`, `ConfigItem`, `StatsItem`, ...) read straight from
+//! their bytes: the key path and the value, borrowed, validated as prost would.
+//!
+//! A key is either `key` (one level) or `nested_key` (a path); W&B never sets both, and when a
+//! record does, `nested_key` wins. Nested keys are shown joined with `.`, as W&B names history
+//! columns (`train.loss`).
+
+use crate::schema::{Message, Shape, Type};
+use crate::wire::{Reader, Value, WireError, WireResult, WireType, validate};
+
+/// How many `nested_key` parts an [`Item`] keeps without reading the item again.
+const INLINE_PARTS: usize = 2;
+
+/// The value of an item.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum ItemValue<'a> {
+    /// `value_json` (or the typed `json` variant): extended JSON text.
+    Json(&'a str),
+    /// The typed `none` variant, or no value at all.
+    Null,
+    /// The typed `boolean` variant.
+    Bool(bool),
+    /// The typed `integer` variant.
+    Int(i64),
+    /// The typed `number` variant.
+    Float(f64),
+    /// The typed `text` variant.
+    Text(&'a str),
+}
+
+/// One item, borrowed from the record's bytes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Item<'a> {
+    bytes: &'a [u8],
+    key: &'a str,
+    /// The first [`INLINE_PARTS`] parts of `nested_key` (the rest are read again when needed).
+    nested: [&'a str; INLINE_PARTS],
+    n_nested: usize,
+    /// The item's value.
+    pub(crate) value: ItemValue<'a>,
+}
+
+impl<'a> Item<'a> {
+    /// Reads and validates one item message of type `message` (whose shape is [`Shape::Item`]).
+    #[inline(always)]
+    pub(crate) fn parse(message: &Message, bytes: &'a [u8], depth: u32) -> WireResult<Self> {
+        debug_assert_eq!(message.shape, Shape::Item);
+        let mut item = Item {
+            bytes,
+            key: "",
+            nested: [""; INLINE_PARTS],
+            n_nested: 0,
+            value: ItemValue::Null,
+        };
+        let mut value_json = "";
+        let mut typed = None;
+        let mut reader = Reader::new(bytes);
+        while !reader.is_empty() {
+            let (number, wire_type) = reader.key()?;
+            let Some(field) = message.field(number) else {
+                reader.raw(wire_type, number, depth)?;
+                continue;
+            };
+            // Fast path: string fields (`key`, `nested_key`, `value_json`, typed text and JSON).
+            if wire_type == WireType::Len && matches!(field.ty, Type::String) {
+                let text = std::str::from_utf8(reader.len_delimited()?).map_err(|_| WireError)?;
+                match number {
+                    1 => item.key = text,
+                    2 => {
+                        if let Some(slot) = item.nested.get_mut(item.n_nested) {
+                            *slot = text;
+                        }
+                        item.n_nested += 1;
+                    }
+                    16 => value_json = text,
+                    7 => typed = Some(ItemValue::Text(text)),
+                    8 => typed = Some(ItemValue::Json(text)),
+                    _ => {}
+                }
+                continue;
+            }
+            let value = reader.field(field, wire_type, depth)?;
+            match (number, value) {
+                (3, Value::Varint(_)) => typed = Some(ItemValue::Null),
+                (4, Value::Varint(flag)) => typed = Some(ItemValue::Bool(flag != 0)),
+                (5, Value::Varint(zigzag)) => {
+                    let int = (zigzag >> 1) as i64 ^ -((zigzag & 1) as i64);
+                    typed = Some(ItemValue::Int(int));
+                }
+                (6, Value::Fixed64(bits)) => typed = Some(ItemValue::Float(f64::from_bits(bits))),
+                (_, Value::Message(sub)) => {
+                    if let Type::Message(inner) | Type::Map(inner) = field.ty {
+                        validate(inner, sub, depth - 1)?;
+                    }
+                }
+                _ => {}
+            }
+        }
+        item.value = if !value_json.is_empty() {
+            ItemValue::Json(value_json)
+        } else {
+            typed.unwrap_or(ItemValue::Null)
+        };
+        Ok(item)
+    }
+
+    /// The key when it is a single part (no allocation): `key`, or a one-part `nested_key`.
+    pub(crate) fn simple_key(&self) -> Option<&'a str> {
+        match self.n_nested {
+            0 => Some(self.key),
+            1 => self.nested.first().copied(),
+            _ => None,
+        }
+    }
+
+    /// Calls `part` for each part of the key path, in order.
+    pub(crate) fn for_each_part(&self, mut part: impl FnMut(&'a str)) {
+        if let Some(key) = self.simple_key() {
+            part(key);
+            return;
+        }
+        if let Some(parts) = self.nested.get(..self.n_nested) {
+            parts.iter().for_each(|&text| part(text));
+            return;
+        }
+        let mut reader = Reader::new(self.bytes);
+        while !reader.is_empty() {
+            // The item was validated by `parse`, so reading it again cannot fail.
+            let Ok((number, wire_type)) = reader.key() else {
+                return;
+            };
+            if number == 2 && wire_type == WireType::Len {
+                if let Ok(bytes) = reader.len_delimited() {
+                    part(std::str::from_utf8(bytes).unwrap_or_default());
+                }
+            } else if reader
+                .raw(wire_type, number, crate::wire::RECURSION_LIMIT)
+                .is_err()
+            {
+                return;
+            }
+        }
+    }
+
+    /// Appends the key path joined with `.` to `out`.
+    pub(crate) fn push_dotted(&self, out: &mut String) {
+        let mut first = true;
+        self.for_each_part(|part| {
+            if !first {
+                out.push('.');
+            }
+            first = false;
+            out.push_str(part);
+        });
+    }
+
+    /// Whether the key path joined with `.` equals `dotted` (without building it).
+    pub(crate) fn dotted_eq(&self, dotted: &str) -> bool {
+        if let Some(key) = self.simple_key() {
+            return key == dotted;
+        }
+        let mut rest = dotted.as_bytes();
+        let mut equal = true;
+        let mut first = true;
+        self.for_each_part(|part| {
+            if !equal {
+                return;
+            }
+            if !first {
+                match rest.split_first() {
+                    Some((b'.', tail)) => rest = tail,
+                    _ => {
+                        equal = false;
+                        return;
+                    }
+                }
+            }
+            first = false;
+            match rest.strip_prefix(part.as_bytes()) {
+                Some(tail) => rest = tail,
+                None => equal = false,
+            }
+        });
+        equal && rest.is_empty()
+    }
+
+    /// The key path joined with `.`: borrowed for one-part keys, else built in `scratch`.
+    pub(crate) fn dotted<'s>(&self, scratch: &'s mut String) -> &'s str
+    where
+        'a: 's,
+    {
+        if let Some(key) = self.simple_key() {
+            return key;
+        }
+        scratch.clear();
+        self.push_dotted(scratch);
+        scratch
+    }
+}
+
+/// Calls `each` with every item of repeated field `number` of `record` (a `parent` message), in
+/// order; stops at the first invalid item.
+pub(crate) fn try_for_each_item<'a>(
+    parent: &'static Message,
+    record: &'a [u8],
+    number: u32,
+    depth: u32,
+    mut each: impl FnMut(Item<'a>),
+) -> WireResult<()> {
+    let Some(field) = parent.field(number) else {
+        return Ok(());
+    };
+    let Type::Message(item_type) = field.ty else {
+        return Ok(());
+    };
+    let mut reader = Reader::new(record);
+    while !reader.is_empty() {
+        let (found, wire_type) = reader.key()?;
+        if found != number {
+            reader.skip(parent.field(found), found, wire_type, depth)?;
+            continue;
+        }
+        match reader.field(field, wire_type, depth)? {
+            Value::Message(bytes) => each(Item::parse(item_type, bytes, depth - 1)?),
+            _ => return Err(WireError),
+        }
+    }
+    Ok(())
+}
+
+/// Iterates the items of repeated field `number` (of item type `message`) in `record`, a message
+/// whose own type is `parent`. Yields an error once and stops if the bytes are invalid.
+pub(crate) fn items<'a>(
+    parent: &'static Message,
+    record: &'a [u8],
+    number: u32,
+    depth: u32,
+) -> impl Iterator<Item = WireResult<Item<'a>>> + 'a {
+    let field = parent.field(number);
+    let mut reader = Reader::new(record);
+    let mut failed = false;
+    std::iter::from_fn(move || {
+        if failed {
+            return None;
+        }
+        let field = field?;
+        let Type::Message(item_type) = field.ty else {
+            return None;
+        };
+        while !reader.is_empty() {
+            let step = (|| {
+                let (found, wire_type) = reader.key()?;
+                let this = parent.field(found);
+                if found != number {
+                    reader.skip(this, found, wire_type, depth)?;
+                    return Ok(None);
+                }
+                match reader.field(field, wire_type, depth)? {
+                    Value::Message(bytes) => Item::parse(item_type, bytes, depth - 1).map(Some),
+                    _ => Err(WireError),
+                }
+            })();
+            match step {
+                Ok(Some(item)) => return Some(Ok(item)),
+                Ok(None) => {}
+                Err(error) => {
+                    failed = true;
+                    return Some(Err(error));
+                }
+            }
+        }
+        None
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use prost::Message as _;
+    use wandb_format::proto::HistoryItem;
+
+    use super::*;
+    use crate::schema::RECORD;
+
+    fn history_item_type() -> &'static Message {
+        let Some(Type::Message(history)) = RECORD.field(2).map(|field| &field.ty) else {
+            panic!("history should be a message");
+        };
+        let Some(Type::Message(item)) = history.field(1).map(|field| &field.ty) else {
+            panic!("item should be a message");
+        };
+        item
+    }
+
+    #[test]
+    fn keys_compare_and_join_without_surprises() {
+        for path in [&["loss"][..], &["train", "loss"], &["a", "b", "c"]] {
+            let bytes = HistoryItem {
+                nested_key: path.iter().map(|part| part.to_string()).collect(),
+                value_json: "1".to_string(),
+                ..Default::default()
+            }
+            .encode_to_vec();
+            let item = Item::parse(history_item_type(), &bytes, 90).unwrap();
+            let joined = path.join(".");
+            assert!(item.dotted_eq(&joined));
+            assert!(!item.dotted_eq(&format!("{joined}x")));
+            assert!(!item.dotted_eq("train"));
+            assert_eq!(item.dotted(&mut String::new()), joined);
+            assert_eq!(item.value, ItemValue::Json("1"));
+        }
+    }
+}
