@@ -32,6 +32,7 @@
 //! ```
 
 mod backend;
+pub mod compare;
 mod error;
 pub mod faults;
 mod filestream;

@@ -1,0 +1,86 @@
+//! Serviceless, offline W&B logging for training code.
+//!
+//! `wandb-logger` writes W&B runs the way the official SDK (0.31) does in offline mode — the
+//! same `offline-run-<time>-<id>/run-<id>.wandb` folders and records — without a service
+//! process and without the network. Upload them later with our `wandb-sync` or the official
+//! `wandb sync`.
+//!
+//! # Usage
+//!
+//! ```no_run
+//! use wandb_logger::{InitOptions, Metric, SummaryStat, row};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let run = wandb_logger::init(
+//!     InitOptions::new()
+//!         .project("demo")
+//!         .config(&[("lr", 0.001)].into_iter().collect::<std::collections::BTreeMap<_, _>>()),
+//! )?;
+//! run.define_metric(Metric::new("loss").summary(SummaryStat::Min))?;
+//! for step in 0..1000 {
+//!     let loss = 1.0 / (step as f64 + 1.0);
+//!     run.log(row! {"loss" => loss, "epoch" => step / 100})?;
+//! }
+//! run.summary_set("best_loss", &0.001)?;
+//! let summary = run.finish()?;
+//! println!("{} rows in {}", summary.rows, summary.run_dir.unwrap_or_default().display());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Settings
+//!
+//! Settings come from `wandb-settings`, in W&B's precedence: defaults < system settings file <
+//! workspace settings file < `WANDB_*` environment < [`setup`] settings < `init` settings <
+//! explicit [`InitOptions`] arguments. Invalid values are errors naming the setting and its
+//! source. `mode = "disabled"` makes every call a no-op; `online` runs offline and says so once.
+//! The API key and base URL are never written to a record or a log.
+//!
+//! # Writing
+//!
+//! Each run has a writer thread that owns its file; `log` only builds a compact row and queues
+//! it (a bounded queue; [`Backpressure`] says what happens when it is full, blocking by
+//! default). Data is handed to the operating system at least every second
+//! ([`WriterOptions::flush_interval`]), synced every 30 s and at finish, and on demand with
+//! [`Run::flush`] and [`Run::sync`]. I/O errors come back from the next call and from
+//! [`Run::finish`], never as a panic. Derived summaries are coalesced and written at each
+//! flush; the final summary is exact.
+//!
+//! # Process events
+//!
+//! * A forked child gets a fresh [`singleton`] and never writes to or finishes its parent's
+//!   runs.
+//! * A panic finishes the run with exit code 1 (through [`Run`]'s `Drop`, and a chained panic
+//!   hook for runs owned elsewhere).
+//! * SIGTERM writes a preempting record, syncs, and then lets the previous disposition act
+//!   (see [`SetupOptions::handle_sigterm`], or `WANDB_X_HANDLE_SIGTERM=false`).
+//! * `std::process::exit` skips destructors: call [`Run::finish`] or [`teardown`] first.
+
+mod console;
+mod error;
+mod fork;
+mod integration;
+mod options;
+mod records;
+mod registry;
+mod run;
+mod setup;
+mod signals;
+mod system;
+mod value;
+mod writer;
+
+pub use wandb_format::json;
+pub use wandb_format::proto;
+pub use wandb_settings::{Env, LoadContext, Overrides, Settings, Source};
+
+pub use crate::error::{Error, FinishError, Result};
+pub use crate::options::{
+    Alert, AlertLevel, Backpressure, DEFAULT_FLUSH_INTERVAL, DEFAULT_FSYNC_INTERVAL,
+    DEFAULT_QUEUE_CAPACITY, Goal, InitOptions, LogOptions, Metric, SavePolicy, SetupOptions,
+    SummaryStat, WANDB_X_HANDLE_SIGTERM, WriterOptions,
+};
+pub use crate::records::PRODUCER;
+pub use crate::run::{FinishSummary, OutputStream, Run, RunSink};
+pub use crate::setup::{Setup, init, setup, setup_with, singleton, teardown};
+pub use crate::value::{Key, Row, Value};
