@@ -39,11 +39,17 @@ impl<'a> Fields<'a> {
 
     fn varint(&mut self) -> ViewResult<u64> {
         // Tags and short lengths fit in one byte: the common case.
-        if let Some((&byte, tail)) = self.rest.split_first()
-            && byte < 0x80
-        {
-            self.rest = tail;
-            return Ok(u64::from(byte));
+        match self.rest {
+            [byte, tail @ ..] if *byte < 0x80 => {
+                self.rest = tail;
+                return Ok(u64::from(*byte));
+            }
+            // Two bytes: field numbers 16 to 2047 (`value_json` is 16) and lengths up to 16383.
+            [low, high, tail @ ..] if *high < 0x80 => {
+                self.rest = tail;
+                return Ok(u64::from(low & 0x7F) | u64::from(*high) << 7);
+            }
+            _ => {}
         }
         let mut value = 0u64;
         for (idx, &byte) in self.rest.iter().enumerate().take(10) {

@@ -1,0 +1,356 @@
+//! The `wandb-sync` command line: argument parsing, settings and credentials from the syncing
+//! machine, progress bars, and printing the report. `main.rs` only calls [`run`].
+//!
+//! Output: the report goes to stdout (a table, or JSON Lines with `--json`, see
+//! [`crate::Report`]); progress, warnings and errors go to stderr. Progress bars are drawn only
+//! when stderr is a terminal and neither `--json`, `--quiet`, `NO_COLOR` nor
+//! `WANDB_SYNC_NO_PROGRESS` asks otherwise.
+//!
+//! Exit codes: 0 every run synced (or was skipped); 1 some run failed or was only partly
+//! synced (damaged data skipped, files refused); 2 usage error or nothing could run.
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use clap::Parser;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use wandb_settings::{Env, LoadContext, LoadOptions};
+
+use crate::error::Error;
+use crate::http::RetryPolicy;
+use crate::options::{Observer, SyncOptions, default_jobs};
+use crate::report::RunReport;
+use crate::sync::sync_paths;
+
+/// Test-only: makes retry waits tiny and `--live` polling fast.
+pub const WANDB_SYNC_TEST_FAST_RETRY: &str = "WANDB_SYNC_TEST_FAST_RETRY";
+
+/// Turns progress bars off.
+pub const WANDB_SYNC_NO_PROGRESS: &str = "WANDB_SYNC_NO_PROGRESS";
+
+/// Extra CA bundle (PEM) used by the Python SDK's HTTP stack; honoured here too.
+pub const REQUESTS_CA_BUNDLE: &str = "REQUESTS_CA_BUNDLE";
+
+/// Parallel, resumable, exactly-once upload of offline W&B runs.
+///
+/// PATH is a .wandb file, a run folder, a wandb/ folder, or a glob of those. The server and API
+/// key come from this machine: WANDB_BASE_URL or base_url in the settings files, and
+/// WANDB_API_KEY or the netrc entry for the server's host.
+#[derive(Debug, Parser)]
+#[command(name = "wandb-sync", version, about, long_about)]
+pub struct Cli {
+    /// Files or folders to sync.
+    #[arg(value_name = "PATH", required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Upload to this entity instead of the run's.
+    #[arg(short, long)]
+    pub entity: Option<String>,
+    /// Upload to this project instead of the run's.
+    #[arg(short, long)]
+    pub project: Option<String>,
+    /// Upload into this run id instead of the run's.
+    #[arg(long = "id", value_name = "RUN_ID")]
+    pub run_id: Option<String>,
+    /// Override the job type.
+    #[arg(long, alias = "job_type")]
+    pub job_type: Option<String>,
+    /// Rename tags: "old=new,old2=new2" (an empty new name removes the tag).
+    #[arg(long, value_name = "OLD=NEW,...")]
+    pub replace_tags: Option<String>,
+    /// Also sync runs already marked synced (resumes from the ledger; nothing is sent twice).
+    #[arg(long)]
+    pub include_synced: bool,
+    /// Also sync online runs (folders not starting with `offline-`).
+    #[arg(long)]
+    pub include_online: bool,
+    /// Runs to sync at once (default: twice the cores, 2 to 8).
+    #[arg(short = 'j', long = "jobs", value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Follow runs still being written and upload new records until their exit record.
+    #[arg(long)]
+    pub live: bool,
+    /// Show what would be sent; send nothing, write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Wait for runs another wandb-sync is syncing instead of skipping them.
+    #[arg(long)]
+    pub wait_locked: bool,
+    /// Print the report as JSON Lines.
+    #[arg(long)]
+    pub json: bool,
+    /// Time budget per run, in seconds (all requests and retries).
+    #[arg(long, value_name = "SECONDS", default_value_t = 6 * 3600)]
+    pub timeout: u64,
+    /// No progress bars and no per-run lines on stderr.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Debug messages (retries, skipped files) on stderr.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Bytes of output per file_stream request (tuning and tests).
+    #[arg(long, hide = true)]
+    pub chunk_bytes: Option<usize>,
+}
+
+/// Runs the command: parses nothing (clap already did), syncs, prints, returns the exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    if cli.verbose {
+        static LOGGER: StderrLogger = StderrLogger;
+        if log::set_logger(&LOGGER).is_ok() {
+            log::set_max_level(log::LevelFilter::Debug);
+        }
+    }
+    let opts = match options_from(&cli) {
+        Ok(opts) => opts,
+        Err(e) => {
+            eprintln!("wandb-sync: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let progress = Progress::new(show_progress(&cli), cli.quiet || cli.json);
+    let mut opts = opts;
+    opts.observer = progress.clone();
+    let result = sync_paths(&opts);
+    progress.clear();
+    match result {
+        Ok(report) => {
+            let text = if cli.json {
+                report.to_json_lines()
+            } else {
+                report.to_text()
+            };
+            print_stdout(&text);
+            ExitCode::from(u8::try_from(report.exit_code()).unwrap_or(1))
+        }
+        Err(e) => {
+            eprintln!("wandb-sync: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn print_stdout(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    // A closed pipe (`wandb-sync ... | head`) is not an error.
+    let _ = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush());
+}
+
+fn show_progress(cli: &Cli) -> bool {
+    !cli.quiet
+        && !cli.json
+        && !cli.verbose
+        && std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none()
+        && std::env::var_os(WANDB_SYNC_NO_PROGRESS).is_none()
+}
+
+/// Builds the options from the arguments, the settings files and the environment.
+fn options_from(cli: &Cli) -> Result<SyncOptions, Error> {
+    let ctx = LoadContext::from_process()
+        .map_err(|e| Error::Usage(format!("cannot read the working directory: {e}")))?;
+    let env = ctx.env.clone();
+    let loaded = wandb_settings::load(&ctx, &LoadOptions::default())
+        .map_err(|e| Error::Settings(e.to_string()))?;
+    let settings = loaded.settings;
+    let base_url = settings.base_url.clone();
+    let api_key = match wandb_settings::lookup_api_key(&base_url, &env) {
+        Ok(lookup) => {
+            for warning in &lookup.warnings {
+                eprintln!("wandb-sync: warning: {warning}");
+            }
+            lookup.found.map(|f| f.key)
+        }
+        Err(e) => return Err(Error::Settings(e.to_string())),
+    };
+    if api_key.is_none() && !cli.dry_run {
+        return Err(Error::NoApiKey {
+            host: wandb_settings::netloc(&base_url)
+                .unwrap_or(&base_url)
+                .to_owned(),
+            base_url,
+        });
+    }
+    let mut opts = SyncOptions::new(cli.paths.clone(), base_url, api_key);
+    opts.include_synced = cli.include_synced;
+    opts.include_online = cli.include_online;
+    opts.entity.clone_from(&cli.entity);
+    opts.project.clone_from(&cli.project);
+    opts.run_id.clone_from(&cli.run_id);
+    opts.job_type.clone_from(&cli.job_type);
+    if let Some(spec) = &cli.replace_tags {
+        opts.replace_tags = parse_replace_tags(spec)?;
+    }
+    if cli.jobs == Some(0) {
+        return Err(Error::Usage("--jobs must be at least 1".into()));
+    }
+    opts.jobs = cli.jobs.unwrap_or_else(default_jobs);
+    opts.live = cli.live;
+    opts.dry_run = cli.dry_run;
+    opts.wait_locked = cli.wait_locked;
+    opts.run_timeout = Duration::from_secs(cli.timeout.max(1));
+    opts.host = Some(settings.host.clone());
+    opts.program = std::env::args().next();
+    opts.ca_bundle = ca_bundle(&env);
+    if let Some(bytes) = cli.chunk_bytes {
+        opts.chunk_bytes = bytes.max(1);
+    }
+    if env
+        .get(WANDB_SYNC_TEST_FAST_RETRY)
+        .is_some_and(|v| !v.is_empty() && v != "0")
+    {
+        opts.retry = RetryPolicy::fast();
+        opts.live_poll = Duration::from_millis(50);
+    }
+    Ok(opts)
+}
+
+fn ca_bundle(env: &Env) -> Option<PathBuf> {
+    [REQUESTS_CA_BUNDLE, "SSL_CERT_FILE"]
+        .iter()
+        .filter_map(|name| env.get_os(name))
+        .map(PathBuf::from)
+        .find(|p| !p.as_os_str().is_empty() && p.is_file())
+}
+
+/// Parses `old=new,old2=new2`.
+pub(crate) fn parse_replace_tags(spec: &str) -> Result<Vec<(String, String)>, Error> {
+    let mut out = Vec::new();
+    for part in spec.split(',').filter(|p| !p.trim().is_empty()) {
+        let Some((old, new)) = part.split_once('=') else {
+            return Err(Error::Usage(format!(
+                "--replace-tags: {part:?} is not OLD=NEW"
+            )));
+        };
+        out.push((old.trim().to_owned(), new.trim().to_owned()));
+    }
+    Ok(out)
+}
+
+/// Progress bars (terminal) or one line per finished run (stderr), or nothing.
+struct Progress {
+    bars: Option<MultiProgress>,
+    quiet: bool,
+    running: Mutex<HashMap<PathBuf, ProgressBar>>,
+}
+
+impl Progress {
+    fn new(bars: bool, quiet: bool) -> Arc<Self> {
+        Arc::new(Progress {
+            bars: bars.then(MultiProgress::new),
+            quiet,
+            running: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn clear(&self) {
+        if let Some(bars) = &self.bars {
+            let _ = bars.clear();
+        }
+    }
+}
+
+impl Observer for Progress {
+    fn run_started(&self, path: &Path, bytes: u64) {
+        let Some(bars) = &self.bars else {
+            return;
+        };
+        let bar = bars.add(ProgressBar::new(bytes));
+        if let Ok(style) = ProgressStyle::with_template("{bar:30} {bytes}/{total_bytes} {msg}") {
+            bar.set_style(style);
+        }
+        bar.set_message(short_name(path));
+        self.running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(path.to_path_buf(), bar);
+    }
+
+    fn run_progress(&self, path: &Path, bytes_done: u64) {
+        if let Some(bar) = self
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(path)
+        {
+            bar.set_position(bytes_done);
+        }
+    }
+
+    fn run_finished(&self, report: &RunReport) {
+        let bar = self
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&report.path);
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        if self.quiet {
+            return;
+        }
+        let line = format!(
+            "{} {} ({} rows)",
+            report.result.as_str(),
+            report.path.display(),
+            report.rows
+        );
+        match &self.bars {
+            Some(bars) => {
+                let _ = bars.println(line);
+            }
+            None => eprintln!("{line}"),
+        }
+    }
+}
+
+fn short_name(path: &Path) -> String {
+    path.parent()
+        .and_then(Path::file_name)
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
+}
+
+struct StderrLogger;
+
+impl log::Log for StderrLogger {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::Level::Debug && metadata.target().starts_with("wandb_sync")
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            eprintln!("wandb-sync: {}: {}", record.level(), record.args());
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replace_tags_spec() {
+        assert_eq!(
+            parse_replace_tags("a=b, c=").unwrap(),
+            vec![("a".into(), "b".into()), ("c".into(), String::new())]
+        );
+        assert!(parse_replace_tags("nope").is_err());
+    }
+
+    #[test]
+    fn cli_parses() {
+        let cli = Cli::try_parse_from(["wandb-sync", "-j", "3", "--json", "a", "b"]).unwrap();
+        assert_eq!(cli.jobs, Some(3));
+        assert_eq!(cli.paths.len(), 2);
+        assert!(Cli::try_parse_from(["wandb-sync"]).is_err());
+    }
+}

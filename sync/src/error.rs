@@ -1,0 +1,131 @@
+//! The crate's error type.
+//!
+//! [`Error`] covers what stops a whole sync (bad usage, missing credentials) and what stops one
+//! run (an I/O failure on its files, a permanent server refusal, an exhausted retry budget).
+//! Run-level errors never stop the other runs: [`crate::sync_paths`] records them in the
+//! [`crate::Report`]. No variant ever carries the API key: HTTP errors are built from the status,
+//! a redacted URL and the server's message only.
+
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A `Result` whose error is this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong while syncing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The command line or options are unusable (exit code 2).
+    #[error("{0}")]
+    Usage(String),
+    /// A path given on the command line does not exist.
+    #[error("{path}: no such file or directory", path = .path.display())]
+    NoSuchPath {
+        /// The path as given.
+        path: PathBuf,
+    },
+    /// No API key was found for the server.
+    #[error(
+        "no api key for {base_url}: set WANDB_API_KEY or add a `machine {host}` entry to your netrc file"
+    )]
+    NoApiKey {
+        /// The server.
+        base_url: String,
+        /// The host[:port] looked up in netrc.
+        host: String,
+    },
+    /// The API key found is malformed, or settings are invalid.
+    #[error("{0}")]
+    Settings(String),
+    /// An operating-system I/O error, with the file it concerned and what we were doing.
+    #[error("{path}: {action}: {source}", path = .path.display())]
+    Io {
+        /// The file concerned.
+        path: PathBuf,
+        /// What was being done, e.g. "read", "write ledger".
+        action: &'static str,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// The `.wandb` file could not be read at all (bad header, I/O).
+    #[error(transparent)]
+    Format(#[from] wandb_format::Error),
+    /// The file holds no `run` record, so there is nothing to sync it to.
+    #[error("{path}: no run record found", path = .path.display())]
+    NoRunRecord {
+        /// The `.wandb` file.
+        path: PathBuf,
+    },
+    /// The ledger next to a `.wandb` file is unreadable or does not match the file.
+    #[error("{path}: {problem}", path = .path.display())]
+    Ledger {
+        /// The ledger file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The server refused a request for good (a status W&B does not retry, or GraphQL errors).
+    #[error("{what}: server refused the request: {detail}")]
+    Permanent {
+        /// The request, e.g. "UpsertBucket" or "PUT config.yaml".
+        what: String,
+        /// Status and server message.
+        detail: String,
+    },
+    /// A request kept failing until its retry limit or the run's time budget ran out.
+    #[error("{what}: gave up after {attempts} attempt(s) in {elapsed:.1?}: {last}")]
+    RetriesExhausted {
+        /// The request.
+        what: String,
+        /// Attempts made.
+        attempts: u32,
+        /// Time spent.
+        elapsed: Duration,
+        /// The last failure.
+        last: String,
+    },
+    /// The server's reply could not be understood.
+    #[error("{what}: unexpected reply: {detail}")]
+    BadReply {
+        /// The request.
+        what: String,
+        /// What was wrong.
+        detail: String,
+    },
+    /// The HTTP client could not be built (bad CA bundle, TLS setup).
+    #[error("http client: {0}")]
+    Client(String),
+    /// The run's overall time budget ran out.
+    #[error("time budget of {0:?} for this run ran out")]
+    Timeout(Duration),
+    /// The server asked the run to stop (the UI's Stop button).
+    #[error("the server asked this run to stop")]
+    Stopped,
+    /// An internal worker thread ended unexpectedly.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, action: &'static str, source: io::Error) -> Self {
+        Self::Io {
+            path: path.into(),
+            action,
+            source,
+        }
+    }
+
+    /// Whether this error is the user's to fix before anything can run (exit code 2).
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            Error::Usage(_)
+                | Error::NoSuchPath { .. }
+                | Error::NoApiKey { .. }
+                | Error::Settings(_)
+        )
+    }
+}

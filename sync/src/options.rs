@@ -1,0 +1,128 @@
+//! [`SyncOptions`]: everything a sync needs, already validated, so tests can call
+//! [`crate::sync_paths`] without a command line.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use wandb_settings::Secret;
+
+use crate::http::RetryPolicy;
+use crate::report::RunReport;
+
+/// Progress notifications (the CLI draws progress bars from them).
+pub trait Observer: Send + Sync {
+    /// A run started syncing; `bytes` is the size of its `.wandb` file.
+    fn run_started(&self, _path: &std::path::Path, _bytes: u64) {}
+    /// Bytes of the `.wandb` file processed so far.
+    fn run_progress(&self, _path: &std::path::Path, _bytes_done: u64) {}
+    /// A run finished (any result).
+    fn run_finished(&self, _report: &RunReport) {}
+}
+
+/// An observer that ignores everything.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoProgress;
+
+impl Observer for NoProgress {}
+
+/// Options of one sync.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct SyncOptions {
+    /// `.wandb` files, run folders, `wandb/` folders or globs.
+    pub paths: Vec<PathBuf>,
+    /// Sync runs that already have a `.synced` marker.
+    pub include_synced: bool,
+    /// Sync online runs (folders not starting with `offline-`).
+    pub include_online: bool,
+    /// Entity override.
+    pub entity: Option<String>,
+    /// Project override.
+    pub project: Option<String>,
+    /// Run id override.
+    pub run_id: Option<String>,
+    /// Job type override.
+    pub job_type: Option<String>,
+    /// Tag renames (`old`, `new`); an empty `new` removes the tag.
+    pub replace_tags: Vec<(String, String)>,
+    /// Runs synced at once.
+    pub jobs: usize,
+    /// Follow runs still being written until their exit record.
+    pub live: bool,
+    /// How often `live` looks for new records.
+    pub live_poll: Duration,
+    /// Read and report, send nothing.
+    pub dry_run: bool,
+    /// Wait for runs locked by another process instead of skipping them.
+    pub wait_locked: bool,
+    /// Server API URL, without trailing slash.
+    pub base_url: String,
+    /// API key (`None` is allowed only for `dry_run`).
+    pub api_key: Option<Secret>,
+    /// PEM bundle added to the system's root certificates.
+    pub ca_bundle: Option<PathBuf>,
+    /// Retry timing.
+    pub retry: RetryPolicy,
+    /// Time budget for one run (all its requests and retries).
+    pub run_timeout: Duration,
+    /// This machine's host name (sent as `host` in the first UpsertBucket, as W&B does).
+    pub host: Option<String>,
+    /// This program (sent as `program`).
+    pub program: Option<String>,
+    /// Output gathered per file_stream request before it is sent (bytes). Smaller values give
+    /// more, smaller requests (tests use this to get many requests from small runs).
+    pub chunk_bytes: usize,
+    /// Progress notifications.
+    pub observer: Arc<dyn Observer>,
+}
+
+impl std::fmt::Debug for SyncOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncOptions")
+            .field("paths", &self.paths)
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "***"))
+            .field("jobs", &self.jobs)
+            .field("live", &self.live)
+            .field("dry_run", &self.dry_run)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The default number of runs synced at once: twice the cores, between 2 and 8 (each run
+/// pipelines reading with network I/O, so a little more than one per core keeps both busy).
+pub fn default_jobs() -> usize {
+    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+    (cores * 2).clamp(2, 8)
+}
+
+impl SyncOptions {
+    /// Options with W&B's defaults for the given paths and server.
+    pub fn new(paths: Vec<PathBuf>, base_url: impl Into<String>, api_key: Option<Secret>) -> Self {
+        SyncOptions {
+            paths,
+            include_synced: false,
+            include_online: false,
+            entity: None,
+            project: None,
+            run_id: None,
+            job_type: None,
+            replace_tags: Vec::new(),
+            jobs: default_jobs(),
+            live: false,
+            live_poll: Duration::from_secs(1),
+            dry_run: false,
+            wait_locked: false,
+            base_url: base_url.into().trim_end_matches('/').to_owned(),
+            api_key,
+            ca_bundle: None,
+            retry: RetryPolicy::default(),
+            run_timeout: Duration::from_secs(6 * 3600),
+            host: None,
+            program: None,
+            chunk_bytes: crate::runsync::CHUNK_BYTES,
+            observer: Arc::new(NoProgress),
+        }
+    }
+}

@@ -1,0 +1,284 @@
+//! What a sync did, per run and overall, and its `--json` form.
+//!
+//! # `--json` output
+//!
+//! JSON Lines on stdout, each line an envelope `{"type": ..., "data": ...}`:
+//!
+//! * `{"type": "run", "data": <RunReport>}`: one per `.wandb` file considered, in input order.
+//! * `{"type": "summary", "data": {"runs": N, "synced": N, "failed": N, "skipped": N,
+//!   "rows": N, "files": N, "bytes": N, "seconds": F, "exit_code": N}}`: last line.
+//!
+//! Fields of a run: `path`, `run_id`, `entity`, `project`, `result` (one of the
+//! [`RunResult`] names below), `rows` (history rows sent or, with `--dry-run`, to send),
+//! `rows_total`, `events`, `console_lines`, `files` (names uploaded), `bytes` (request bytes
+//! sent), `exit_code` (the run's, as reported to the server), `damage` (skipped spans),
+//! `refused` (file paths refused), `warnings`, `error`, `seconds`, `url`. New fields and types
+//! may be added; consumers should ignore unknown ones.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+/// The outcome for one `.wandb` file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RunResult {
+    /// Everything was acknowledged; `.synced` was written.
+    Synced,
+    /// Everything valid was acknowledged and `.synced` was written, but damaged spans were
+    /// skipped or file paths refused.
+    Partial,
+    /// Something failed; the ledger keeps what was acknowledged, so a re-run resumes.
+    Failed,
+    /// Skipped: already synced (use `--include-synced`).
+    SkippedSynced,
+    /// Skipped: an online run (use `--include-online`).
+    SkippedOnline,
+    /// Skipped: another process is syncing it (use `--wait-locked` to wait).
+    Locked,
+    /// `--dry-run`: nothing was sent.
+    DryRun,
+}
+
+impl RunResult {
+    /// Whether this outcome makes the exit code 1.
+    pub fn is_failure(self) -> bool {
+        matches!(self, RunResult::Failed | RunResult::Partial)
+    }
+
+    /// Whether the run was skipped without being read.
+    pub fn is_skipped(self) -> bool {
+        matches!(
+            self,
+            RunResult::SkippedSynced | RunResult::SkippedOnline | RunResult::Locked
+        )
+    }
+
+    /// The snake_case name used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunResult::Synced => "synced",
+            RunResult::Partial => "partial",
+            RunResult::Failed => "failed",
+            RunResult::SkippedSynced => "skipped_synced",
+            RunResult::SkippedOnline => "skipped_online",
+            RunResult::Locked => "locked",
+            RunResult::DryRun => "dry_run",
+        }
+    }
+}
+
+/// A damaged span skipped while reading.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DamageReport {
+    /// File offset where the damage starts.
+    pub offset: u64,
+    /// Bytes skipped.
+    pub length: u64,
+    /// Why.
+    pub reason: String,
+}
+
+/// A file path refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RefusedFile {
+    /// The path as written in the run.
+    pub path: String,
+    /// Why it was refused.
+    pub reason: String,
+}
+
+/// What happened to one `.wandb` file.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunReport {
+    /// The `.wandb` file.
+    pub path: PathBuf,
+    /// The run id it was synced to.
+    pub run_id: String,
+    /// The entity (as resolved by the server, or requested).
+    pub entity: Option<String>,
+    /// The project.
+    pub project: Option<String>,
+    /// The outcome.
+    pub result: RunResult,
+    /// History rows sent in this invocation (or to send, with `--dry-run`).
+    pub rows: u64,
+    /// History rows in the file.
+    pub rows_total: u64,
+    /// Events (system metrics) lines in the file.
+    pub events: u64,
+    /// Console lines in the file.
+    pub console_lines: u64,
+    /// Files uploaded (or to upload, with `--dry-run`), by name.
+    pub files: Vec<String>,
+    /// Request body bytes sent.
+    pub bytes: u64,
+    /// The exit code reported for the run.
+    pub exit_code: Option<i32>,
+    /// Damaged spans skipped.
+    pub damage: Vec<DamageReport>,
+    /// File paths refused.
+    pub refused: Vec<RefusedFile>,
+    /// Other things worth knowing (missing exit record, invalid values, oversize lines).
+    pub warnings: Vec<String>,
+    /// The error, for failed runs.
+    pub error: Option<String>,
+    /// Seconds spent.
+    pub seconds: f64,
+    /// The run's page, when known.
+    pub url: Option<String>,
+}
+
+impl RunReport {
+    /// An empty report for `path` with the given result.
+    pub fn new(path: PathBuf, run_id: String, result: RunResult) -> Self {
+        RunReport {
+            path,
+            run_id,
+            entity: None,
+            project: None,
+            result,
+            rows: 0,
+            rows_total: 0,
+            events: 0,
+            console_lines: 0,
+            files: Vec::new(),
+            bytes: 0,
+            exit_code: None,
+            damage: Vec::new(),
+            refused: Vec::new(),
+            warnings: Vec::new(),
+            error: None,
+            seconds: 0.0,
+            url: None,
+        }
+    }
+}
+
+/// The whole sync.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// One entry per `.wandb` file considered, in input order.
+    pub runs: Vec<RunReport>,
+    /// Seconds spent.
+    pub seconds: f64,
+}
+
+/// Totals over a [`Report`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Totals {
+    /// Files considered.
+    pub runs: usize,
+    /// Synced (including partial).
+    pub synced: usize,
+    /// Failed.
+    pub failed: usize,
+    /// Skipped (synced, online, locked).
+    pub skipped: usize,
+    /// History rows sent.
+    pub rows: u64,
+    /// Files uploaded.
+    pub files: usize,
+    /// Request bytes sent.
+    pub bytes: u64,
+    /// Seconds spent.
+    pub seconds: f64,
+    /// The process exit code.
+    pub exit_code: i32,
+}
+
+impl Report {
+    /// 0 when every run synced (or was skipped), 1 when some failed or were only partly synced.
+    pub fn exit_code(&self) -> i32 {
+        if self.runs.iter().any(|r| r.result.is_failure()) {
+            1
+        } else {
+            0
+        }
+    }
+
+    /// Totals.
+    pub fn totals(&self) -> Totals {
+        Totals {
+            runs: self.runs.len(),
+            synced: self
+                .runs
+                .iter()
+                .filter(|r| matches!(r.result, RunResult::Synced | RunResult::Partial))
+                .count(),
+            failed: self
+                .runs
+                .iter()
+                .filter(|r| r.result == RunResult::Failed)
+                .count(),
+            skipped: self.runs.iter().filter(|r| r.result.is_skipped()).count(),
+            rows: self.runs.iter().map(|r| r.rows).sum(),
+            files: self.runs.iter().map(|r| r.files.len()).sum(),
+            bytes: self.runs.iter().map(|r| r.bytes).sum(),
+            seconds: self.seconds,
+            exit_code: self.exit_code(),
+        }
+    }
+
+    /// The `--json` lines (see the module docs).
+    pub fn to_json_lines(&self) -> String {
+        let mut out = String::new();
+        for run in &self.runs {
+            let line = serde_json::json!({"type": "run", "data": run});
+            out.push_str(&line.to_string());
+            out.push('\n');
+        }
+        let line = serde_json::json!({"type": "summary", "data": self.totals()});
+        out.push_str(&line.to_string());
+        out.push('\n');
+        out
+    }
+
+    /// A human-readable table.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        for run in &self.runs {
+            let place = match (&run.entity, &run.project) {
+                (Some(e), Some(p)) => format!("{e}/{p}/{}", run.run_id),
+                (None, Some(p)) => format!("{p}/{}", run.run_id),
+                _ => run.run_id.clone(),
+            };
+            out.push_str(&format!(
+                "{:<15} {place}  rows {}/{}  files {}  bytes {}  ({})\n",
+                run.result.as_str(),
+                run.rows,
+                run.rows_total,
+                run.files.len(),
+                run.bytes,
+                run.path.display()
+            ));
+            for d in &run.damage {
+                out.push_str(&format!(
+                    "    skipped {} damaged bytes at offset {}: {}\n",
+                    d.length, d.offset, d.reason
+                ));
+            }
+            for r in &run.refused {
+                out.push_str(&format!("    refused file {:?}: {}\n", r.path, r.reason));
+            }
+            for w in &run.warnings {
+                out.push_str(&format!("    warning: {w}\n"));
+            }
+            if let Some(e) = &run.error {
+                out.push_str(&format!("    error: {e}\n"));
+            }
+            if let Some(url) = &run.url
+                && matches!(run.result, RunResult::Synced | RunResult::Partial)
+            {
+                out.push_str(&format!("    {url}\n"));
+            }
+        }
+        let t = self.totals();
+        out.push_str(&format!(
+            "{} run(s): {} synced, {} failed, {} skipped; {} rows, {} files, {} bytes in {:.2} s\n",
+            t.runs, t.synced, t.failed, t.skipped, t.rows, t.files, t.bytes, t.seconds
+        ));
+        out
+    }
+}

@@ -1,0 +1,469 @@
+//! The run config as W&B's server stores it: `{"<key>": {"value": v}, ..., "_wandb": {"value":
+//! {"t": ..., "m": [...], "e": {...}, "cli_version", "python_version"}}}`, built from the run
+//! record's config, `config` records, `telemetry`, `metric` and `environment` records.
+//!
+//! * `t` is the merged telemetry keyed by proto field number: messages made of flags become the
+//!   sorted list of set field numbers, messages of strings a map from number to string. It is
+//!   built from the records' wire encoding, so new telemetry fields need no code here.
+//! * `m` lists metric definitions keyed by field number, with the step metric referenced by its
+//!   1-based position in the list (`"5"`).
+//! * `e` maps each writer id to its merged environment snapshot (protojson field names).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use indexmap::IndexMap;
+use prost::Message;
+use wandb_format::proto::{ConfigRecord, EnvironmentRecord, MetricRecord, TelemetryRecord};
+
+use crate::jsonbuild::{JsonTree, Node, Path, canonical, push_json_string};
+use crate::metadata::environment_json;
+
+/// `TelemetryRecord.feature`.
+const FEATURE_FIELD: u64 = 3;
+
+/// `Feature.sync2`, which wandb-core's syncer sets.
+const FEATURE_SYNC2: u64 = 76;
+
+/// One merged telemetry field.
+#[derive(Debug, Clone, PartialEq)]
+enum TelemetryValue {
+    Flags(BTreeSet<u64>),
+    Strings(BTreeMap<u64, String>),
+    Text(String),
+}
+
+/// The pieces of the run config, accumulated record by record.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct RunConfig {
+    user: JsonTree,
+    telemetry: BTreeMap<u64, TelemetryValue>,
+    metrics: IndexMap<String, MetricRecord>,
+    environments: IndexMap<String, EnvironmentRecord>,
+    /// Values that were not valid JSON and were left out.
+    pub(crate) n_invalid: u64,
+    version: u64,
+}
+
+impl RunConfig {
+    /// A counter that changes whenever the config changes.
+    pub(crate) fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Applies a config update (from a `config` record or the run record's config).
+    pub(crate) fn apply_config(&mut self, record: &ConfigRecord) {
+        for item in &record.update {
+            let path = Path::of(&item.key, &item.nested_key);
+            match canonical(&item.value_json) {
+                Ok(value) => self.user.set(&segments(path), &value),
+                Err(_) => self.n_invalid += 1,
+            }
+        }
+        for item in &record.remove {
+            self.user
+                .remove(&segments(Path::of(&item.key, &item.nested_key)));
+        }
+        self.version += 1;
+    }
+
+    /// Merges a telemetry record.
+    pub(crate) fn apply_telemetry(&mut self, record: &TelemetryRecord) {
+        let bytes = record.encode_to_vec();
+        for (number, field) in WireFields::new(&bytes) {
+            if number >= 200 {
+                // `_info` and other private fields are not part of `t`.
+                continue;
+            }
+            match field {
+                WireValue::Bytes(sub) if matches!(number, 4 | 5 | 6 | 12 | 13) => {
+                    let text = String::from_utf8_lossy(sub).into_owned();
+                    self.telemetry.insert(number, TelemetryValue::Text(text));
+                }
+                WireValue::Bytes(sub) => {
+                    let mut flags = BTreeSet::new();
+                    let mut strings = BTreeMap::new();
+                    for (sub_number, sub_field) in WireFields::new(sub) {
+                        match sub_field {
+                            WireValue::Varint(v) if v != 0 => {
+                                flags.insert(sub_number);
+                            }
+                            WireValue::Bytes(text) => {
+                                strings
+                                    .insert(sub_number, String::from_utf8_lossy(text).into_owned());
+                            }
+                            _ => {}
+                        }
+                    }
+                    let entry = self.telemetry.entry(number);
+                    if strings.is_empty() {
+                        match entry.or_insert_with(|| TelemetryValue::Flags(BTreeSet::new())) {
+                            TelemetryValue::Flags(set) => set.extend(flags),
+                            other => *other = TelemetryValue::Flags(flags),
+                        }
+                    } else {
+                        match entry.or_insert_with(|| TelemetryValue::Strings(BTreeMap::new())) {
+                            TelemetryValue::Strings(map) => map.extend(strings),
+                            other => *other = TelemetryValue::Strings(strings),
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.version += 1;
+    }
+
+    /// Adds or replaces a metric definition.
+    pub(crate) fn apply_metric(&mut self, record: &MetricRecord) {
+        let key = if record.glob_name.is_empty() {
+            format!("n:{}", record.name)
+        } else {
+            format!("g:{}", record.glob_name)
+        };
+        let overwrite = record.control.as_ref().is_some_and(|c| c.overwrite);
+        match self.metrics.get_mut(&key) {
+            Some(existing) if !overwrite => {
+                let mut merged = existing.encode_to_vec();
+                record.encode(&mut merged).ok();
+                if let Ok(decoded) = MetricRecord::decode(merged.as_slice()) {
+                    *existing = decoded;
+                }
+            }
+            _ => {
+                self.metrics.insert(key, record.clone());
+            }
+        }
+        self.version += 1;
+    }
+
+    /// Merges an environment record into its writer's snapshot.
+    pub(crate) fn apply_environment(&mut self, record: &EnvironmentRecord) {
+        let entry = self
+            .environments
+            .entry(record.writer_id.clone())
+            .or_default();
+        let bytes = record.encode_to_vec();
+        let _ = entry.merge(bytes.as_slice());
+        self.version += 1;
+    }
+
+    /// All environment snapshots merged into one (for `wandb-metadata.json`), if any.
+    pub(crate) fn merged_environment(&self) -> Option<EnvironmentRecord> {
+        let mut iter = self.environments.values();
+        let mut merged = iter.next()?.clone();
+        for env in iter {
+            let _ = merged.merge(env.encode_to_vec().as_slice());
+        }
+        Some(merged)
+    }
+
+    /// The config as the JSON text UpsertBucket sends.
+    pub(crate) fn to_json(&self) -> String {
+        self.to_tree().to_json()
+    }
+
+    /// The config as a tree: every user key wrapped as `{"value": v}`, plus `_wandb`.
+    pub(crate) fn to_tree(&self) -> JsonTree {
+        let mut out = JsonTree::default();
+        for (key, node) in self.user.iter() {
+            if key == "_wandb" {
+                continue;
+            }
+            let mut wrapper = JsonTree::default();
+            wrapper.insert("value", node.clone());
+            out.insert(key, Node::Object(wrapper));
+        }
+        let mut wandb = match self.user.get("_wandb") {
+            Some(Node::Object(tree)) => tree.clone(),
+            Some(Node::Raw(text)) => JsonTree::from_text(text).unwrap_or_default(),
+            None => JsonTree::default(),
+        };
+        if let Some(TelemetryValue::Text(v)) = self.telemetry.get(&5) {
+            wandb.insert("cli_version", Node::Raw(json_string(v)));
+        }
+        if let Some(TelemetryValue::Text(v)) = self.telemetry.get(&4) {
+            wandb.insert("python_version", Node::Raw(json_string(v)));
+        }
+        wandb.insert("t", Node::Raw(self.telemetry_json()));
+        wandb.insert("m", Node::Raw(self.metrics_json()));
+        if !self.environments.is_empty() {
+            let mut envs = String::from("{");
+            for (i, (writer, env)) in self.environments.iter().enumerate() {
+                if i > 0 {
+                    envs.push(',');
+                }
+                push_json_string(&mut envs, writer);
+                envs.push(':');
+                envs.push_str(&environment_json(env, None));
+            }
+            envs.push('}');
+            wandb.insert("e", Node::Raw(envs));
+        }
+        let mut wrapper = JsonTree::default();
+        wrapper.insert("value", Node::Object(wandb));
+        out.insert("_wandb", Node::Object(wrapper));
+        out
+    }
+
+    fn telemetry_json(&self) -> String {
+        // Like wandb-core's syncer, mark the run as uploaded by a syncer (feature `sync2`).
+        let mut telemetry = self.telemetry.clone();
+        if let TelemetryValue::Flags(set) = telemetry
+            .entry(FEATURE_FIELD)
+            .or_insert_with(|| TelemetryValue::Flags(BTreeSet::new()))
+        {
+            set.insert(FEATURE_SYNC2);
+        }
+        let mut out = String::from("{");
+        let mut first = true;
+        for (number, value) in &telemetry {
+            let text = match value {
+                TelemetryValue::Flags(set) if set.is_empty() => continue,
+                TelemetryValue::Flags(set) => {
+                    let items: Vec<String> = set.iter().map(u64::to_string).collect();
+                    format!("[{}]", items.join(","))
+                }
+                TelemetryValue::Strings(map) => {
+                    let mut s = String::from("{");
+                    for (i, (k, v)) in map.iter().enumerate() {
+                        if i > 0 {
+                            s.push(',');
+                        }
+                        s.push_str(&format!("\"{k}\":"));
+                        push_json_string(&mut s, v);
+                    }
+                    s.push('}');
+                    s
+                }
+                TelemetryValue::Text(v) => json_string(v),
+            };
+            if !first {
+                out.push(',');
+            }
+            first = false;
+            out.push_str(&format!("\"{number}\":{text}"));
+        }
+        out.push('}');
+        out
+    }
+
+    fn metrics_json(&self) -> String {
+        // Named metrics first, then globs, as wandb-core lists them.
+        let ordered: Vec<&MetricRecord> = self
+            .metrics
+            .values()
+            .filter(|m| m.glob_name.is_empty())
+            .chain(self.metrics.values().filter(|m| !m.glob_name.is_empty()))
+            .collect();
+        let names: Vec<&str> = ordered
+            .iter()
+            .map(|m| {
+                if m.glob_name.is_empty() {
+                    m.name.as_str()
+                } else {
+                    ""
+                }
+            })
+            .collect();
+        let mut out = String::from("[");
+        for (i, metric) in ordered.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push('{');
+            let mut parts: Vec<String> = Vec::new();
+            if !metric.name.is_empty() {
+                parts.push(format!("\"1\":{}", json_string(&metric.name)));
+            }
+            if !metric.glob_name.is_empty() {
+                parts.push(format!("\"2\":{}", json_string(&metric.glob_name)));
+            }
+            if !metric.step_metric.is_empty() {
+                match names.iter().position(|n| *n == metric.step_metric) {
+                    Some(index) => parts.push(format!("\"5\":{}", index + 1)),
+                    None => parts.push(format!("\"4\":{}", json_string(&metric.step_metric))),
+                }
+            }
+            let mut options = Vec::new();
+            if let Some(o) = &metric.options {
+                if o.step_sync {
+                    options.push(1);
+                }
+                if o.hidden {
+                    options.push(2);
+                }
+                if o.defined && metric.glob_name.is_empty() {
+                    options.push(3);
+                }
+            }
+            parts.push(format!("\"6\":{}", number_list(&options)));
+            let mut summary = Vec::new();
+            if let Some(s) = &metric.summary {
+                for (flag, number) in [
+                    (s.min, 1),
+                    (s.max, 2),
+                    (s.mean, 3),
+                    (s.best, 4),
+                    (s.last, 5),
+                    (s.none, 6),
+                    (s.copy, 7),
+                    (s.first, 8),
+                ] {
+                    if flag {
+                        summary.push(number);
+                    }
+                }
+            }
+            parts.push(format!("\"7\":{}", number_list(&summary)));
+            if metric.goal != 0 {
+                parts.push(format!("\"8\":{}", metric.goal));
+            }
+            if metric.expanded_from_glob {
+                parts.push("\"10\":true".to_owned());
+            }
+            out.push_str(&parts.join(","));
+            out.push('}');
+        }
+        out.push(']');
+        out
+    }
+}
+
+fn number_list(numbers: &[u32]) -> String {
+    let items: Vec<String> = numbers.iter().map(u32::to_string).collect();
+    format!("[{}]", items.join(","))
+}
+
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    push_json_string(&mut out, s);
+    out
+}
+
+fn segments(path: Path<'_>) -> Vec<&str> {
+    match path {
+        Path::Key(k) => vec![k],
+        Path::Nested(p) => p.iter().map(String::as_str).collect(),
+    }
+}
+
+/// A protobuf field value as found on the wire.
+enum WireValue<'a> {
+    Varint(u64),
+    Bytes(&'a [u8]),
+    Fixed,
+}
+
+/// Iterates the fields of an encoded message without knowing its schema; stops at the first
+/// malformed byte.
+struct WireFields<'a> {
+    data: &'a [u8],
+}
+
+impl<'a> WireFields<'a> {
+    fn new(data: &'a [u8]) -> Self {
+        WireFields { data }
+    }
+
+    fn varint(&mut self) -> Option<u64> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let (&byte, rest) = self.data.split_first()?;
+            self.data = rest;
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Some(value);
+            }
+        }
+        None
+    }
+}
+
+impl<'a> Iterator for WireFields<'a> {
+    type Item = (u64, WireValue<'a>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.data.is_empty() {
+            return None;
+        }
+        let key = self.varint()?;
+        let number = key >> 3;
+        let value = match key & 7 {
+            0 => WireValue::Varint(self.varint()?),
+            1 => {
+                self.data = self.data.get(8..)?;
+                WireValue::Fixed
+            }
+            2 => {
+                let len = usize::try_from(self.varint()?).ok()?;
+                let bytes = self.data.get(..len)?;
+                self.data = self.data.get(len..)?;
+                WireValue::Bytes(bytes)
+            }
+            5 => {
+                self.data = self.data.get(4..)?;
+                WireValue::Fixed
+            }
+            _ => return None,
+        };
+        Some((number, value))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use wandb_format::proto::{ConfigItem, Feature, MetricOptions, MetricSummary};
+
+    #[test]
+    fn config_wraps_values_and_adds_wandb() {
+        let mut config = RunConfig::default();
+        config.apply_config(&ConfigRecord {
+            update: vec![
+                ConfigItem {
+                    key: "lr".into(),
+                    value_json: "0.10".into(),
+                    ..Default::default()
+                },
+                ConfigItem {
+                    key: "_wandb".into(),
+                    value_json: "{}".into(),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        });
+        config.apply_telemetry(&TelemetryRecord {
+            cli_version: "0.31.0".into(),
+            python_version: "3.11.7".into(),
+            feature: Some(Feature {
+                finish: true,
+                watch: true,
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        config.apply_metric(&MetricRecord {
+            name: "step".into(),
+            options: Some(MetricOptions {
+                defined: true,
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        config.apply_metric(&MetricRecord {
+            name: "loss".into(),
+            step_metric: "step".into(),
+            summary: Some(MetricSummary {
+                min: true,
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        assert_eq!(
+            config.to_json(),
+            r#"{"lr":{"value":0.1},"_wandb":{"value":{"cli_version":"0.31.0","python_version":"3.11.7","t":{"3":[1,2,76],"4":"3.11.7","5":"0.31.0"},"m":[{"1":"step","6":[3],"7":[]},{"1":"loss","5":1,"6":[],"7":[1]}]}}}"#
+        );
+    }
+}

@@ -1,0 +1,1321 @@
+//! Syncing one `.wandb` file, exactly once.
+//!
+//! Three threads work on a file:
+//!
+//! * the **reader** (the calling worker thread) decodes records in order, feeds the
+//!   [`Processor`], and cuts its output into chunks of about [`CHUNK_BYTES`] at record
+//!   boundaries;
+//! * the **sender** posts each chunk to file_stream (at most [`MAX_REQUEST_BYTES`] per request,
+//!   one request in flight), then records in the ledger what the server acknowledged: the
+//!   offset of the first record not yet covered and the line counts up to it;
+//! * the **uploader** creates upload URLs and PUTs the run's files while the history streams.
+//!
+//! On a restart the reader replays the records before the ledger's offset without emitting
+//! anything, so the server receives each line at the same offset exactly once (a retried
+//! request rewrites identical lines). The `.synced` marker is written only after the final
+//! request (`complete`, `exitcode`) and every upload were acknowledged.
+
+use std::collections::{BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use wandb_format::proto::Record;
+use wandb_format::proto::record::RecordType;
+use wandb_format::{Damage, Entry, Follower, LogFile, Recovery, ScanItem, decode};
+
+use crate::api::{Api, UploadSlot, UpsertParams, escape_segment};
+use crate::error::{Error, Result};
+use crate::fastrec::{self, FastRecord};
+use crate::files::{self, hash_bytes, hash_file};
+use crate::http::UploadSource;
+use crate::jsonbuild::push_json_string;
+use crate::ledger::{Destination, Ledger, LedgerData, UploadedFile, write_marker};
+use crate::lock;
+use crate::options::SyncOptions;
+use crate::process::{Carry, Chunk, FileRequest, Processor};
+use crate::report::{DamageReport, RefusedFile, RunReport, RunResult};
+use crate::yaml::to_yaml;
+
+/// Output gathered before a chunk is handed to the sender.
+pub(crate) const CHUNK_BYTES: usize = 4 << 20;
+
+/// Largest file_stream request body (W&B's limit: 10 MiB).
+pub(crate) const MAX_REQUEST_BYTES: usize = 10 << 20;
+
+/// Records larger than this are skipped as damage rather than decoded (hostile input guard).
+const MAX_RECORD_BYTES: usize = 64 << 20;
+
+/// Parallel PUTs per run.
+const UPLOAD_THREADS: usize = 4;
+
+/// One `.wandb` file to sync, as planned.
+#[derive(Debug, Clone)]
+pub(crate) struct FilePlan {
+    /// The `.wandb` file.
+    pub(crate) path: PathBuf,
+    /// Run id after overrides.
+    pub(crate) run_id: String,
+    /// Entity after overrides (`None`: the server's default).
+    pub(crate) entity: Option<String>,
+    /// Project after overrides.
+    pub(crate) project: Option<String>,
+    /// Start time (microseconds), for ordering fragments.
+    pub(crate) start_micros: i64,
+    /// File size when planned.
+    pub(crate) size: u64,
+}
+
+/// The `.synced` marker of a file.
+pub(crate) fn synced_marker(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".synced");
+    PathBuf::from(name)
+}
+
+/// Syncs one file. Returns the report and the state to carry to the run's next fragment.
+pub(crate) fn sync_file(
+    opts: &SyncOptions,
+    api: Option<&Api>,
+    plan: &FilePlan,
+    carry: Carry,
+) -> (RunReport, Carry) {
+    let started = Instant::now();
+    let mut report = RunReport::new(plan.path.clone(), plan.run_id.clone(), RunResult::Failed);
+    report.entity.clone_from(&plan.entity);
+    report.project.clone_from(&plan.project);
+    let _lock = if opts.dry_run {
+        None
+    } else {
+        match lock::acquire(&plan.path, opts.wait_locked) {
+            Ok(Some(lock)) => Some(lock),
+            Ok(None) => {
+                report.result = RunResult::Locked;
+                report.error = Some("another wandb-sync process is syncing this run".into());
+                return (report, carry);
+            }
+            Err(e) => {
+                report.error = Some(e.to_string());
+                return (report, carry);
+            }
+        }
+    };
+    if !opts.dry_run && !opts.include_synced && synced_marker(&plan.path).exists() {
+        report.result = RunResult::SkippedSynced;
+        return (report, carry);
+    }
+    opts.observer.run_started(&plan.path, plan.size);
+    let mut run = RunSync::new(opts, api, plan, carry, started);
+    let outcome = run.load_ledger().and_then(|()| run.drive());
+    let carry = run.finish_report(outcome, &mut report);
+    report.seconds = started.elapsed().as_secs_f64();
+    opts.observer.run_finished(&report);
+    (report, carry)
+}
+
+/// What the sender and uploader share with the reader.
+#[derive(Debug)]
+struct Shared {
+    ledger: Mutex<Ledger>,
+    error: Mutex<Option<Error>>,
+    failed: AtomicBool,
+    bytes_sent: AtomicU64,
+    rows_sent: AtomicU64,
+    uploaded: Mutex<Vec<String>>,
+}
+
+impl Shared {
+    fn fail(&self, error: Error) {
+        let mut slot = self.error.lock().unwrap_or_else(PoisonError::into_inner);
+        if slot.is_none() {
+            *slot = Some(error);
+        }
+        self.failed.store(true, Ordering::SeqCst);
+    }
+
+    fn failed(&self) -> bool {
+        self.failed.load(Ordering::SeqCst)
+    }
+
+    fn take_error(&self) -> Option<Error> {
+        self.error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+
+    fn ledger(&self) -> std::sync::MutexGuard<'_, Ledger> {
+        self.ledger.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Work for the sender thread, in order.
+enum Work {
+    Chunk {
+        chunk: Chunk,
+        summary: Option<String>,
+        record_offset: u64,
+        history_end: u64,
+        events_end: u64,
+    },
+    Upsert(Box<UpsertParams>),
+    Final {
+        summary: String,
+        uploaded: Vec<String>,
+        exit_code: Option<i32>,
+    },
+}
+
+/// A file for the uploader.
+enum UploadJob {
+    File { name: String, path: PathBuf },
+    Bytes { name: String, bytes: bytes::Bytes },
+}
+
+/// Where this file's lines go on the server.
+#[derive(Debug, Clone)]
+struct Target {
+    dest: Destination,
+    history_base: u64,
+    events_base: u64,
+    console_base: u64,
+}
+
+struct Threads {
+    sender: Option<SyncSender<Work>>,
+    sender_handle: Option<JoinHandle<()>>,
+    uploader: Option<SyncSender<UploadJob>>,
+    uploader_handle: Option<JoinHandle<()>>,
+}
+
+struct RunSync<'a> {
+    opts: &'a SyncOptions,
+    api: Option<&'a Api>,
+    plan: &'a FilePlan,
+    deadline: Instant,
+    processor: Processor,
+    chunk: Chunk,
+    shared: Arc<Shared>,
+    /// Records starting before this offset were acknowledged earlier: replay only.
+    skip_until: u64,
+    /// Counts the ledger expects at `skip_until`.
+    expect_history: u64,
+    expect_events: u64,
+    alerts_sent: u64,
+    crossed: bool,
+    next_offset: u64,
+    target: Option<Target>,
+    threads: Threads,
+    pending_files: Vec<FileRequest>,
+    end_files: Vec<FileRequest>,
+    files_seen: HashSet<String>,
+    refused: Vec<RefusedFile>,
+    refused_seen: HashSet<String>,
+    damage: Vec<DamageReport>,
+    dry_files: BTreeSet<String>,
+    summary_sent_version: u64,
+    config_sent_version: u64,
+    rows_dry: u64,
+    last_config_upsert: Instant,
+    last_progress: u64,
+}
+
+impl<'a> RunSync<'a> {
+    fn new(
+        opts: &'a SyncOptions,
+        api: Option<&'a Api>,
+        plan: &'a FilePlan,
+        carry: Carry,
+        started: Instant,
+    ) -> Self {
+        let ledger = Ledger::empty(&plan.path);
+        RunSync {
+            opts,
+            api,
+            plan,
+            deadline: started + opts.run_timeout,
+            processor: Processor::new(carry),
+            chunk: Chunk::default(),
+            shared: Arc::new(Shared {
+                ledger: Mutex::new(ledger),
+                error: Mutex::new(None),
+                failed: AtomicBool::new(false),
+                bytes_sent: AtomicU64::new(0),
+                rows_sent: AtomicU64::new(0),
+                uploaded: Mutex::new(Vec::new()),
+            }),
+            skip_until: 0,
+            expect_history: 0,
+            expect_events: 0,
+            alerts_sent: 0,
+            crossed: false,
+            next_offset: 0,
+            target: None,
+            threads: Threads {
+                sender: None,
+                sender_handle: None,
+                uploader: None,
+                uploader_handle: None,
+            },
+            pending_files: Vec::new(),
+            end_files: Vec::new(),
+            files_seen: HashSet::new(),
+            refused: Vec::new(),
+            refused_seen: HashSet::new(),
+            damage: Vec::new(),
+            dry_files: BTreeSet::new(),
+            summary_sent_version: 0,
+            config_sent_version: u64::MAX,
+            rows_dry: 0,
+            last_config_upsert: Instant::now(),
+            last_progress: 0,
+        }
+    }
+
+    fn files_dir(&self) -> PathBuf {
+        self.plan
+            .path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("files")
+    }
+
+    /// Loads the ledger and decides where emission starts.
+    fn load_ledger(&mut self) -> Result<()> {
+        if self.opts.dry_run {
+            return Ok(());
+        }
+        let loaded = Ledger::load(&self.plan.path)?;
+        let Some(data) = loaded.data.clone() else {
+            *self.shared.ledger() = loaded;
+            return Ok(());
+        };
+        let d = &data.destination;
+        let same = d.base_url == self.opts.base_url
+            && d.run_id == self.plan.run_id
+            && self.plan.entity.as_ref().is_none_or(|e| *e == d.entity)
+            && self.plan.project.as_ref().is_none_or(|p| *p == d.project);
+        if same {
+            self.skip_until = data.record_offset;
+            self.expect_history = data.history_acked;
+            self.expect_events = data.events_acked;
+            self.alerts_sent = data.alerts_sent;
+            *self.shared.ledger() = loaded;
+        } else {
+            log::debug!(
+                "{}: ledger is for another destination; starting over",
+                self.plan.path.display()
+            );
+            *self.shared.ledger() = Ledger::empty(&self.plan.path);
+        }
+        Ok(())
+    }
+
+    fn drive(&mut self) -> Result<()> {
+        if self.opts.live {
+            self.drive_live()?;
+        } else {
+            self.drive_file()?;
+        }
+        self.finish()
+    }
+
+    fn drive_file(&mut self) -> Result<()> {
+        let file = LogFile::open(&self.plan.path)?;
+        for item in file.scan(Recovery::SkipCorrupt) {
+            match item? {
+                ScanItem::Damage(damage) => self.damage(&damage),
+                ScanItem::Record(raw) => {
+                    if raw.payload.len() > MAX_RECORD_BYTES {
+                        self.damage.push(DamageReport {
+                            offset: raw.offset,
+                            length: raw.length,
+                            reason: format!(
+                                "record of {} bytes is larger than the {} byte limit",
+                                raw.payload.len(),
+                                MAX_RECORD_BYTES
+                            ),
+                        });
+                        continue;
+                    }
+                    if let Some(fast) = fastrec::parse(&raw.payload) {
+                        self.fast_record(raw.offset, raw.length, &fast)?;
+                    } else {
+                        match decode(&raw) {
+                            Ok(record) => self.record(raw.offset, raw.length, &record)?,
+                            Err(damage) => self.damage(&damage),
+                        }
+                    }
+                }
+            }
+            if self.shared.failed() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn drive_live(&mut self) -> Result<()> {
+        let mut follower = Follower::open(&self.plan.path, Recovery::SkipCorrupt)?;
+        loop {
+            let entries = follower.poll()?;
+            if entries.is_empty() {
+                if self.processor.exit.is_some() || self.shared.failed() {
+                    break;
+                }
+                if Instant::now() >= self.deadline {
+                    return Err(Error::Timeout(self.opts.run_timeout));
+                }
+                if self.target.is_some() {
+                    self.flush(self.next_offset)?;
+                    self.maybe_upsert_config(false);
+                }
+                std::thread::sleep(self.opts.live_poll);
+                continue;
+            }
+            for entry in entries {
+                match entry {
+                    Entry::Record {
+                        offset,
+                        length,
+                        record,
+                    } => self.record(offset, length, &record)?,
+                    Entry::Damage(damage) => self.damage(&damage),
+                }
+                if self.processor.exit.is_some() {
+                    break;
+                }
+            }
+            if self.processor.exit.is_some() || self.shared.failed() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn damage(&mut self, damage: &Damage) {
+        self.damage.push(DamageReport {
+            offset: damage.offset,
+            length: damage.length,
+            reason: damage.reason.to_string(),
+        });
+    }
+
+    /// A history or summary record decoded without allocations; the same as [`Self::record`]
+    /// on the fully decoded record.
+    fn fast_record(&mut self, offset: u64, length: u64, record: &FastRecord<'_>) -> Result<()> {
+        let emit = self.before_record(offset, length, record.history)?;
+        self.processor.apply_fast(record, emit, &mut self.chunk);
+        self.after_record(offset, length)
+    }
+
+    /// Checks the replay position and makes room for a record producing lines; returns whether
+    /// the record's output is emitted.
+    fn before_record(&mut self, offset: u64, length: u64, makes_lines: bool) -> Result<bool> {
+        let emit = offset >= self.skip_until;
+        if emit && !self.crossed {
+            self.check_replay()?;
+        }
+        if emit
+            && self.target.is_some()
+            && makes_lines
+            && self.chunk.size() + (length as usize).saturating_mul(2) > MAX_REQUEST_BYTES
+        {
+            self.flush(offset)?;
+        }
+        Ok(emit)
+    }
+
+    fn record(&mut self, offset: u64, length: u64, record: &Record) -> Result<()> {
+        let makes_lines = matches!(
+            record.record_type,
+            Some(RecordType::History(_) | RecordType::Stats(_) | RecordType::OutputRaw(_))
+        );
+        let emit = self.before_record(offset, length, makes_lines)?;
+        let overridden;
+        let record = match &record.record_type {
+            Some(RecordType::Run(run)) if self.processor.run.is_none() => {
+                let mut run = run.clone();
+                self.apply_overrides(&mut run);
+                overridden = Record {
+                    record_type: Some(RecordType::Run(run)),
+                    ..Default::default()
+                };
+                &overridden
+            }
+            _ => record,
+        };
+        self.processor
+            .apply(record, emit, self.alerts_sent, &mut self.chunk);
+        self.after_record(offset, length)
+    }
+
+    /// After a record: starts the run, routes file requests, cuts chunks, reports progress.
+    fn after_record(&mut self, offset: u64, length: u64) -> Result<()> {
+        self.next_offset = offset + length;
+        if self.target.is_none() && self.processor.run.is_some() {
+            self.start()?;
+        }
+        if !self.processor.new_files.is_empty() {
+            let requests = std::mem::take(&mut self.processor.new_files);
+            for request in requests {
+                if request.at_end {
+                    self.end_files.push(request.clone());
+                }
+                if request.now {
+                    self.pending_files.push(request);
+                }
+            }
+            if self.target.is_some() {
+                self.route_pending_files()?;
+            }
+        }
+        if self.target.is_some()
+            && self.chunk.size() >= self.opts.chunk_bytes.min(MAX_REQUEST_BYTES / 2)
+        {
+            self.flush(self.next_offset)?;
+        }
+        if self.next_offset >= self.last_progress + (1 << 20) {
+            self.last_progress = self.next_offset;
+            self.opts
+                .observer
+                .run_progress(&self.plan.path, self.next_offset);
+        }
+        Ok(())
+    }
+
+    /// Called when emission starts: the replayed records must give the ledger's counts.
+    fn check_replay(&mut self) -> Result<()> {
+        self.crossed = true;
+        if self.skip_until == 0 {
+            return Ok(());
+        }
+        if self.processor.n_history != self.expect_history
+            || self.processor.n_events != self.expect_events
+        {
+            return Err(Error::Ledger {
+                path: self.shared.ledger().path().to_path_buf(),
+                problem: format!(
+                    "does not match the .wandb file: it records {} history and {} events lines \
+                     before offset {}, the file has {} and {} (delete the ledger to sync from scratch)",
+                    self.expect_history,
+                    self.expect_events,
+                    self.skip_until,
+                    self.processor.n_history,
+                    self.processor.n_events
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    fn apply_overrides(&self, run: &mut wandb_format::proto::RunRecord) {
+        let opts = self.opts;
+        run.run_id.clone_from(&self.plan.run_id);
+        if let Some(entity) = &opts.entity {
+            run.entity.clone_from(entity);
+        }
+        if let Some(project) = &opts.project {
+            run.project.clone_from(project);
+        }
+        if let Some(job_type) = &opts.job_type {
+            run.job_type.clone_from(job_type);
+        }
+        if !opts.replace_tags.is_empty() {
+            let mut tags = Vec::with_capacity(run.tags.len());
+            for tag in &run.tags {
+                match opts.replace_tags.iter().find(|(old, _)| old == tag) {
+                    Some((_, new)) if new.is_empty() => {}
+                    Some((_, new)) => tags.push(new.clone()),
+                    None => tags.push(tag.clone()),
+                }
+            }
+            run.tags = tags;
+        }
+    }
+
+    fn upsert_params(&self, first: bool) -> UpsertParams {
+        let run = self.processor.run.clone().unwrap_or_default();
+        let text = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+        let target = self.target.as_ref();
+        UpsertParams {
+            storage_id: None,
+            run_id: self.plan.run_id.clone(),
+            entity: target
+                .map(|t| t.dest.entity.clone())
+                .or_else(|| text(&run.entity)),
+            project: target
+                .map(|t| t.dest.project.clone())
+                .or_else(|| text(&run.project)),
+            group: text(&run.run_group),
+            display_name: text(&run.display_name),
+            notes: text(&run.notes),
+            commit: run.git.as_ref().and_then(|g| text(&g.commit)),
+            repo: run.git.as_ref().and_then(|g| text(&g.remote_url)),
+            config: Some(self.processor.config.to_json()),
+            host: if first { self.opts.host.clone() } else { None },
+            program: if first {
+                self.opts.program.clone()
+            } else {
+                None
+            },
+            job_type: text(&run.job_type),
+            sweep: text(&run.sweep_id),
+            tags: (!run.tags.is_empty()).then(|| run.tags.clone()),
+        }
+    }
+
+    /// First run record seen: create the run on the server, fix the line bases, start threads.
+    fn start(&mut self) -> Result<()> {
+        let params = self.upsert_params(true);
+        self.config_sent_version = self.processor.config.version();
+        self.last_config_upsert = Instant::now();
+        let Some(api) = self.api.filter(|_| !self.opts.dry_run) else {
+            self.target = Some(Target {
+                dest: Destination {
+                    base_url: self.opts.base_url.clone(),
+                    entity: params.entity.unwrap_or_default(),
+                    project: params.project.unwrap_or_default(),
+                    run_id: self.plan.run_id.clone(),
+                },
+                history_base: 0,
+                events_base: 0,
+                console_base: 0,
+            });
+            return self.route_pending_files();
+        };
+        let bucket = api.upsert_bucket(&params, self.deadline)?;
+        let dest = Destination {
+            base_url: self.opts.base_url.clone(),
+            entity: bucket.entity.clone(),
+            project: bucket.project.clone(),
+            run_id: bucket.run_id.clone(),
+        };
+        let target = {
+            let mut ledger = self.shared.ledger();
+            match &ledger.data {
+                Some(data) if data.destination == dest => Target {
+                    dest,
+                    history_base: data.history_base,
+                    events_base: data.events_base,
+                    console_base: data.console_base,
+                },
+                Some(data) if self.skip_until > 0 => {
+                    return Err(Error::Ledger {
+                        path: ledger.path().to_path_buf(),
+                        problem: format!(
+                            "was written for {}/{}/{} but the server resolved {}/{}/{} \
+                             (delete the ledger to sync from scratch)",
+                            data.destination.entity,
+                            data.destination.project,
+                            data.destination.run_id,
+                            dest.entity,
+                            dest.project,
+                            dest.run_id
+                        ),
+                    });
+                }
+                _ => {
+                    let bases = [
+                        bucket.history_line_count,
+                        bucket.events_line_count,
+                        bucket.log_line_count,
+                    ];
+                    ledger.store(LedgerData::new(
+                        dest.clone(),
+                        bucket.storage_id.clone(),
+                        bases,
+                    ))?;
+                    Target {
+                        dest,
+                        history_base: bases[0],
+                        events_base: bases[1],
+                        console_base: bases[2],
+                    }
+                }
+            }
+        };
+        self.target = Some(target.clone());
+
+        let (work_tx, work_rx) = sync_channel::<Work>(1);
+        let shared = Arc::clone(&self.shared);
+        let sender_api = api.clone();
+        let sender_target = target.clone();
+        let deadline = self.deadline;
+        self.threads.sender = Some(work_tx);
+        self.threads.sender_handle = Some(
+            std::thread::Builder::new()
+                .name("wandb-sync-send".into())
+                .spawn(move || {
+                    sender_loop(&sender_api, &sender_target, &work_rx, &shared, deadline)
+                })
+                .map_err(|e| Error::Internal(format!("cannot start a thread: {e}")))?,
+        );
+        let (job_tx, job_rx) = sync_channel::<UploadJob>(256);
+        let shared = Arc::clone(&self.shared);
+        let uploader_api = api.clone();
+        self.threads.uploader = Some(job_tx);
+        self.threads.uploader_handle = Some(
+            std::thread::Builder::new()
+                .name("wandb-sync-upload".into())
+                .spawn(move || uploader_loop(&uploader_api, &target, &job_rx, &shared, deadline))
+                .map_err(|e| Error::Internal(format!("cannot start a thread: {e}")))?,
+        );
+        self.route_pending_files()
+    }
+
+    fn route_pending_files(&mut self) -> Result<()> {
+        let requests = std::mem::take(&mut self.pending_files);
+        for request in requests {
+            self.resolve_and_queue(&request.path)?;
+        }
+        Ok(())
+    }
+
+    fn resolve_and_queue(&mut self, requested: &str) -> Result<()> {
+        let (found, refused) = files::resolve(&self.files_dir(), requested);
+        for refusal in refused {
+            if self.refused_seen.insert(refusal.path.clone()) {
+                log::debug!("refused file {:?}: {}", refusal.path, refusal.reason);
+                self.refused.push(RefusedFile {
+                    path: refusal.path,
+                    reason: refusal.reason,
+                });
+            }
+        }
+        for file in found {
+            self.files_seen.insert(file.name.clone());
+            if self.opts.dry_run {
+                self.dry_files.insert(file.name);
+                continue;
+            }
+            self.queue_upload(UploadJob::File {
+                name: file.name,
+                path: file.path,
+            })?;
+        }
+        Ok(())
+    }
+
+    fn queue_upload(&mut self, job: UploadJob) -> Result<()> {
+        if self.opts.dry_run {
+            let name = match &job {
+                UploadJob::File { name, .. } | UploadJob::Bytes { name, .. } => name.clone(),
+            };
+            self.dry_files.insert(name);
+            return Ok(());
+        }
+        let Some(tx) = &self.threads.uploader else {
+            return Ok(());
+        };
+        if tx.send(job).is_err() {
+            return Err(self.thread_error());
+        }
+        Ok(())
+    }
+
+    fn thread_error(&self) -> Error {
+        self.shared
+            .take_error()
+            .unwrap_or_else(|| Error::Internal("a worker thread stopped".into()))
+    }
+
+    /// Hands the current chunk to the sender; `record_offset` is the first record not in it.
+    fn flush(&mut self, record_offset: u64) -> Result<()> {
+        let summary_changed = self.processor.summary_version != self.summary_sent_version;
+        if self.chunk.is_empty() && !summary_changed {
+            return Ok(());
+        }
+        let chunk = std::mem::take(&mut self.chunk);
+        let summary = summary_changed.then(|| self.processor.summary_json());
+        self.summary_sent_version = self.processor.summary_version;
+        if self.opts.dry_run {
+            self.rows_dry += chunk.n_history;
+            return Ok(());
+        }
+        let Some(tx) = &self.threads.sender else {
+            return Ok(());
+        };
+        let work = Work::Chunk {
+            chunk,
+            summary,
+            record_offset,
+            history_end: self.processor.n_history,
+            events_end: self.processor.n_events,
+        };
+        if tx.send(work).is_err() {
+            return Err(self.thread_error());
+        }
+        Ok(())
+    }
+
+    /// Sends the config again if it changed (in live mode at most every 5 s unless `force`).
+    fn maybe_upsert_config(&mut self, force: bool) {
+        if self.processor.config.version() == self.config_sent_version {
+            return;
+        }
+        if !force && self.last_config_upsert.elapsed() < std::time::Duration::from_secs(5) {
+            return;
+        }
+        self.config_sent_version = self.processor.config.version();
+        self.last_config_upsert = Instant::now();
+        let params = self.upsert_params(false);
+        if let Some(tx) = &self.threads.sender {
+            let _ = tx.send(Work::Upsert(Box::new(params)));
+        }
+    }
+
+    /// End of input: last chunk, generated files, uploads, final request, marker.
+    fn finish(&mut self) -> Result<()> {
+        if self.shared.failed() {
+            return Err(self.thread_error());
+        }
+        if self.target.is_none() {
+            return Err(Error::NoRunRecord {
+                path: self.plan.path.clone(),
+            });
+        }
+        if !self.crossed {
+            // The file ends before the ledger's offset (everything was acknowledged).
+            self.check_replay()?;
+        }
+        let emitting = self.next_offset >= self.skip_until;
+        self.processor.finish_console(emitting, &mut self.chunk);
+        if let Some(e) = self.processor.spool_error.take() {
+            return Err(Error::io(std::env::temp_dir(), "write console spool", e));
+        }
+        self.flush(self.next_offset.max(self.skip_until))?;
+
+        // Generated files.
+        let summary = self.processor.summary_json();
+        self.queue_upload(UploadJob::Bytes {
+            name: "wandb-summary.json".into(),
+            bytes: bytes::Bytes::from(summary.clone().into_bytes()),
+        })?;
+        let config_yaml = to_yaml(&self.processor.config.to_tree().to_value());
+        self.queue_upload(UploadJob::Bytes {
+            name: "config.yaml".into(),
+            bytes: bytes::Bytes::from(config_yaml.into_bytes()),
+        })?;
+        if let Some(env) = self.processor.config.merged_environment() {
+            let text = crate::metadata::environment_json(&env, Some(2));
+            self.queue_upload(UploadJob::Bytes {
+                name: "wandb-metadata.json".into(),
+                bytes: bytes::Bytes::from(text.into_bytes()),
+            })?;
+        }
+        if self.processor.has_console() {
+            self.processor
+                .spool
+                .flush()
+                .map_err(|e| Error::io(std::env::temp_dir(), "write console spool", e))?;
+            if let Some(path) = self.processor.spool.path() {
+                let path = path.to_path_buf();
+                self.queue_upload(UploadJob::File {
+                    name: "output.log".into(),
+                    path,
+                })?;
+            }
+        }
+        let end_files = std::mem::take(&mut self.end_files);
+        for request in end_files {
+            self.resolve_and_queue(&request.path)?;
+        }
+        self.maybe_upsert_config(true);
+
+        // Wait for the uploads.
+        self.threads.uploader = None;
+        if let Some(handle) = self.threads.uploader_handle.take()
+            && handle.join().is_err()
+        {
+            self.shared
+                .fail(Error::Internal("the upload thread panicked".into()));
+        }
+        if self.shared.failed() {
+            self.stop_sender();
+            return Err(self.thread_error());
+        }
+
+        let exit_code = match &self.processor.exit {
+            Some(exit) if exit.not_complete => None,
+            Some(exit) => Some(exit.exit_code),
+            None => Some(1),
+        };
+        if !self.opts.dry_run {
+            let uploaded: Vec<String> = {
+                let ledger = self.shared.ledger();
+                let mut names: Vec<String> = ledger
+                    .data
+                    .as_ref()
+                    .map(|d| d.files.keys().cloned().collect())
+                    .unwrap_or_default();
+                let this_run = self
+                    .shared
+                    .uploaded
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                for name in this_run.iter() {
+                    if !names.contains(name) {
+                        names.push(name.clone());
+                    }
+                }
+                names
+            };
+            if let Some(tx) = &self.threads.sender
+                && tx
+                    .send(Work::Final {
+                        summary,
+                        uploaded,
+                        exit_code,
+                    })
+                    .is_err()
+            {
+                self.stop_sender();
+                return Err(self.thread_error());
+            }
+            self.stop_sender();
+            if self.shared.failed() {
+                return Err(self.thread_error());
+            }
+            write_marker(&synced_marker(&self.plan.path))?;
+        }
+        Ok(())
+    }
+
+    fn stop_sender(&mut self) {
+        self.threads.sender = None;
+        if let Some(handle) = self.threads.sender_handle.take()
+            && handle.join().is_err()
+        {
+            self.shared
+                .fail(Error::Internal("the file_stream thread panicked".into()));
+        }
+    }
+
+    /// Fills the report and returns the state for the next fragment.
+    fn finish_report(mut self, outcome: Result<()>, report: &mut RunReport) -> Carry {
+        // Make sure the threads are gone, whatever happened.
+        self.threads.uploader = None;
+        if let Some(handle) = self.threads.uploader_handle.take() {
+            let _ = handle.join();
+        }
+        self.stop_sender();
+        if let Some(target) = &self.target {
+            report.entity = Some(target.dest.entity.clone()).filter(|e| !e.is_empty());
+            report.project = Some(target.dest.project.clone()).filter(|p| !p.is_empty());
+            report.run_id.clone_from(&target.dest.run_id);
+            if !self.opts.dry_run {
+                report.url = Some(run_url(&self.opts.base_url, &target.dest));
+            }
+        }
+        let p = &self.processor;
+        report.rows_total = p.n_history;
+        report.events = p.n_events;
+        report.console_lines = p.n_console_lines();
+        report.bytes = self.shared.bytes_sent.load(Ordering::SeqCst);
+        report.rows = if self.opts.dry_run {
+            self.rows_dry
+        } else {
+            self.shared.rows_sent.load(Ordering::SeqCst)
+        };
+        report.exit_code = match &p.exit {
+            Some(exit) => Some(exit.exit_code),
+            None if self.target.is_some() => Some(1),
+            None => None,
+        };
+        if p.exit.is_none() && self.target.is_some() {
+            report.warnings.push(
+                "no exit record (the run crashed or is still running): marked as failed with exit code 1"
+                    .into(),
+            );
+        }
+        if p.n_invalid_values > 0 || p.config.n_invalid > 0 {
+            report.warnings.push(format!(
+                "{} value(s) were not valid JSON and were left out",
+                p.n_invalid_values + p.config.n_invalid
+            ));
+        }
+        if p.n_oversize_lines > 0 {
+            report.warnings.push(format!(
+                "{} line(s) longer than 10 MiB were dropped, as W&B does",
+                p.n_oversize_lines
+            ));
+        }
+        report.damage = std::mem::take(&mut self.damage);
+        report.refused = std::mem::take(&mut self.refused);
+        report.files = if self.opts.dry_run {
+            self.dry_files.iter().cloned().collect()
+        } else {
+            self.shared
+                .uploaded
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone()
+        };
+        report.result = match outcome {
+            Err(e) => {
+                report.error = Some(e.to_string());
+                RunResult::Failed
+            }
+            Ok(()) if self.opts.dry_run => RunResult::DryRun,
+            Ok(()) if !report.damage.is_empty() || !report.refused.is_empty() => RunResult::Partial,
+            Ok(()) => RunResult::Synced,
+        };
+        self.processor.into_carry()
+    }
+}
+
+/// The run's page: `{app}/{entity}/{project}/runs/{id}`.
+fn run_url(base_url: &str, dest: &Destination) -> String {
+    let app = if base_url.contains("://api.wandb.") {
+        base_url.replacen("api.", "", 1)
+    } else if base_url.contains("://api.") {
+        base_url.replacen("://api.", "://app.", 1)
+    } else {
+        base_url.to_owned()
+    };
+    format!(
+        "{app}/{}/{}/runs/{}",
+        escape_segment(&dest.entity),
+        escape_segment(&dest.project),
+        escape_segment(&dest.run_id)
+    )
+}
+
+fn sender_loop(
+    api: &Api,
+    target: &Target,
+    rx: &Receiver<Work>,
+    shared: &Shared,
+    deadline: Instant,
+) {
+    for work in rx {
+        if shared.failed() {
+            continue;
+        }
+        if let Err(e) = handle_work(api, target, work, shared, deadline) {
+            shared.fail(e);
+        }
+    }
+}
+
+fn handle_work(
+    api: &Api,
+    target: &Target,
+    work: Work,
+    shared: &Shared,
+    deadline: Instant,
+) -> Result<()> {
+    let dest = &target.dest;
+    match work {
+        Work::Chunk {
+            mut chunk,
+            summary,
+            record_offset,
+            history_end,
+            events_end,
+        } => {
+            let alerts = std::mem::take(&mut chunk.alerts);
+            for (index, alert) in &alerts {
+                api.notify_alert(&dest.entity, &dest.project, &dest.run_id, alert, deadline)?;
+                let sent = index + 1;
+                shared
+                    .ledger()
+                    .update(|d| d.alerts_sent = d.alerts_sent.max(sent))?;
+            }
+            let n_history = chunk.n_history;
+            let bodies = chunk_bodies(&chunk, summary.as_deref(), target);
+            drop(chunk);
+            for body in bodies {
+                let len = body.len() as u64;
+                api.file_stream(
+                    &dest.entity,
+                    &dest.project,
+                    &dest.run_id,
+                    bytes::Bytes::from(body.into_bytes()),
+                    deadline,
+                )?;
+                shared.bytes_sent.fetch_add(len, Ordering::SeqCst);
+            }
+            shared.rows_sent.fetch_add(n_history, Ordering::SeqCst);
+            shared.ledger().update(|d| {
+                d.record_offset = d.record_offset.max(record_offset);
+                d.history_acked = d.history_acked.max(history_end);
+                d.events_acked = d.events_acked.max(events_end);
+            })?;
+        }
+        Work::Upsert(mut params) => {
+            params.entity = Some(dest.entity.clone());
+            params.project = Some(dest.project.clone());
+            api.upsert_bucket(&params, deadline)?;
+        }
+        Work::Final {
+            summary,
+            uploaded,
+            exit_code,
+        } => {
+            let mut body =
+                String::from("{\"files\":{\"wandb-summary.json\":{\"offset\":0,\"content\":[");
+            push_json_string(&mut body, &summary);
+            body.push_str("]}},\"uploaded\":[");
+            for (i, name) in uploaded.iter().enumerate() {
+                if i > 0 {
+                    body.push(',');
+                }
+                push_json_string(&mut body, name);
+            }
+            body.push(']');
+            if let Some(code) = exit_code {
+                body.push_str(&format!(",\"complete\":true,\"exitcode\":{code}"));
+            }
+            body.push('}');
+            let len = body.len() as u64;
+            api.file_stream(
+                &dest.entity,
+                &dest.project,
+                &dest.run_id,
+                bytes::Bytes::from(body.into_bytes()),
+                deadline,
+            )?;
+            shared.bytes_sent.fetch_add(len, Ordering::SeqCst);
+            shared.ledger().update_relaxed(|d| {
+                d.complete = true;
+                d.exit_code = exit_code;
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// The file_stream bodies for one chunk: history, events, summary and the first consecutive
+/// run of console lines in the first body; further console runs in bodies of their own.
+fn chunk_bodies(chunk: &Chunk, summary: Option<&str>, target: &Target) -> Vec<String> {
+    let mut runs: Vec<Vec<(&u64, &String)>> = Vec::new();
+    for (line_no, text) in &chunk.console {
+        match runs.last_mut() {
+            Some(run) if run.last().is_some_and(|(n, _)| **n + 1 == *line_no) => {
+                run.push((line_no, text));
+            }
+            _ => runs.push(vec![(line_no, text)]),
+        }
+    }
+    let mut runs = runs.into_iter();
+    let mut bodies = Vec::new();
+    let mut body = String::with_capacity(chunk.size() + 256);
+    body.push_str("{\"files\":{");
+    let mut first = true;
+    let mut section = |body: &mut String, name: &str, offset: u64, content: &str| {
+        if !first {
+            body.push(',');
+        }
+        first = false;
+        body.push_str(&format!("\"{name}\":{{\"offset\":{offset},\"content\":["));
+        body.push_str(content);
+        body.push_str("]}");
+    };
+    if chunk.n_history > 0 {
+        section(
+            &mut body,
+            "wandb-history.jsonl",
+            target.history_base + chunk.history_start,
+            &chunk.history,
+        );
+    }
+    if chunk.n_events > 0 {
+        section(
+            &mut body,
+            "wandb-events.jsonl",
+            target.events_base + chunk.events_start,
+            &chunk.events,
+        );
+    }
+    if let Some(summary) = summary {
+        let mut content = String::with_capacity(summary.len() + 16);
+        push_json_string(&mut content, summary);
+        section(&mut body, "wandb-summary.json", 0, &content);
+    }
+    if let Some(run) = runs.next() {
+        let (content, offset) = console_content(&run, target);
+        section(&mut body, "output.log", offset, &content);
+    }
+    let mut header_only = first;
+    body.push('}');
+    if chunk.preempting {
+        body.push_str(",\"preempting\":true");
+        header_only = false;
+    }
+    body.push('}');
+    if !header_only {
+        bodies.push(body);
+    }
+    for run in runs {
+        let (content, offset) = console_content(&run, target);
+        let mut body = String::with_capacity(content.len() + 64);
+        body.push_str(&format!(
+            "{{\"files\":{{\"output.log\":{{\"offset\":{offset},\"content\":["
+        ));
+        body.push_str(&content);
+        body.push_str("]}}}");
+        bodies.push(body);
+    }
+    bodies
+}
+
+fn console_content(run: &[(&u64, &String)], target: &Target) -> (String, u64) {
+    let mut content = String::new();
+    for (i, (_, text)) in run.iter().enumerate() {
+        if i > 0 {
+            content.push(',');
+        }
+        push_json_string(&mut content, text);
+    }
+    let offset = target.console_base + run.first().map_or(0, |(n, _)| **n);
+    (content, offset)
+}
+
+fn uploader_loop(
+    api: &Api,
+    target: &Target,
+    rx: &Receiver<UploadJob>,
+    shared: &Shared,
+    deadline: Instant,
+) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while let Ok(job) = rx.try_recv() {
+            batch.push(job);
+        }
+        if shared.failed() {
+            continue;
+        }
+        if let Err(e) = upload_batch(api, target, batch, shared, deadline) {
+            shared.fail(e);
+        }
+    }
+}
+
+/// One file ready to PUT.
+struct Prepared {
+    name: String,
+    source: UploadSource,
+    size: u64,
+    sha256: String,
+}
+
+fn upload_batch(
+    api: &Api,
+    target: &Target,
+    batch: Vec<UploadJob>,
+    shared: &Shared,
+    deadline: Instant,
+) -> Result<()> {
+    // Later jobs for the same name win.
+    let mut prepared: Vec<Prepared> = Vec::new();
+    for job in batch {
+        let item = match job {
+            UploadJob::Bytes { name, bytes } => Prepared {
+                sha256: hash_bytes(&bytes),
+                size: bytes.len() as u64,
+                name,
+                source: UploadSource::Bytes(bytes),
+            },
+            UploadJob::File { name, path } => {
+                let (size, sha256) =
+                    hash_file(&path).map_err(|e| Error::io(&path, "read file to upload", e))?;
+                Prepared {
+                    name,
+                    source: UploadSource::File { path, len: size },
+                    size,
+                    sha256,
+                }
+            }
+        };
+        prepared.retain(|p| p.name != item.name);
+        prepared.push(item);
+    }
+    {
+        let ledger = shared.ledger();
+        if let Some(data) = &ledger.data {
+            prepared.retain(|p| {
+                data.files
+                    .get(&p.name)
+                    .is_none_or(|f| f.sha256 != p.sha256 || f.size != p.size)
+            });
+        }
+    }
+    if prepared.is_empty() {
+        return Ok(());
+    }
+    let dest = &target.dest;
+    let names: Vec<String> = prepared.iter().map(|p| p.name.clone()).collect();
+    let (slots, headers) =
+        api.create_run_files(&dest.entity, &dest.project, &dest.run_id, &names, deadline)?;
+    let work: Vec<(Prepared, UploadSlot)> = prepared.into_iter().zip(slots).collect();
+    let next = AtomicU64::new(0);
+    let results: Mutex<Vec<Result<(String, UploadedFile)>>> = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..UPLOAD_THREADS.min(work.len()) {
+            scope.spawn(|| {
+                loop {
+                    let index = next.fetch_add(1, Ordering::SeqCst) as usize;
+                    let Some((file, slot)) = work.get(index) else {
+                        break;
+                    };
+                    if shared.failed() {
+                        break;
+                    }
+                    let outcome = api
+                        .upload(slot, &headers, &file.source, deadline)
+                        .map(|()| {
+                            (
+                                file.name.clone(),
+                                UploadedFile {
+                                    size: file.size,
+                                    sha256: file.sha256.clone(),
+                                },
+                            )
+                        });
+                    results
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(outcome);
+                }
+            });
+        }
+    });
+    let results = results.into_inner().unwrap_or_else(PoisonError::into_inner);
+    let mut done = Vec::new();
+    let mut first_error = None;
+    for result in results {
+        match result {
+            Ok(entry) => done.push(entry),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if !done.is_empty() {
+        for (name, file) in &done {
+            shared.bytes_sent.fetch_add(file.size, Ordering::SeqCst);
+            let mut uploaded = shared
+                .uploaded
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if !uploaded.contains(name) {
+                uploaded.push(name.clone());
+            }
+        }
+        shared.ledger().update_relaxed(|d| {
+            for (name, file) in done {
+                d.files.insert(name, file);
+            }
+        })?;
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}

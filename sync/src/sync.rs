@@ -1,0 +1,159 @@
+//! [`sync_paths`]: discover, plan, run the groups in parallel, collect the report.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Mutex, PoisonError};
+use std::time::Instant;
+
+use crate::api::Api;
+use crate::discover::{self, Found};
+use crate::error::{Error, Result};
+use crate::http::Http;
+use crate::options::SyncOptions;
+use crate::process::Carry;
+use crate::report::{Report, RunReport, RunResult};
+use crate::runsync::{FilePlan, sync_file};
+
+/// Syncs every `.wandb` file reachable from `opts.paths`.
+///
+/// Errors are returned only for problems that stop everything (a path that does not exist, no
+/// API key, an unusable CA bundle); a run that fails is reported in the [`Report`] and the other
+/// runs go on.
+pub fn sync_paths(opts: &SyncOptions) -> Result<Report> {
+    let started = Instant::now();
+    if opts.paths.is_empty() {
+        return Err(Error::Usage("no paths given".into()));
+    }
+    let found = discover::discover(&opts.paths)?;
+    let api = if opts.dry_run {
+        None
+    } else {
+        let key = opts.api_key.as_ref().ok_or_else(|| Error::NoApiKey {
+            base_url: opts.base_url.clone(),
+            host: wandb_settings::netloc(&opts.base_url)
+                .unwrap_or(&opts.base_url)
+                .to_owned(),
+        })?;
+        let http = Http::new(
+            &opts.base_url,
+            Some(key),
+            opts.retry.clone(),
+            opts.ca_bundle.as_deref(),
+        )?;
+        Some(Api { http })
+    };
+
+    // Reports in input order; skipped files are settled now, the rest planned.
+    let mut reports: Vec<Option<RunReport>> = vec![None; found.len()];
+    let mut plans: Vec<(usize, FilePlan)> = Vec::new();
+    for (index, file) in found.iter().enumerate() {
+        if let Some(result) = skip_reason(file, opts) {
+            let run_id = file
+                .path
+                .file_stem()
+                .map(|s| s.to_string_lossy().trim_start_matches("run-").to_owned())
+                .unwrap_or_default();
+            reports[index] = Some(RunReport::new(file.path.clone(), run_id, result));
+            continue;
+        }
+        match discover::plan(file, opts) {
+            Ok(plan) => plans.push((index, plan)),
+            Err(e) => {
+                let mut report =
+                    RunReport::new(file.path.clone(), String::new(), RunResult::Failed);
+                report.error = Some(e.to_string());
+                reports[index] = Some(report);
+            }
+        }
+    }
+
+    // Group fragments of the same run; keep groups in input order.
+    let mut groups: Vec<Vec<(usize, FilePlan)>> = Vec::new();
+    let mut by_key: HashMap<(Option<String>, Option<String>, String), usize> = HashMap::new();
+    for (index, plan) in plans {
+        let key = (
+            plan.entity.clone(),
+            plan.project.clone(),
+            plan.run_id.clone(),
+        );
+        match by_key.get(&key) {
+            Some(&g) => groups[g].push((index, plan)),
+            None => {
+                by_key.insert(key, groups.len());
+                groups.push(vec![(index, plan)]);
+            }
+        }
+    }
+    for group in &mut groups {
+        group.sort_by(|a, b| (a.1.start_micros, &a.1.path).cmp(&(b.1.start_micros, &b.1.path)));
+    }
+
+    let queue = Mutex::new(groups.into_iter().collect::<VecDeque<_>>());
+    let results: Mutex<Vec<(usize, RunReport)>> = Mutex::new(Vec::new());
+    let n_workers = opts.jobs.max(1);
+    std::thread::scope(|scope| {
+        for _ in 0..n_workers {
+            scope.spawn(|| {
+                // Each worker gets its own client once it has work: a blocking client runs all
+                // its requests on one runtime thread, which would serialise the workers.
+                let mut own_api: Option<Option<Api>> = None;
+                loop {
+                    let group = queue
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .pop_front();
+                    let Some(group) = group else {
+                        break;
+                    };
+                    let worker_api = own_api
+                        .get_or_insert_with(|| {
+                            api.as_ref().map(|shared| worker_client(opts, shared))
+                        })
+                        .as_ref();
+                    let mut carry = Carry::default();
+                    for (index, plan) in group {
+                        let (report, next) = sync_file(opts, worker_api, &plan, carry);
+                        carry = next;
+                        results
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .push((index, report));
+                    }
+                }
+            });
+        }
+    });
+    for (index, report) in results.into_inner().unwrap_or_else(PoisonError::into_inner) {
+        if let Some(slot) = reports.get_mut(index) {
+            *slot = Some(report);
+        }
+    }
+    let runs = reports.into_iter().flatten().collect();
+    Ok(Report {
+        runs,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// A client of the worker's own, or the shared one if a new client cannot be built.
+fn worker_client(opts: &SyncOptions, shared: &Api) -> Api {
+    let key = opts.api_key.as_ref();
+    match Http::new(
+        &opts.base_url,
+        key,
+        opts.retry.clone(),
+        opts.ca_bundle.as_deref(),
+    ) {
+        Ok(http) => Api { http },
+        Err(_) => shared.clone(),
+    }
+}
+
+fn skip_reason(file: &Found, opts: &SyncOptions) -> Option<RunResult> {
+    if file.online && !opts.include_online {
+        Some(RunResult::SkippedOnline)
+    } else if file.synced && !opts.include_synced {
+        Some(RunResult::SkippedSynced)
+    } else {
+        None
+    }
+}

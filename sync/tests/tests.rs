@@ -1,0 +1,16 @@
+//! Integration tests of `wandb-sync` against the `wandb-testkit` backend, one module per theme.
+
+mod common;
+
+// Our sync versus the official `wandb sync` on the SDK fixtures.
+mod fixtures;
+// Faults on every route: the final state must be the same exact state.
+mod faults;
+// kill -9 and restarts of the sync process; locks with two processes.
+mod processes;
+// Untrusted input: path escapes, damaged and truncated files.
+mod hostile;
+// Command line: exit codes, --dry-run, --json, credentials.
+mod cli;
+// Fragments of one run, --live.
+mod runs;
