@@ -137,6 +137,27 @@ fn decode(c: &mut Criterion) {
             }
         });
     });
+    // Records decode independently: both cores of the target machine, one half of the records each.
+    group.bench_function("history_records_zero_copy_view_2_threads", |b| {
+        let (left, right) = payloads.split_at(payloads.len() / 2);
+        b.iter(|| {
+            std::thread::scope(|scope| {
+                for half in [left, right] {
+                    scope.spawn(move || {
+                        for payload in half {
+                            let view = wandb_format::RecordView::parse(payload).expect("view");
+                            let history = view.history().expect("history");
+                            black_box(history.step().expect("step"));
+                            for item in history.items() {
+                                let item = item.expect("item");
+                                black_box((item.path().next(), item.value_json));
+                            }
+                        }
+                    });
+                }
+            });
+        });
+    });
     group.finish();
 }
 
