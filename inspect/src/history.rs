@@ -509,8 +509,8 @@ impl<'s, 'o> RowWriter<'s, 'o> {
     }
 }
 
-/// `HistoryRecord.step.num`, if the row has one.
-fn step_num(message: &'static Message, body: &[u8]) -> Option<i64> {
+/// `HistoryRecord.step.num`, if the row has one (unknown fields skipped, as prost does).
+pub(crate) fn step_num(message: &'static Message, body: &[u8]) -> Option<i64> {
     let step_field = message.field(2)?;
     let Type::Message(step_type) = step_field.ty else {
         return None;

@@ -24,6 +24,7 @@ use wandb_format::{RawRecord, Recovery, ScanItem};
 
 use crate::damage::{self, Opened, Reported, Tally};
 use crate::error::Error;
+use crate::history;
 use crate::items::{Item, ItemValue, items};
 use crate::jsonout::{
     NonFinite, Style, push_i64, push_u64, write_f64, write_object, write_str, write_timestamp,
@@ -31,7 +32,7 @@ use crate::jsonout::{
 };
 use crate::parallel::{Cancelled, Sink};
 use crate::schema::{Message, RECORD, Type};
-use crate::wire::{self, RECURSION_LIMIT, Reader, Value as WireValue};
+use crate::wire::{self, RECURSION_LIMIT};
 
 /// Field numbers of the record types this module reads.
 const HISTORY: u32 = 2;
@@ -236,7 +237,7 @@ impl Facts {
                 }
             }
         }
-        let step = step.or_else(|| history_step_num(message, body));
+        let step = step.or_else(|| history::step_num(message, body));
         if let Some(step) = step {
             self.first_step = Some(self.first_step.map_or(step, |s| s.min(step)));
             self.last_step = Some(self.last_step.map_or(step, |s| s.max(step)));
@@ -492,39 +493,6 @@ fn item_number(item: &Item<'_>) -> Option<f64> {
 
 fn as_step(number: f64) -> Option<i64> {
     (number.is_finite() && number.fract() == 0.0).then_some(number as i64)
-}
-
-/// `HistoryRecord.step.num`, if present.
-fn history_step_num(message: &'static Message, body: &[u8]) -> Option<i64> {
-    let step_field = message.field(2)?;
-    let Type::Message(step_type) = step_field.ty else {
-        return None;
-    };
-    let num_field = step_type.field(1)?;
-    let mut found = None;
-    let mut reader = Reader::new(body);
-    while !reader.is_empty() {
-        let (number, wire_type) = reader.key().ok()?;
-        if number != 2 {
-            reader
-                .skip(message.field(number), number, wire_type, RECURSION_LIMIT)
-                .ok()?;
-            continue;
-        }
-        let WireValue::Message(step) = reader.field(step_field, wire_type, RECURSION_LIMIT).ok()?
-        else {
-            return None;
-        };
-        let mut inner = Reader::new(step);
-        while !inner.is_empty() {
-            let (number, wire_type) = inner.key().ok()?;
-            match (number, inner.field(num_field, wire_type, RECURSION_LIMIT)) {
-                (1, Ok(WireValue::Varint(num))) => found = Some(num as i64),
-                _ => return found,
-            }
-        }
-    }
-    found
 }
 
 /// Applies one `SummaryRecord`: its updates, then its removals.
