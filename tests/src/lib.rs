@@ -68,3 +68,23 @@ pub fn official_sync(
         .env("WANDB_SILENT", "true")
         .output()
 }
+
+/// Copies the regular files and folders of `from` into `to`, recursively (links are skipped).
+///
+/// # Errors
+///
+/// When reading or copying fails.
+pub fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}

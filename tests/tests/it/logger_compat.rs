@@ -65,7 +65,7 @@ fn official_and_our_sync_reconstruct_the_same_run_from_our_logger() {
         .path()
         .join("theirs")
         .join(run_dir.file_name().unwrap());
-    copy_tree(&run_dir, &theirs_dir);
+    wandb_integration_tests::copy_tree(&run_dir, &theirs_dir).unwrap();
     let theirs = TestBackend::start().unwrap();
     let out = wandb_integration_tests::official_sync(
         &python,
@@ -118,17 +118,4 @@ fn official_and_our_sync_reconstruct_the_same_run_from_our_logger() {
     );
     let config = ours_run.config.as_ref().unwrap();
     assert_eq!(config["model"]["value"]["layers"], 4);
-}
-
-fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else if entry.file_type().unwrap().is_file() {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }

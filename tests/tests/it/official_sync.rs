@@ -1,26 +1,10 @@
 //! Files written by our `wandb_format::Writer` are uploaded by the official `wandb sync` (0.31.0) to
 //! our test backend, and the backend's reconstructed history equals the rows in the file, row for row.
 
-use std::path::Path;
-
 use wandb_format::proto::record::RecordType;
 use wandb_format::{Entry, LogFile, Recovery, ScanItem, Writer};
 use wandb_integration_tests::{official_sync, sdk_fixture, sdk_python};
 use wandb_testkit::TestBackend;
-
-/// Copies a directory tree.
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
 
 #[test]
 fn official_sync_uploads_a_file_written_by_our_writer() {
@@ -31,7 +15,7 @@ fn official_sync_uploads_a_file_written_by_our_writer() {
             .path()
             .join(format!("wandb/offline-run-20260101_000000-{run_id}"));
         let fixture = sdk_fixture(scenario);
-        copy_tree(&fixture.join("files"), &run_dir.join("files"));
+        wandb_integration_tests::copy_tree(&fixture.join("files"), &run_dir.join("files")).unwrap();
 
         // Write the SDK's records again with our writer.
         let source = LogFile::open(fixture.join(format!("run-{run_id}.wandb"))).unwrap();
