@@ -24,6 +24,9 @@ const BATCH_BYTES: usize = 16 << 20;
 
 /// Runs `work` over the scanned items of `file` (records and damaged spans, in file order), in
 /// slices, in parallel when `parallel`; passes each slice's result to `consume`, in order.
+///
+/// In parallel, the scanner reads the next batch while the pool works on the current one, so the
+/// front-to-back framing pass is not a serial phase of its own.
 pub(crate) fn scan_batches<'a, R, W, C>(
     file: &'a LogFile,
     parallel: bool,
@@ -40,9 +43,6 @@ where
     } else {
         1
     };
-    let mut batch: Vec<ScanItem<'a>> = Vec::with_capacity(BATCH_RECORDS);
-    let mut batch_bytes = 0;
-    let mut results = Vec::with_capacity(n_slices);
     let mut scan = file
         .scan(Recovery::SkipCorrupt)
         .filter_map(|item| match item {
@@ -51,34 +51,56 @@ where
             Err(wandb_format::Error::Corrupt { damage, .. }) => Some(ScanItem::Damage(damage)),
             Err(_) => None,
         });
+    let mut batch: Vec<ScanItem<'a>> = Vec::with_capacity(BATCH_RECORDS);
+    let mut done = !fill(&mut scan, &mut batch);
+    if n_slices == 1 {
+        loop {
+            if !batch.is_empty() {
+                consume(work(&batch))?;
+            }
+            if done {
+                return Ok(());
+            }
+            done = !fill(&mut scan, &mut batch);
+        }
+    }
+    let mut next: Vec<ScanItem<'a>> = Vec::with_capacity(BATCH_RECORDS);
+    let mut results = Vec::with_capacity(n_slices);
     loop {
-        let mut done = true;
-        for item in scan.by_ref() {
-            if let ScanItem::Record(raw) = &item {
-                batch_bytes += raw.payload.len();
-            }
-            batch.push(item);
-            if batch.len() >= BATCH_RECORDS || batch_bytes >= BATCH_BYTES {
-                done = false;
-                break;
-            }
+        let slice_len = batch.len().div_ceil(n_slices).max(64);
+        let (_, more) = rayon::join(
+            || {
+                batch
+                    .par_chunks(slice_len)
+                    .map(&work)
+                    .collect_into_vec(&mut results)
+            },
+            || !done && fill(&mut scan, &mut next),
+        );
+        for result in results.drain(..) {
+            consume(result)?;
         }
-        if n_slices > 1 && batch.len() > 64 {
-            let slice_len = batch.len().div_ceil(n_slices);
-            batch
-                .par_chunks(slice_len)
-                .map(&work)
-                .collect_into_vec(&mut results);
-            for result in results.drain(..) {
-                consume(result)?;
-            }
-        } else if !batch.is_empty() {
-            consume(work(&batch))?;
-        }
-        batch.clear();
-        batch_bytes = 0;
         if done {
             return Ok(());
         }
+        std::mem::swap(&mut batch, &mut next);
+        done = !more;
     }
+}
+
+/// Clears `batch` and fills it with the next items: at most [`BATCH_RECORDS`] of them, or about
+/// [`BATCH_BYTES`] of payload. Returns whether items may remain after the batch.
+fn fill<'a>(scan: &mut impl Iterator<Item = ScanItem<'a>>, batch: &mut Vec<ScanItem<'a>>) -> bool {
+    batch.clear();
+    let mut batch_bytes = 0;
+    for item in scan.by_ref() {
+        if let ScanItem::Record(raw) = &item {
+            batch_bytes += raw.payload.len();
+        }
+        batch.push(item);
+        if batch.len() >= BATCH_RECORDS || batch_bytes >= BATCH_BYTES {
+            return true;
+        }
+    }
+    false
 }

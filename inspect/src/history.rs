@@ -33,7 +33,9 @@ use crate::jsonout::{
 };
 use crate::parallel::{Cancelled, Pool, Sink};
 use crate::schema::{Message, RECORD, Type};
-use crate::wire::{self, RECURSION_LIMIT, Reader, Value as WireValue, WireResult, WireType};
+use crate::wire::{
+    self, RECURSION_LIMIT, Reader, Value as WireValue, WireResult, WireType, same_bytes,
+};
 
 /// Field number of `Record.history`.
 const HISTORY: u32 = 2;
@@ -74,13 +76,13 @@ struct SliceResult<T> {
 
 /// Checks a slice of scanned items and calls `row` with the body of each valid history record.
 ///
-/// A history record's items are validated by `row` as it reads them (with
-/// `items::try_for_each_item`), the rest of the record here, so that no record is read twice; `row`
-/// must write nothing when it fails.
-fn history_rows<T: Default>(
-    items: &[ScanItem<'_>],
+/// A history record's body is validated by `row` as it reads it (with `items::try_for_each_item`),
+/// the rest of the record here, so that no record is read twice; `row` must write nothing when it
+/// fails.
+fn history_rows<'i, T: Default>(
+    items: &'i [ScanItem<'_>],
     file_len: u64,
-    mut row: impl FnMut(&mut T, &[u8]) -> WireResult<()>,
+    mut row: impl FnMut(&mut T, &'i [u8]) -> WireResult<()>,
 ) -> SliceResult<T> {
     let mut result = SliceResult::<T>::default();
     for item in items {
@@ -90,15 +92,6 @@ fn history_rows<T: Default>(
                 let checked = match wire::head(payload) {
                     Ok(head) if head.record_type.is_some_and(|f| f.number == HISTORY) => {
                         wire::validate_except(RECORD, payload, RECURSION_LIMIT, HISTORY)
-                            .and_then(|()| match history_type() {
-                                Some(message) => wire::validate_except(
-                                    message,
-                                    head.body,
-                                    RECURSION_LIMIT - 1,
-                                    ITEM,
-                                ),
-                                None => Ok(()),
-                            })
                             .and_then(|()| row(&mut result.value, head.body))
                     }
                     Ok(_) => wire::validate_record(payload),
@@ -205,7 +198,7 @@ fn collect_keys(
         |items| {
             let mut found: HashSet<Box<[u8]>> = HashSet::new();
             let mut scratch = Vec::new();
-            // The keys of the previous row, in order: rows usually repeat them.
+            // The encoded keys of the previous row, by position: rows usually repeat them.
             let mut last_row: Vec<Vec<u8>> = Vec::new();
             for item in items {
                 let ScanItem::Record(raw) = item else {
@@ -218,17 +211,23 @@ fn collect_keys(
                     continue;
                 }
                 let mut position = 0;
-                let _ = item_keys(message, head.body, &mut scratch, |key| {
-                    if last_row.get(position).is_none_or(|last| last != key) {
-                        if !found.contains(key) {
+                let _ = item_keys(message, head.body, |span, item| {
+                    let known = !span.is_empty()
+                        && last_row
+                            .get(position)
+                            .is_some_and(|last| same_bytes(last, span));
+                    if !known {
+                        if let Ok(key) = dotted_key(item, &mut scratch)
+                            && !found.contains(key)
+                        {
                             found.insert(key.into());
                         }
-                        match last_row.get_mut(position) {
-                            Some(last) => {
-                                last.clear();
-                                last.extend_from_slice(key);
-                            }
-                            None => last_row.push(key.to_vec()),
+                        if last_row.len() <= position {
+                            last_row.resize_with(position + 1, Vec::new);
+                        }
+                        if let Some(last) = last_row.get_mut(position) {
+                            last.clear();
+                            last.extend_from_slice(span);
                         }
                     }
                     position += 1;
@@ -250,13 +249,13 @@ fn collect_keys(
     Ok(keys)
 }
 
-/// Calls `each` with the dotted key of every item of a history record body, reading only the
-/// framing (no UTF-8 or value checks).
-fn item_keys(
+/// Calls `each` with every item of a history record body: its leading encoded key fields (as
+/// [`Item::key_span`], empty when there are none or they do not lead) and its bytes. Reads only
+/// the framing (no UTF-8 or value checks).
+fn item_keys<'b>(
     message: &'static Message,
-    body: &[u8],
-    scratch: &mut Vec<u8>,
-    mut each: impl FnMut(&[u8]),
+    body: &'b [u8],
+    mut each: impl FnMut(&'b [u8], &'b [u8]),
 ) -> WireResult<()> {
     let depth = RECURSION_LIMIT - 1;
     let mut reader = Reader::new(body);
@@ -268,29 +267,61 @@ fn item_keys(
         }
         let item = reader.len_delimited()?;
         let mut inner = Reader::new(item);
-        let mut key: &[u8] = &[];
-        let mut n_parts = 0;
-        scratch.clear();
+        // Where the leading key fields end; `None` once a key field follows another field.
+        let mut key_end = Some(0);
+        let mut other_seen = false;
         while !inner.is_empty() {
             let (number, wire_type) = inner.key()?;
-            match (number, wire_type) {
-                (1, WireType::Len) => key = inner.len_delimited()?,
-                (2, WireType::Len) => {
-                    let part = inner.len_delimited()?;
-                    if n_parts > 0 {
-                        scratch.push(b'.');
-                    }
-                    scratch.extend_from_slice(part);
-                    n_parts += 1;
+            if matches!(number, 1 | 2) && wire_type == WireType::Len {
+                inner.len_delimited()?;
+                if other_seen {
+                    key_end = None;
+                } else {
+                    key_end = Some(inner.pos());
                 }
-                _ => {
+            } else {
+                other_seen = true;
+                if wire_type == WireType::Len {
+                    inner.len_delimited()?;
+                } else {
                     inner.raw(wire_type, number, depth - 1)?;
                 }
             }
         }
-        each(if n_parts > 0 { scratch } else { key });
+        let key_end = key_end.unwrap_or(0);
+        each(item.get(..key_end).unwrap_or_default(), item);
     }
     Ok(())
+}
+
+/// The dotted key of history item `item` (its bytes), built in `scratch`: its `nested_key` parts
+/// joined with `.`, or else its `key`.
+fn dotted_key<'s>(item: &[u8], scratch: &'s mut Vec<u8>) -> WireResult<&'s [u8]> {
+    let mut reader = Reader::new(item);
+    let mut key: &[u8] = &[];
+    let mut n_parts = 0;
+    scratch.clear();
+    while !reader.is_empty() {
+        let (number, wire_type) = reader.key()?;
+        match (number, wire_type) {
+            (1, WireType::Len) => key = reader.len_delimited()?,
+            (2, WireType::Len) => {
+                let part = reader.len_delimited()?;
+                if n_parts > 0 {
+                    scratch.push(b'.');
+                }
+                scratch.extend_from_slice(part);
+                n_parts += 1;
+            }
+            _ => {
+                reader.raw(wire_type, number, RECURSION_LIMIT)?;
+            }
+        }
+    }
+    if n_parts == 0 {
+        scratch.extend_from_slice(key);
+    }
+    Ok(scratch)
 }
 
 /// The table's columns after `_step`, and the column of each key.
@@ -332,26 +363,46 @@ struct Shared<'o> {
     columns: Option<&'o Columns>,
 }
 
+/// One cell of a row: text borrowed from the record (a number as written), or a range of the row
+/// writer's `cells_text`.
+#[derive(Clone, Copy, Debug)]
+enum Cell<'i> {
+    Empty,
+    Borrowed(&'i str),
+    Owned(usize, usize),
+}
+
+/// What the row writer remembers about the key at one item position of the previous row.
+#[derive(Debug, Default)]
+struct Cached {
+    /// The item's encoded key fields ([`Item::key_span`]); empty when it had none.
+    span: Vec<u8>,
+    /// The dotted key, for items without a key span.
+    key: String,
+    /// The key's column (`usize::MAX`: none).
+    column: usize,
+}
+
 /// Writes rows; holds one row at a time.
-struct RowWriter<'s, 'o> {
+struct RowWriter<'s, 'o, 'i> {
     shared: &'s Shared<'o>,
-    /// The column of the key at each item position in the previous row (`usize::MAX`: none).
-    cache: Vec<(String, usize)>,
-    /// The current row's cells: ranges of `cells_text`, by column (0 is `_step`).
-    cells: Vec<Option<(usize, usize)>>,
+    /// The column of the key at each item position in the previous row.
+    cache: Vec<Cached>,
+    /// The current row's cells, by column (0 is `_step`).
+    cells: Vec<Cell<'i>>,
     cells_text: String,
     scratch: String,
     /// JSON Lines rows without columns: key and value ranges of one row.
     entries: Vec<(usize, usize, usize, usize)>,
 }
 
-impl<'s, 'o> RowWriter<'s, 'o> {
+impl<'s, 'o, 'i> RowWriter<'s, 'o, 'i> {
     fn new(shared: &'s Shared<'o>) -> Self {
         let n_cells = shared.columns.map_or(0, |columns| columns.names.len() + 1);
         RowWriter {
             shared,
             cache: Vec::new(),
-            cells: vec![None; n_cells],
+            cells: vec![Cell::Empty; n_cells],
             cells_text: String::new(),
             scratch: String::new(),
             entries: Vec::new(),
@@ -360,41 +411,57 @@ impl<'s, 'o> RowWriter<'s, 'o> {
 
     /// The column of `item`'s key, if it has one.
     fn column(&mut self, columns: &Columns, position: usize, item: &Item<'_>) -> Option<usize> {
-        // Rows usually have the previous row's keys in the same order: check that first.
-        if let Some((cached, column)) = self.cache.get(position)
-            && item.dotted_eq(cached)
-        {
-            return (*column != usize::MAX).then_some(*column);
+        // Rows usually have the previous row's keys in the same order: check that first, on the
+        // encoded key when the item has one.
+        let span = item.key_span();
+        if let Some(cached) = self.cache.get(position) {
+            let same = if span.is_empty() {
+                cached.span.is_empty() && item.dotted_eq(&cached.key)
+            } else {
+                same_bytes(&cached.span, span)
+            };
+            if same {
+                return (cached.column != usize::MAX).then_some(cached.column);
+            }
         }
-        let key = item.dotted(&mut self.scratch).to_string();
-        if key == "_step" {
-            self.remember(position, &key, 0);
-            return Some(0);
+        let key = item.dotted(&mut self.scratch);
+        let column = if key == "_step" {
+            Some(0)
+        } else {
+            columns.index.get(key).copied()
+        };
+        let column_or_none = column.unwrap_or(usize::MAX);
+        if self.cache.len() <= position {
+            self.cache.resize_with(position + 1, Cached::default);
         }
-        let column = columns.index.get(&key).copied();
-        self.remember(position, &key, column.unwrap_or(usize::MAX));
+        if let Some(slot) = self.cache.get_mut(position) {
+            slot.span.clear();
+            slot.span.extend_from_slice(span);
+            slot.key.clear();
+            if span.is_empty() {
+                slot.key.push_str(item.dotted(&mut self.scratch));
+            }
+            slot.column = column_or_none;
+        }
         column
     }
 
-    /// Caches the column of the key at item position `position`.
-    fn remember(&mut self, position: usize, key: &str, column: usize) {
-        match self.cache.get_mut(position) {
-            Some(slot) => {
-                slot.0.clear();
-                slot.0.push_str(key);
-                slot.1 = column;
-            }
-            None => self.cache.push((key.to_string(), column)),
+    /// The text of a cell.
+    fn cell_text(&self, cell: Cell<'i>) -> Option<&str> {
+        match cell {
+            Cell::Empty => None,
+            Cell::Borrowed(text) => Some(text),
+            Cell::Owned(start, end) => Some(text(&self.cells_text, start, end)),
         }
     }
 
-    fn row(&mut self, out: &mut String, body: &[u8]) -> WireResult<()> {
+    fn row(&mut self, out: &mut String, body: &'i [u8]) -> WireResult<()> {
         let shared = self.shared;
         let Some(columns) = shared.columns else {
             return self.free_row(out, body);
         };
         let message = shared.message;
-        self.cells.iter_mut().for_each(|cell| *cell = None);
+        self.cells.iter_mut().for_each(|cell| *cell = Cell::Empty);
         self.cells_text.clear();
         let csv = shared.options.format == TableFormat::Csv;
         let style = Style::json(shared.options.non_finite);
@@ -407,35 +474,41 @@ impl<'s, 'o> RowWriter<'s, 'o> {
                 return;
             };
             any |= column != 0;
-            let start = self.cells_text.len();
-            if csv {
-                csv_value(&mut self.cells_text, item.value);
-            } else {
-                json_value(&mut self.cells_text, item.value, style);
-            }
-            if let Some(cell) = self.cells.get_mut(column) {
-                *cell = Some((start, self.cells_text.len()));
+            let cell = match borrowed_cell(item.value, csv) {
+                Some(text) => Cell::Borrowed(text),
+                None => {
+                    let start = self.cells_text.len();
+                    if csv {
+                        csv_value(&mut self.cells_text, item.value);
+                    } else {
+                        json_value(&mut self.cells_text, item.value, style);
+                    }
+                    Cell::Owned(start, self.cells_text.len())
+                }
+            };
+            if let Some(slot) = self.cells.get_mut(column) {
+                *slot = cell;
             }
         })?;
         if !shared.options.keys.is_empty() && !any {
             return Ok(());
         }
-        if self.cells.first().is_some_and(Option::is_none)
+        if matches!(self.cells.first(), Some(Cell::Empty))
             && let Some(step) = step_num(message, body)
         {
             let start = self.cells_text.len();
             push_i64(&mut self.cells_text, step);
             if let Some(cell) = self.cells.first_mut() {
-                *cell = Some((start, self.cells_text.len()));
+                *cell = Cell::Owned(start, self.cells_text.len());
             }
         }
         if csv {
-            for (column, cell) in self.cells.iter().enumerate() {
+            for (column, &cell) in self.cells.iter().enumerate() {
                 if column > 0 {
                     out.push(',');
                 }
-                if let Some((start, end)) = cell {
-                    out.push_str(text(&self.cells_text, *start, *end));
+                if let Some(text) = self.cell_text(cell) {
+                    out.push_str(text);
                 }
             }
             out.push('\n');
@@ -444,8 +517,8 @@ impl<'s, 'o> RowWriter<'s, 'o> {
         out.push('{');
         let mut first = true;
         let names = std::iter::once("_step").chain(columns.names.iter().map(String::as_str));
-        for (name, cell) in names.zip(&self.cells) {
-            let Some((start, end)) = cell else {
+        for (name, &cell) in names.zip(&self.cells) {
+            let Some(value) = self.cell_text(cell) else {
                 continue;
             };
             if !first {
@@ -454,7 +527,7 @@ impl<'s, 'o> RowWriter<'s, 'o> {
             first = false;
             write_str(out, name);
             out.push(':');
-            out.push_str(text(&self.cells_text, *start, *end));
+            out.push_str(value);
         }
         out.push_str("}\n");
         Ok(())
@@ -557,6 +630,21 @@ pub(crate) fn step_num(message: &'static Message, body: &[u8]) -> Option<i64> {
 /// The text of `buffer[start..end]` (empty if out of range).
 fn text(buffer: &str, start: usize, end: usize) -> &str {
     buffer.get(start..end).unwrap_or_default()
+}
+
+/// A value whose cell is its text in the record as it is: a JSON number (the common case), or
+/// `true`/`false`.
+#[inline]
+fn borrowed_cell(value: ItemValue<'_>, csv: bool) -> Option<&str> {
+    let ItemValue::Json(text) = value else {
+        return None;
+    };
+    match classify(text)? {
+        Simple::Number(number) => Some(number),
+        Simple::Literal(literal @ ("true" | "false")) => Some(literal),
+        Simple::Literal(literal) if !csv => Some(literal),
+        _ => None,
+    }
 }
 
 /// Appends an item's value as JSON.

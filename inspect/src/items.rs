@@ -6,7 +6,7 @@
 //! columns (`train.loss`).
 
 use crate::schema::{Message, Shape, Type};
-use crate::wire::{Reader, Value, WireError, WireResult, WireType, validate};
+use crate::wire::{Reader, Value, WireError, WireResult, WireType, utf8, validate};
 
 /// How many `nested_key` parts an [`Item`] keeps without reading the item again.
 const INLINE_PARTS: usize = 2;
@@ -32,6 +32,11 @@ pub(crate) enum ItemValue<'a> {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Item<'a> {
     bytes: &'a [u8],
+    /// Field number of `nested_key` in the item's type (0: none).
+    nested_number: u32,
+    /// The item's leading key fields (`key`, `nested_key`) as encoded, when no key field comes
+    /// after another field: two items with equal spans have equal keys. Empty otherwise.
+    key_span: &'a [u8],
     key: &'a str,
     /// The first [`INLINE_PARTS`] parts of `nested_key` (the rest are read again when needed).
     nested: [&'a str; INLINE_PARTS],
@@ -44,38 +49,57 @@ impl<'a> Item<'a> {
     /// Reads and validates one item message of type `message` (whose shape is [`Shape::Item`]).
     #[inline(always)]
     pub(crate) fn parse(message: &Message, bytes: &'a [u8], depth: u32) -> WireResult<Self> {
-        debug_assert_eq!(message.shape, Shape::Item);
-        let mut item = Item {
-            bytes,
-            key: "",
-            nested: [""; INLINE_PARTS],
-            n_nested: 0,
-            value: ItemValue::Null,
+        let Shape::Item {
+            key: key_number,
+            nested_key: nested_number,
+            value_json: value_number,
+        } = message.shape
+        else {
+            return Err(WireError);
         };
+        // Locals rather than a struct mutated in place: the item is built once, at the end, straight
+        // into the caller's slot (a struct built field by field was copied whole, slowly).
+        let mut key = "";
+        let mut nested = [""; INLINE_PARTS];
+        let mut n_nested = 0;
         let mut value_json = "";
         let mut typed = None;
         let mut reader = Reader::new(bytes);
+        // Where the leading key fields end; `None` once a key field follows another field.
+        let mut key_end = Some(0);
+        let mut other_seen = false;
         while !reader.is_empty() {
             let (number, wire_type) = reader.key()?;
+            if number == key_number || number == nested_number {
+                if other_seen {
+                    key_end = None;
+                }
+            } else {
+                other_seen = true;
+            }
             let Some(field) = message.field(number) else {
                 reader.raw(wire_type, number, depth)?;
                 continue;
             };
             // Fast path: string fields (`key`, `nested_key`, `value_json`, typed text and JSON).
             if wire_type == WireType::Len && matches!(field.ty, Type::String) {
-                let text = std::str::from_utf8(reader.len_delimited()?).map_err(|_| WireError)?;
-                match number {
-                    1 => item.key = text,
-                    2 => {
-                        if let Some(slot) = item.nested.get_mut(item.n_nested) {
-                            *slot = text;
-                        }
-                        item.n_nested += 1;
+                let text = utf8(reader.len_delimited()?)?;
+                // An `if` chain rather than a `match`: a jump table here mispredicted often.
+                if number == value_number {
+                    value_json = text;
+                } else if number == nested_number {
+                    if let Some(slot) = nested.get_mut(n_nested) {
+                        *slot = text;
                     }
-                    16 => value_json = text,
-                    7 => typed = Some(ItemValue::Text(text)),
-                    8 => typed = Some(ItemValue::Json(text)),
-                    _ => {}
+                    n_nested += 1;
+                    key_end = key_end.map(|_| reader.pos());
+                } else if number == key_number {
+                    key = text;
+                    key_end = key_end.map(|_| reader.pos());
+                } else if number == 7 {
+                    typed = Some(ItemValue::Text(text));
+                } else if number == 8 {
+                    typed = Some(ItemValue::Json(text));
                 }
                 continue;
             }
@@ -96,12 +120,26 @@ impl<'a> Item<'a> {
                 _ => {}
             }
         }
-        item.value = if !value_json.is_empty() {
+        let value = if !value_json.is_empty() {
             ItemValue::Json(value_json)
         } else {
             typed.unwrap_or(ItemValue::Null)
         };
-        Ok(item)
+        Ok(Item {
+            bytes,
+            nested_number,
+            key_span: key_end.and_then(|end| bytes.get(..end)).unwrap_or_default(),
+            key,
+            nested,
+            n_nested,
+            value,
+        })
+    }
+
+    /// The encoded key fields, when they lead the item (see [`Item::key_span`]'s field); empty
+    /// when they do not, or when the item has no key. Equal non-empty spans mean equal keys.
+    pub(crate) fn key_span(&self) -> &'a [u8] {
+        self.key_span
     }
 
     /// The key when it is a single part (no allocation): `key`, or a one-part `nested_key`.
@@ -129,7 +167,7 @@ impl<'a> Item<'a> {
             let Ok((number, wire_type)) = reader.key() else {
                 return;
             };
-            if number == 2 && wire_type == WireType::Len {
+            if number == self.nested_number && wire_type == WireType::Len {
                 if let Ok(bytes) = reader.len_delimited() {
                     part(std::str::from_utf8(bytes).unwrap_or_default());
                 }
@@ -199,7 +237,8 @@ impl<'a> Item<'a> {
 }
 
 /// Calls `each` with every item of repeated field `number` of `record` (a `parent` message), in
-/// order; stops at the first invalid item.
+/// order, and validates the other fields of `record` as prost would; stops at the first invalid
+/// item or field.
 pub(crate) fn try_for_each_item<'a>(
     parent: &'static Message,
     record: &'a [u8],
@@ -217,7 +256,18 @@ pub(crate) fn try_for_each_item<'a>(
     while !reader.is_empty() {
         let (found, wire_type) = reader.key()?;
         if found != number {
-            reader.skip(parent.field(found), found, wire_type, depth)?;
+            match parent.field(found) {
+                Some(other) => {
+                    if let (Type::Message(inner) | Type::Map(inner), Value::Message(sub)) =
+                        (&other.ty, reader.field(other, wire_type, depth)?)
+                    {
+                        validate(inner, sub, depth - 1)?;
+                    }
+                }
+                None => {
+                    reader.raw(wire_type, found, depth)?;
+                }
+            }
             continue;
         }
         match reader.field(field, wire_type, depth)? {

@@ -57,6 +57,9 @@ pub(crate) struct Renderer {
     line_first: bool,
     /// The record-type message already rendered (not to be validated again).
     rendered_body: (usize, usize),
+    /// For each position in a list of items: the last item's encoded key there and its rendered
+    /// `"key":`. Rows usually repeat the previous row's keys, so most keys are copied from here.
+    key_cache: Vec<(Vec<u8>, String)>,
 }
 
 impl Renderer {
@@ -68,6 +71,7 @@ impl Renderer {
             path: String::new(),
             line_first: true,
             rendered_body: (0, 0),
+            key_cache: Vec::new(),
         }
     }
 
@@ -343,7 +347,7 @@ impl Renderer {
         depth: u32,
     ) -> WireResult<usize> {
         let item_type = match field.ty {
-            Type::Message(inner) if inner.shape == Shape::Item => Some(inner),
+            Type::Message(inner) if matches!(inner.shape, Shape::Item { .. }) => Some(inner),
             _ => None,
         };
         let as_object = matches!(field.ty, Type::Map(_)) || item_type.is_some();
@@ -431,6 +435,7 @@ impl Renderer {
     ) -> WireResult<usize> {
         out.push('{');
         let mut first = true;
+        let mut position = 0;
         let mut reader = Reader::new(rest);
         let mut run = None;
         while !reader.is_empty() {
@@ -449,22 +454,44 @@ impl Renderer {
                 out.push(',');
             }
             first = false;
-            out.push('"');
-            match item.simple_key() {
-                Some(key) => write_str_body(out, key),
-                None => {
-                    let mut first_part = true;
-                    item.for_each_part(|part| {
-                        if !first_part {
-                            out.push('.');
+            let span = item.key_span();
+            match self.key_cache.get(position) {
+                Some((cached, rendered))
+                    if !span.is_empty() && crate::wire::same_bytes(cached, span) =>
+                {
+                    out.push_str(rendered);
+                }
+                _ => {
+                    let start = out.len();
+                    out.push('"');
+                    match item.simple_key() {
+                        Some(key) => write_str_body(out, key),
+                        None => {
+                            let mut first_part = true;
+                            item.for_each_part(|part| {
+                                if !first_part {
+                                    out.push('.');
+                                }
+                                first_part = false;
+                                write_str_body(out, part);
+                            });
                         }
-                        first_part = false;
-                        write_str_body(out, part);
-                    });
+                    }
+                    out.push_str("\":");
+                    if !span.is_empty() {
+                        if self.key_cache.len() <= position {
+                            self.key_cache.resize_with(position + 1, Default::default);
+                        }
+                        if let Some((cached, rendered)) = self.key_cache.get_mut(position) {
+                            cached.clear();
+                            cached.extend_from_slice(span);
+                            rendered.clear();
+                            rendered.push_str(out.get(start..).unwrap_or_default());
+                        }
+                    }
                 }
             }
-            out.push('"');
-            out.push(':');
+            position += 1;
             write_item_value(out, item.value, self.style);
         }
         out.push('}');

@@ -44,8 +44,17 @@ pub(crate) enum Shape {
     /// An ordinary message: an object of its fields.
     Plain,
     /// A key and a JSON value (`HistoryItem`, `SummaryItem`, `ConfigItem`, ...): a repeated field of
-    /// these is shown as one object mapping keys to decoded values.
-    Item,
+    /// these is shown as one object mapping keys to decoded values. The numbers are those of the
+    /// string fields `key`, `nested_key` (0: the type has none) and `value_json`, which differ
+    /// between item types (`value_json` is 16 in `HistoryItem` but 2 in `ExtraItem`).
+    Item {
+        /// Field number of `key`.
+        key: u32,
+        /// Field number of `nested_key`, or 0.
+        nested_key: u32,
+        /// Field number of `value_json`.
+        value_json: u32,
+    },
     /// The entry of a `map<K, V>` field: key 1, value 2.
     MapEntry,
     /// `google.protobuf.Timestamp`: shown as an RFC 3339 string.

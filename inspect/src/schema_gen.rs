@@ -200,7 +200,7 @@ static M_BRANCH_POINT: Message = Message {
 
 static M_CONFIG_ITEM: Message = Message {
     name: "wandb_internal.ConfigItem",
-    shape: Shape::Item,
+    shape: Shape::Item { key: 1, nested_key: 2, value_json: 16 },
     small: [0, 1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
     fields: &[
         Field { number: 1, name: "key", ty: Type::String, repeated: false, slot: 0 },
@@ -370,7 +370,7 @@ static M_ENVIRONMENT_RECORD_SLURM_ENTRY: Message = Message {
 
 static M_EXTRA_ITEM: Message = Message {
     name: "wandb_internal.ExtraItem",
-    shape: Shape::Item,
+    shape: Shape::Item { key: 1, nested_key: 0, value_json: 2 },
     small: [0, 1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
     fields: &[
         Field { number: 1, name: "key", ty: Type::String, repeated: false, slot: 0 },
@@ -581,7 +581,7 @@ static M_HEADER_RECORD: Message = Message {
 
 static M_HISTORY_ITEM: Message = Message {
     name: "wandb_internal.HistoryItem",
-    shape: Shape::Item,
+    shape: Shape::Item { key: 1, nested_key: 2, value_json: 16 },
     small: [0, 1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
     fields: &[
         Field { number: 1, name: "key", ty: Type::String, repeated: false, slot: 0 },
@@ -949,7 +949,7 @@ static M_RUN_RECORD: Message = Message {
 
 static M_SETTINGS_ITEM: Message = Message {
     name: "wandb_internal.SettingsItem",
-    shape: Shape::Item,
+    shape: Shape::Item { key: 1, nested_key: 0, value_json: 16 },
     small: [0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
     fields: &[
         Field { number: 1, name: "key", ty: Type::String, repeated: false, slot: 0 },
@@ -980,7 +980,7 @@ static M_SOURCE: Message = Message {
 
 static M_STATS_ITEM: Message = Message {
     name: "wandb_internal.StatsItem",
-    shape: Shape::Item,
+    shape: Shape::Item { key: 1, nested_key: 0, value_json: 16 },
     small: [0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
     fields: &[
         Field { number: 1, name: "key", ty: Type::String, repeated: false, slot: 0 },
@@ -1002,7 +1002,7 @@ static M_STATS_RECORD: Message = Message {
 
 static M_STORAGE_POLICY_CONFIG_ITEM: Message = Message {
     name: "wandb_internal.StoragePolicyConfigItem",
-    shape: Shape::Item,
+    shape: Shape::Item { key: 1, nested_key: 0, value_json: 2 },
     small: [0, 1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
     fields: &[
         Field { number: 1, name: "key", ty: Type::String, repeated: false, slot: 0 },
@@ -1012,7 +1012,7 @@ static M_STORAGE_POLICY_CONFIG_ITEM: Message = Message {
 
 static M_SUMMARY_ITEM: Message = Message {
     name: "wandb_internal.SummaryItem",
-    shape: Shape::Item,
+    shape: Shape::Item { key: 1, nested_key: 2, value_json: 16 },
     small: [0, 1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
     fields: &[
         Field { number: 1, name: "key", ty: Type::String, repeated: false, slot: 0 },

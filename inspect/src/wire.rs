@@ -223,9 +223,7 @@ impl<'a> Reader<'a> {
             Type::String => {
                 expect(wire_type, WireType::Len)?;
                 let bytes = self.len_delimited()?;
-                std::str::from_utf8(bytes)
-                    .map(Value::Str)
-                    .map_err(|_| WireError)
+                utf8(bytes).map(Value::Str)
             }
             Type::Bytes => {
                 expect(wire_type, WireType::Len)?;
@@ -434,6 +432,42 @@ pub(crate) fn head(payload: &[u8]) -> WireResult<Head<'_>> {
         }
     }
     Ok(head)
+}
+
+/// `bytes` as text, if they are valid UTF-8 (as protobuf requires of a `string` field).
+///
+/// Nearly every string in a record file is ASCII: the fast path checks that with a loop the
+/// compiler vectorizes and inlines, where `std::str::from_utf8` is an out-of-line call.
+#[inline(always)]
+#[allow(unsafe_code)]
+pub(crate) fn utf8(bytes: &[u8]) -> WireResult<&str> {
+    if bytes.is_ascii() {
+        // SAFETY: ASCII bytes are valid UTF-8.
+        Ok(unsafe { std::str::from_utf8_unchecked(bytes) })
+    } else {
+        std::str::from_utf8(bytes).map_err(|_| WireError)
+    }
+}
+
+/// Whether two short byte strings (encoded keys) are equal, compared inline: `==` on slices calls
+/// `memcmp`, whose call costs more than comparing a dozen bytes.
+#[inline(always)]
+pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut a_words = a.chunks_exact(8);
+    let mut b_words = b.chunks_exact(8);
+    for (x, y) in a_words.by_ref().zip(b_words.by_ref()) {
+        if x.iter().zip(y).fold(0, |diff, (p, q)| diff | (p ^ q)) != 0 {
+            return false;
+        }
+    }
+    a_words
+        .remainder()
+        .iter()
+        .zip(b_words.remainder())
+        .all(|(p, q)| p == q)
 }
 
 #[cfg(test)]

@@ -70,9 +70,12 @@ def shape(message) -> str:
         return "MapEntry"
     if message.full_name == "google.protobuf.Timestamp":
         return "Timestamp"
-    names = {field.name for field in message.fields}
-    if {"key", "value_json"} <= names:
-        return "Item"
+    numbers = {field.name: field.number for field in message.fields}
+    if "key" in numbers and "value_json" in numbers:
+        # The value's field number differs between item types (16 in `HistoryItem`, 2 in
+        # `ExtraItem`), and only some have `nested_key`.
+        nested = numbers.get("nested_key", 0)
+        return f"Item {{ key: {numbers['key']}, nested_key: {nested}, value_json: {numbers['value_json']} }}"
     return "Plain"
 
 

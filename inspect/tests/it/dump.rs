@@ -217,3 +217,53 @@ fn records_that_do_not_decode_are_damage_with_prost_reason() {
     assert_eq!(output.exit, Exit::Damage);
     assert_snapshot!("dump_undecodable", redact(&output.stdout, Some(tmp.path())));
 }
+
+#[test]
+fn item_types_with_their_own_field_numbers_show_key_and_value() {
+    // `ExtraItem` and `StoragePolicyConfigItem` keep `value_json` in field 2, where `HistoryItem`
+    // keeps `nested_key`.
+    use wandb_format::proto::{
+        ArtifactManifest, ArtifactManifestEntry, ArtifactRecord, ExtraItem, Record,
+        StoragePolicyConfigItem, record::RecordType,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("run-artifact.wandb");
+    let artifact = Record {
+        num: 1,
+        record_type: Some(RecordType::Artifact(ArtifactRecord {
+            name: "weights".to_string(),
+            manifest: Some(ArtifactManifest {
+                version: 1,
+                storage_policy: "wandb-storage-policy-v1".to_string(),
+                storage_policy_config: vec![StoragePolicyConfigItem {
+                    key: "storageLayout".to_string(),
+                    value_json: "\"V2\"".to_string(),
+                }],
+                contents: vec![ArtifactManifestEntry {
+                    path: "model.pt".to_string(),
+                    extra: vec![ExtraItem {
+                        key: "epoch".to_string(),
+                        value_json: "3".to_string(),
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    crate::util::write_file(&path, &[artifact]);
+    let output = inspect(&[&"dump", &"--json", &path]);
+    assert_eq!(output.exit, Exit::Ok, "{}", output.stderr);
+    let lines = json_lines(&output.stdout);
+    let manifest = &lines[0]["artifact"]["manifest"];
+    assert_eq!(
+        manifest["storage_policy_config"],
+        serde_json::json!({"storageLayout": "V2"})
+    );
+    assert_eq!(
+        manifest["contents"][0]["extra"],
+        serde_json::json!({"epoch": 3})
+    );
+}

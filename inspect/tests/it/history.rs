@@ -136,3 +136,42 @@ fn damage_goes_to_stderr_and_sets_the_exit_status() {
     // The cut falls in the last history row.
     assert_eq!(json_lines(&output.stdout).len(), 49);
 }
+
+#[test]
+fn rows_whose_other_fields_do_not_decode_are_damage() {
+    // Every part of a history record is checked, not only its items: here `_info.stream_id` is
+    // not UTF-8, which prost (and so `wandb sync`) refuses.
+    use prost::Message as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("run-bad-info.wandb");
+    let mut writer = wandb_format::Writer::create(&path).unwrap();
+    for step in 0..3 {
+        let mut record = history_record(step + 1, step, &[("loss", "0.5".to_string())]);
+        if let Some(wandb_format::proto::record::RecordType::History(history)) =
+            &mut record.record_type
+        {
+            history.info = Some(wandb_format::proto::RecordInfo {
+                stream_id: "QQQQ".to_string(),
+                ..Default::default()
+            });
+        }
+        let mut payload = record.encode_to_vec();
+        if step == 1 {
+            let at = payload.windows(4).position(|w| w == b"QQQQ").unwrap();
+            payload[at] = 0xFF;
+        }
+        writer.append(&payload).unwrap();
+    }
+    writer.close().unwrap();
+    for format in ["csv", "jsonl"] {
+        let output = inspect(&[&"history", &"--format", &format, &path]);
+        assert_eq!(output.exit, Exit::Damage, "{format}: {}", output.stderr);
+        let rows = output.stdout.lines().count() - usize::from(format == "csv");
+        assert_eq!(rows, 2, "{format}: {}", output.stdout);
+        assert!(
+            output.stderr.contains("damage: offset"),
+            "{}",
+            output.stderr
+        );
+    }
+}
