@@ -51,6 +51,7 @@ mod mmap;
 mod reader;
 mod scan;
 mod view;
+mod writeback;
 mod writer;
 
 pub use crate::error::{Damage, DamageReason, Error, Result};

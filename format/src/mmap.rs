@@ -1,4 +1,4 @@
-//! The only `unsafe` in the workspace: memory-mapping a file for reading.
+//! Memory-mapping a file for reading (one of the few modules allowed `unsafe`).
 //!
 //! Mapping avoids copying a whole record file into memory before scanning it. The risk is the usual
 //! one for maps: if another process truncates the file while it is mapped, touching the lost pages

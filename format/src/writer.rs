@@ -116,6 +116,10 @@ pub struct AppendRecovery {
 /// Once the buffer holds this many bytes, [`Writer::append`] hands them to the operating system.
 const WRITE_THRESHOLD: usize = 1 << 20;
 
+/// Once this many written bytes wait for the disk, the writer asks the kernel to start writing them
+/// (see `writeback.rs`), so a sync has at most about this much left to wait for.
+const WRITEBACK_THRESHOLD: u64 = 8 << 20;
+
 /// Appends records to one `.wandb` file.
 ///
 /// Appended records are buffered in memory until the buffer reaches 1 MiB or [`Writer::persist`] is
@@ -130,6 +134,10 @@ pub struct Writer {
     buffer: Vec<u8>,
     scratch: Vec<u8>,
     poisoned: bool,
+    /// File offset up to which bytes were handed to the operating system.
+    written: u64,
+    /// File offset up to which the kernel was asked to write to disk (or synced).
+    writeback: u64,
 }
 
 impl Writer {
@@ -153,6 +161,8 @@ impl Writer {
             buffer: Vec::with_capacity(WRITE_THRESHOLD + BLOCK_SIZE as usize),
             scratch: Vec::new(),
             poisoned: false,
+            written: FILE_HEADER_LEN,
+            writeback: FILE_HEADER_LEN,
         })
     }
 
@@ -216,6 +226,8 @@ impl Writer {
             buffer: Vec::with_capacity(WRITE_THRESHOLD + BLOCK_SIZE as usize),
             scratch: Vec::new(),
             poisoned: false,
+            written: end,
+            writeback: end,
         };
         Ok((writer, recovery))
     }
@@ -263,6 +275,9 @@ impl Writer {
     }
 
     /// Pushes everything appended so far as far as `durability` says.
+    ///
+    /// Whatever the durability, bytes handed to the operating system are also queued for writing
+    /// to the disk every few megabytes, without waiting, so that a later sync is quick.
     pub fn persist(&mut self, durability: Durability) -> Result<()> {
         self.check_poisoned()?;
         self.write_buffer()?;
@@ -271,6 +286,9 @@ impl Writer {
             Durability::SyncData => self.file.sync_data(),
             Durability::SyncAll => self.file.sync_all(),
         };
+        if result.is_ok() {
+            self.writeback = self.written;
+        }
         result.map_err(|e| {
             // After a failed fsync the kernel may have dropped the dirty pages: never trust the file again.
             self.poisoned = true;
@@ -300,7 +318,12 @@ impl Writer {
             self.poisoned = true;
             return Err(Error::io(&self.path, "write", e));
         }
+        self.written += self.buffer.len() as u64;
         self.buffer.clear();
+        if self.written - self.writeback >= WRITEBACK_THRESHOLD {
+            crate::writeback::start(&self.file, self.writeback, self.written - self.writeback);
+            self.writeback = self.written;
+        }
         Ok(())
     }
 }
