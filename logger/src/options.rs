@@ -30,7 +30,9 @@ pub const WANDB_X_HANDLE_SIGTERM: &str = "WANDB_X_HANDLE_SIGTERM";
 /// disk is slow).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Backpressure {
-    /// Wait until there is room (the default): nothing logged is ever dropped.
+    /// Wait until there is room (the default): nothing logged is ever dropped. A full queue
+    /// makes `log` sleep until the writer has emptied half of it, rather than wait for one
+    /// free slot at a time.
     #[default]
     Block,
     /// Wait at most this long, then drop the row and count it ([`crate::Run::dropped`]).

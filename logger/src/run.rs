@@ -29,7 +29,8 @@ use crate::records;
 use crate::registry;
 use crate::value::{Row, Value};
 use crate::writer::{
-    self, Command, FinishOutcome, LogCmd, Query, ROW_POOL, RowBuf, SaveCmd, Shared, WorkerConfig,
+    self, Command, FinishOutcome, FloatText, LogCmd, Query, ROW_POOL, RowBuf, SaveCmd, Shared,
+    WorkerConfig,
 };
 
 /// What a finished run wrote.
@@ -70,6 +71,8 @@ pub(crate) struct RunCore {
     pub(crate) settings: Settings,
     paths: Option<RunPaths>,
     start_time: SystemTime,
+    /// `start_time` in nanoseconds since the Unix epoch (for `_runtime`).
+    start_ns: u64,
     fork_gen: u64,
     tx: Option<Sender<Command>>,
     pool: Option<Receiver<RowBuf>>,
@@ -114,6 +117,7 @@ impl RunCore {
             settings,
             paths: None,
             start_time: SystemTime::now(),
+            start_ns: 0,
             fork_gen: fork::generation(),
             tx: None,
             pool: None,
@@ -172,6 +176,7 @@ impl RunCore {
             settings,
             paths: Some(paths),
             start_time,
+            start_ns: writer::unix_nanos(start_time),
             fork_gen: fork::generation(),
             tx: Some(tx),
             pool: Some(pool_rx),
@@ -278,7 +283,14 @@ impl RunCore {
         };
         self.check()?;
         match self.backpressure {
-            Backpressure::Block => tx.send(cmd).map_err(|_| self.closed_error()),
+            Backpressure::Block => match tx.try_send(cmd) {
+                Ok(()) => Ok(()),
+                Err(TrySendError::Full(cmd)) => {
+                    wait_for_room(tx, || self.writer_running());
+                    tx.send(cmd).map_err(|_| self.closed_error())
+                }
+                Err(TrySendError::Disconnected(_)) => Err(self.closed_error()),
+            },
             Backpressure::BlockFor(wait) => match tx.send_timeout(cmd, wait) {
                 Ok(()) => Ok(()),
                 Err(SendTimeoutError::Timeout(_)) => {
@@ -295,6 +307,22 @@ impl RunCore {
                 }
                 Err(TrySendError::Disconnected(_)) => Err(self.closed_error()),
             },
+        }
+    }
+
+    /// Whether the writer has fallen behind: a quarter of its queue is waiting.
+    #[inline]
+    fn writer_behind(&self) -> bool {
+        self.tx
+            .as_ref()
+            .is_some_and(|tx| tx.len() >= tx.capacity().unwrap_or(usize::MAX) / 4)
+    }
+
+    /// Whether the writer thread is still running (it stops only after `finish`, or by a bug).
+    fn writer_running(&self) -> bool {
+        match self.join.lock() {
+            Ok(join) => join.as_ref().is_some_and(|handle| !handle.is_finished()),
+            Err(_) => false,
         }
     }
 
@@ -492,6 +520,25 @@ fn link_latest_run(wandb_dir: &Path, run_dir: &Path) {
 
 /// Nanoseconds since the Unix epoch, now.
 #[inline]
+/// Sleeps until the writer has emptied half of the full queue `tx`, or `running` says it has
+/// stopped.
+///
+/// Waiting for one free slot at a time would have the producer spin on every row while the queue
+/// is full, taking CPU time the writer needs (on two cores, or on two hyperthreads of one core,
+/// that slows the writer down by as much as a third). Sleeping in short naps until half the queue
+/// is free costs the producer no CPU, and the writer still has thousands of rows to work on
+/// when the producer comes back.
+#[cold]
+fn wait_for_room(tx: &Sender<Command>, running: impl Fn() -> bool) {
+    let capacity = tx.capacity().unwrap_or(0);
+    while tx.len() > capacity / 2 && running() {
+        thread::sleep(ROOM_NAP);
+    }
+}
+
+/// One nap of [`wait_for_room`]: a few hundred rows of writer work.
+const ROOM_NAP: Duration = Duration::from_micros(200);
+
 fn now_ns() -> u64 {
     writer::unix_nanos(SystemTime::now())
 }
@@ -593,19 +640,39 @@ impl Run {
             return Ok(());
         }
         let mut entries = row.into().entries;
-        if let Some(pool) = &self.core.pool
-            && let Ok(mut buf) = pool.try_recv()
-        {
-            // Reuse a buffer the writer has emptied; the caller's own vector is freed here, on
-            // the thread that allocated it.
-            buf.append(&mut entries);
-            entries = buf;
-        }
+        // Reuse a buffer the writer has emptied; the caller's own vector is freed here, on the
+        // thread that allocated it.
+        let mut buf = match &self.core.pool {
+            Some(pool) => pool.try_recv().unwrap_or_default(),
+            None => RowBuf::new(),
+        };
+        buf.reserve(entries.len());
+        let time_ns = now_ns();
+        let (time_text, runtime_text) = if self.core.writer_behind() {
+            // Share the formatting with the writer while it is behind: see `FloatText`.
+            buf.extend(entries.drain(..).map(|(key, value)| {
+                let text = FloatText::of(&value);
+                (key, value, text)
+            }));
+            (
+                FloatText::of_f64(time_ns as f64 / 1e9),
+                FloatText::of_f64(time_ns.saturating_sub(self.core.start_ns) as f64 / 1e9),
+            )
+        } else {
+            buf.extend(
+                entries
+                    .drain(..)
+                    .map(|(key, value)| (key, value, FloatText::NONE)),
+            );
+            (FloatText::NONE, FloatText::NONE)
+        };
         let cmd = Command::Log(LogCmd {
-            row: entries,
+            row: buf,
             step: options.step,
             commit: options.commit,
-            time_ns: now_ns(),
+            time_ns,
+            time_text,
+            runtime_text,
         });
         self.core.send_row(cmd)
     }

@@ -109,6 +109,10 @@ impl From<Arc<str>> for Key {
 /// nested dict in W&B's Python SDK: `{"train": {"loss": 1}}` becomes the key path
 /// `train` → `loss`.
 #[derive(Clone, Debug, PartialEq)]
+// A one-byte tag and every payload at offset 8: copies of a value are then one byte and one
+// aligned word. With the default layout a `bool` sits at offset 1 and values were copied in odd
+// unaligned pieces, which stall the CPU when read back right after being written.
+#[repr(C, u8)]
 pub enum Value {
     /// A floating-point number.
     Float(f64),
@@ -358,6 +362,7 @@ mod tests {
     #[test]
     fn value_is_compact() {
         assert_eq!(std::mem::size_of::<Value>(), 16);
+        assert_eq!(std::mem::size_of::<Option<Value>>(), 16);
         assert!(std::mem::size_of::<Key>() <= 24);
     }
 

@@ -152,26 +152,26 @@ pub(crate) struct KeyInfo {
 }
 
 impl KeyInfo {
-    /// Records a logged value in the summary (the value is moved in); returns whether the key
-    /// just became dirty (so the caller lists it once).
+    /// Records a logged value in the summary; returns whether the key just became dirty (so
+    /// the caller lists it once).
     #[inline]
-    pub(crate) fn observe(&mut self, value: Value) -> bool {
-        // The hot case, a float replacing a float: no drop glue to run.
+    pub(crate) fn observe(&mut self, value: &Value) -> bool {
+        // The hot case, a float replacing a float: no clone, no drop glue.
         if let (SummaryState::Latest(Value::Float(slot)), Value::Float(x), Policy::Latest) =
-            (&mut self.state, &value, self.policy)
+            (&mut self.state, value, self.policy)
         {
             *slot = *x;
             return !std::mem::replace(&mut self.dirty, true);
         }
         match self.policy {
             Policy::Off => return false,
-            Policy::Latest => self.state = SummaryState::Latest(value),
+            Policy::Latest => self.state = SummaryState::Latest(value.clone()),
             Policy::Stats(flags) => {
                 if !matches!(self.state, SummaryState::Stats(_)) {
                     self.state = SummaryState::Stats(Stats::default());
                 }
                 if let SummaryState::Stats(stats) = &mut self.state {
-                    stats.update(flags, &value);
+                    stats.update(flags, value);
                 }
             }
         }

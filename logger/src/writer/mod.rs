@@ -43,6 +43,7 @@ use crate::error::{Error, Result};
 use crate::options::{Metric, SavePolicy, WriterOptions};
 use crate::records;
 use crate::value::{Key, Value};
+pub(crate) use crate::writer::encode::FloatText;
 use crate::writer::encode::HistoryEncoder;
 use crate::writer::keys::{KeyId, KeyTable, SummaryState};
 use crate::writer::output_log::OutputLog;
@@ -64,7 +65,7 @@ pub(crate) const ROW_POOL: usize = 256;
 const ROW_POOL_MAX_CAPACITY: usize = 64;
 
 /// A row's entries, as sent from the producer.
-pub(crate) type RowBuf = Vec<(Key, Value)>;
+pub(crate) type RowBuf = Vec<(Key, Value, FloatText)>;
 
 /// A unit of work for the writer thread.
 pub(crate) enum Command {
@@ -121,6 +122,10 @@ pub(crate) struct LogCmd {
     pub(crate) commit: Option<bool>,
     /// Wall-clock time of the call, in nanoseconds since the Unix epoch.
     pub(crate) time_ns: u64,
+    /// `time_ns` in seconds as `_timestamp`'s text, formatted by the caller (see `FloatText`).
+    pub(crate) time_text: FloatText,
+    /// The run time at `time_ns` in seconds as `_runtime`'s text, formatted by the caller.
+    pub(crate) runtime_text: FloatText,
 }
 
 /// A `save` call.
@@ -257,9 +262,13 @@ struct Worker {
 
     keys: KeyTable,
     step: u64,
-    pending: Vec<(KeyId, Value)>,
+    pending: Vec<(KeyId, Value, FloatText)>,
     pending_gen: u64,
     pending_time_ns: u64,
+    /// Key ids of the row being written directly (see `Worker::direct_keys`).
+    direct: Vec<KeyId>,
+    /// `_timestamp` and `_runtime` texts for `pending_time_ns` (see `LogCmd`).
+    pending_time_texts: (FloatText, FloatText),
     dirty: Vec<KeyId>,
     id_step: KeyId,
     id_runtime: KeyId,
@@ -308,6 +317,8 @@ impl Worker {
             pending: Vec::new(),
             pending_gen: 0,
             pending_time_ns: 0,
+            direct: Vec::new(),
+            pending_time_texts: (FloatText::NONE, FloatText::NONE),
             dirty: Vec::new(),
             id_step,
             id_runtime,
@@ -483,7 +494,16 @@ impl Worker {
             }
         }
         let commit = cmd.commit.unwrap_or(cmd.step.is_none());
-        for (key, value) in cmd.row.drain(..) {
+        if commit && self.pending.is_empty() && self.direct_keys(&cmd.row) {
+            // The common case, a whole row in one call: written straight from the command,
+            // without copying its values into the pending row.
+            self.pending_time_ns = cmd.time_ns;
+            self.pending_time_texts = (cmd.time_text, cmd.runtime_text);
+            self.write_row(&cmd.row);
+            self.recycle(cmd.row);
+            return;
+        }
+        for (key, value, text) in cmd.row.drain(..) {
             match value {
                 Value::Json(json) if is_nested_object(&json) => {
                     self.path_buf.clear();
@@ -494,17 +514,58 @@ impl Worker {
                 }
                 value => {
                     let id = self.keys.intern(&key);
-                    self.put(id, value);
+                    self.put(id, value, text);
                 }
             }
         }
-        if cmd.row.capacity() <= ROW_POOL_MAX_CAPACITY {
-            let _ = self.pool.try_send(cmd.row);
-        }
+        self.recycle(cmd.row);
         self.pending_time_ns = cmd.time_ns;
+        self.pending_time_texts = (cmd.time_text, cmd.runtime_text);
         if commit {
             self.flush_row();
         }
+    }
+
+    /// Hands a row buffer back to the producers for reuse (emptied here, so a big value is
+    /// freed on this thread).
+    fn recycle(&mut self, mut row: RowBuf) {
+        if row.capacity() <= ROW_POOL_MAX_CAPACITY {
+            row.clear();
+            let _ = self.pool.try_send(row);
+        }
+    }
+
+    /// Interns the keys of `row` into `self.direct` and marks them as in the pending row, when
+    /// the row can be written directly: the pending row is empty, no key has a step metric to
+    /// synchronize, and the row has no nested object, no key twice and none of `_step`,
+    /// `_runtime` and `_timestamp`. Returns `false` (and leaves no key marked) otherwise.
+    fn direct_keys(&mut self, row: &RowBuf) -> bool {
+        self.direct.clear();
+        if self.failed || self.keys.any_step_sync() {
+            return false;
+        }
+        let reserved = [self.id_step, self.id_runtime, self.id_timestamp];
+        for (key, value, _) in row {
+            let nested = matches!(value, Value::Json(json) if is_nested_object(json));
+            let id = self.keys.intern(key);
+            let fresh = match self.keys.get_mut(id) {
+                Some(info) if !nested && !reserved.contains(&id) => {
+                    let fresh = info.pending_gen != self.pending_gen;
+                    info.pending_gen = self.pending_gen;
+                    info.pending_idx = usize::MAX;
+                    fresh
+                }
+                _ => false,
+            };
+            if !fresh {
+                // Forget the marks: the pending row is empty, so a new generation clears them.
+                self.pending_gen += 1;
+                self.direct.clear();
+                return false;
+            }
+            self.direct.push(id);
+        }
+        true
     }
 
     /// Merges a nested object under the path in `path_buf`.
@@ -517,7 +578,7 @@ impl Worker {
                 }
             } else {
                 let id = self.keys.intern_path(&self.path_buf);
-                self.put(id, Value::from(value));
+                self.put(id, Value::from(value), FloatText::NONE);
             }
             self.path_buf.pop();
         }
@@ -525,7 +586,7 @@ impl Worker {
 
     /// Puts a value into the pending row (replacing the key's earlier value, if any).
     #[inline]
-    fn put(&mut self, id: KeyId, value: Value) {
+    fn put(&mut self, id: KeyId, value: Value, text: FloatText) {
         let Some(info) = self.keys.get_mut(id) else {
             return;
         };
@@ -533,11 +594,12 @@ impl Worker {
             && let Some(slot) = self.pending.get_mut(info.pending_idx)
         {
             slot.1 = value;
+            slot.2 = text;
             return;
         }
         info.pending_gen = self.pending_gen;
         info.pending_idx = self.pending.len();
-        self.pending.push((id, value));
+        self.pending.push((id, value, text));
     }
 
     fn in_pending(&self, id: KeyId) -> bool {
@@ -549,7 +611,14 @@ impl Worker {
     /// Writes the pending row at the current step and advances the step. An empty row is not
     /// written, but the step still advances.
     fn flush_row(&mut self) {
-        if self.pending.is_empty() {
+        self.direct.clear();
+        self.write_row(&[]);
+    }
+
+    /// Writes a row at the current step and advances the step: the entries of `direct` (whose
+    /// key ids are in `self.direct`, see [`Worker::direct_keys`]) followed by the pending row.
+    fn write_row(&mut self, direct: &[(Key, Value, FloatText)]) {
+        if self.pending.is_empty() && direct.is_empty() {
             self.step += 1;
             return;
         }
@@ -561,20 +630,26 @@ impl Worker {
         if self.keys.any_step_sync() {
             self.sync_step_metrics();
         }
+        let (time_text, runtime_text) = self.pending_time_texts;
         if !self.in_pending(self.id_timestamp) {
             let ts = self.pending_time_ns as f64 / 1e9;
-            self.put(self.id_timestamp, Value::Float(ts));
+            self.put(self.id_timestamp, Value::Float(ts), time_text);
         }
         let runtime = self.pending_time_ns.saturating_sub(self.start_ns) as f64 / 1e9;
-        self.put(self.id_runtime, Value::Float(runtime));
+        self.put(self.id_runtime, Value::Float(runtime), runtime_text);
         let step = i64::try_from(self.step).unwrap_or(i64::MAX);
-        self.put(self.id_step, Value::Int(step));
+        self.put(self.id_step, Value::Int(step), FloatText::NONE);
 
         self.enc.clear();
         self.num += 1;
-        for (id, value) in &self.pending {
+        for ((_, value, text), id) in direct.iter().zip(&self.direct) {
             if let Some(info) = self.keys.get(*id) {
-                self.enc.push(&info.prefix, value);
+                self.enc.push(&info.prefix, value, text);
+            }
+        }
+        for (id, value, text) in &self.pending {
+            if let Some(info) = self.keys.get(*id) {
+                self.enc.push(&info.prefix, value, text);
             }
         }
         match self.file.append(self.enc.finish(self.num, step)) {
@@ -586,17 +661,24 @@ impl Worker {
             Err(e) => self.fail(Error::write(e)),
         }
 
-        for (id, value) in self.pending.drain(..) {
-            let Some(info) = self.keys.get_mut(id) else {
+        let direct_values = direct
+            .iter()
+            .zip(&self.direct)
+            .map(|((_, value, _), id)| (id, value));
+        let pending_values = self.pending.iter().map(|(id, value, _)| (id, value));
+        for (id, value) in direct_values.chain(pending_values) {
+            let Some(info) = self.keys.get_mut(*id) else {
                 continue;
             };
             if info.track_latest {
                 info.latest = Some(value.clone());
             }
             if info.observe(value) {
-                self.dirty.push(id);
+                self.dirty.push(*id);
             }
         }
+        self.direct.clear();
+        self.pending.clear();
         self.pending_gen += 1;
         self.step += 1;
     }
@@ -610,7 +692,7 @@ impl Worker {
     fn sync_step_metrics(&mut self) {
         let mut idx = 0;
         while idx < self.pending.len() {
-            let Some((id, _)) = self.pending.get(idx) else {
+            let Some((id, _, _)) = self.pending.get(idx) else {
                 break;
             };
             idx += 1;
@@ -627,7 +709,7 @@ impl Worker {
             }
             let latest = self.keys.get(step_id).and_then(|info| info.latest.clone());
             if let Some(value) = latest {
-                self.put(step_id, value);
+                self.put(step_id, value, FloatText::NONE);
             }
         }
     }

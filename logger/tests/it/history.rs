@@ -343,3 +343,101 @@ fn config_updates_are_records() {
     assert_eq!(configs[1].update.len(), 2);
     assert_eq!(configs[2].remove[0].key, "a");
 }
+
+/// The `(key, value_json)` items of every history row, without `_runtime` and `_timestamp`.
+fn row_texts(records: &[wandb_format::proto::Record]) -> Vec<Vec<(String, String)>> {
+    use wandb_format::proto::record::RecordType;
+    records
+        .iter()
+        .filter_map(|record| match &record.record_type {
+            Some(RecordType::History(history)) => Some(
+                history
+                    .item
+                    .iter()
+                    .map(|item| (item.nested_key.join("."), item.value_json.clone()))
+                    .filter(|(key, _)| key != "_runtime" && key != "_timestamp")
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn rows_are_the_same_whichever_thread_formats_the_floats() {
+    // With a queue of one command the writer always counts as behind, so `log` formats the
+    // floats itself; with the default queue the writer formats them. The records must not
+    // differ. The rows also take the direct path and each way around it (a key twice, a nested
+    // object, `_step` given, a row built over two calls).
+    let mut floats = vec![
+        0.5,
+        -0.1,
+        1e-4,
+        9.999e-5,
+        123456.789,
+        999999.9999,
+        1e6,
+        1234567.5,
+        1.7953176790656261e9,
+        1e16,
+        1e21,
+        0.0,
+        -0.0,
+        3.0,
+        -42.0,
+        f64::NAN,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::MIN_POSITIVE,
+        f64::MAX,
+    ];
+    let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+    for _ in 0..2000 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let exponent = (state % 40) as i32 - 20;
+        floats.push((state >> 11) as f64 / (1u64 << 53) as f64 * 10f64.powi(exponent));
+    }
+    let texts = |capacity: usize| {
+        let ws = Workspace::new();
+        let writer = wandb_logger::WriterOptions::default().queue_capacity(capacity);
+        let run = ws.setup.init(InitOptions::new().writer(writer)).unwrap();
+        for chunk in floats.chunks(10) {
+            let row: Row = chunk
+                .iter()
+                .enumerate()
+                .map(|(index, value)| (format!("m{index}"), *value))
+                .collect();
+            run.log(row).unwrap();
+        }
+        run.log(row! {"a" => 0.25, "a" => 0.75}).unwrap();
+        run.log(row! {"b" => 0.5, "nested" => row! {"x" => 0.125}})
+            .unwrap();
+        run.log(row! {"_step" => 7, "c" => 1.5}).unwrap();
+        run.log_with(row! {"d" => 2.5}, LogOptions::new().commit(false))
+            .unwrap();
+        run.log(row! {"e" => 3.5}).unwrap();
+        let path = log_path(&run);
+        run.finish().unwrap();
+        row_texts(&read_records(&path))
+    };
+    let by_logger = texts(1);
+    let by_writer = texts(wandb_logger::DEFAULT_QUEUE_CAPACITY);
+    assert_eq!(by_logger.len(), floats.len() / 10 + 4);
+    assert_eq!(by_logger, by_writer);
+    let last = |key: &str| {
+        by_writer
+            .iter()
+            .flatten()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(last("a").as_deref(), Some("0.75"));
+    assert_eq!(last("nested.x").as_deref(), Some("0.125"));
+    assert_eq!(
+        last("m0").as_deref(),
+        Some(by_writer[floats.len() / 10 - 1][0].1.as_str())
+    );
+}
