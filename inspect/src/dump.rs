@@ -10,7 +10,7 @@ use crate::console::Paint;
 use crate::damage::{self, Opened, Reported, Tally};
 use crate::error::Error;
 use crate::jsonout::{NonFinite, Style, push_i64, push_u64, write_str};
-use crate::parallel::{Cancelled, Pool, Sink};
+use crate::parallel::{Cancelled, Sink};
 use crate::render::Renderer;
 use crate::schema::RECORD;
 use crate::wire::{self, Head};
@@ -271,7 +271,7 @@ pub(crate) fn dump_file(
     };
     let file_len = file.len();
     let tally = &mut result.tally;
-    let pool = Pool::default();
+    let pool = sink.pool();
     scan_batches(
         &file,
         parallel,
@@ -298,9 +298,7 @@ pub(crate) fn dump_file(
             tally.records += found.records;
             tally.damaged += found.damaged;
             tally.torn += found.torn;
-            sink.buf().push_str(&out);
-            pool.give(out);
-            sink.flush_if_full()
+            sink.send_owned(out)
         },
     )?;
     Ok(result)

@@ -31,7 +31,7 @@ use crate::jsonout::{
     NonFinite, Simple, Style, classify, push_i64, write_f64, write_str, write_value,
     write_value_json,
 };
-use crate::parallel::{Cancelled, Pool, Sink};
+use crate::parallel::{Cancelled, Sink};
 use crate::schema::{Message, RECORD, Type};
 use crate::wire::{
     self, RECURSION_LIMIT, Reader, Value as WireValue, WireResult, WireType, same_bytes,
@@ -157,7 +157,7 @@ pub(crate) fn history_file(
         options,
         columns: columns.as_ref(),
     };
-    let pool = Pool::default();
+    let pool = sink.pool();
     scan_batches(
         &file,
         parallel,
@@ -173,9 +173,7 @@ pub(crate) fn history_file(
                 result.tally.add(&reported);
                 result.damage.push(reported);
             }
-            sink.buf().push_str(&out);
-            pool.give(out);
-            sink.flush_if_full()
+            sink.send_owned(out)
         },
     )?;
     Ok(result)

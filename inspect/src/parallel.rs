@@ -11,12 +11,15 @@
 //! with an error and stop.
 
 use std::io;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
 
 /// Bytes of output a worker collects before handing a chunk to the printer.
 pub(crate) const CHUNK: usize = 64 * 1024;
+
+/// Most buffers a [`Pool`] keeps.
+const POOL_MAX: usize = 32;
 
 /// Chunks that may wait in one file's channel.
 const CAPACITY: usize = 8;
@@ -27,7 +30,8 @@ enum Message<R> {
 }
 
 /// Output buffers for reuse, so that rendering a large file does not allocate (and fault in)
-/// fresh memory for every batch.
+/// fresh memory for every batch: workers take them to render into, the printer gives them back
+/// once printed. At most [`POOL_MAX`] are kept.
 #[derive(Debug, Default)]
 pub(crate) struct Pool(Mutex<Vec<String>>);
 
@@ -45,7 +49,7 @@ impl Pool {
     pub(crate) fn give(&self, mut buffer: String) {
         buffer.clear();
         if let Ok(mut buffers) = self.0.lock()
-            && buffers.len() < 64
+            && buffers.len() < POOL_MAX
         {
             buffers.push(buffer);
         }
@@ -54,9 +58,9 @@ impl Pool {
 
 /// What the printer receives for a file.
 #[derive(Debug)]
-pub(crate) enum Delivery<R> {
+pub(crate) enum Delivery<'c, R> {
     /// A chunk of output, to print as it is.
-    Data(String),
+    Data(&'c str),
     /// The file's result; no more data follows.
     Done(R),
     /// The worker died without a result (a bug: a panic).
@@ -72,6 +76,8 @@ pub(crate) struct Cancelled;
 pub(crate) struct Sink<R> {
     tx: SyncSender<Message<R>>,
     buf: String,
+    /// Buffers the printer has printed, for reuse (shared by every file of a run).
+    pool: Arc<Pool>,
 }
 
 impl<R> Sink<R> {
@@ -90,8 +96,27 @@ impl<R> Sink<R> {
         Ok(())
     }
 
+    /// The pool of output buffers the printer hands back, to render into and then
+    /// [`Sink::send_owned`].
+    pub(crate) fn pool(&self) -> Arc<Pool> {
+        Arc::clone(&self.pool)
+    }
+
+    /// Hands `chunk` (output that follows what is in the buffer) to the printer as it is,
+    /// without copying it.
+    pub(crate) fn send_owned(&mut self, chunk: String) -> Result<(), Cancelled> {
+        if !self.buf.is_empty() {
+            self.send_buf()?;
+        }
+        if chunk.is_empty() {
+            self.pool.give(chunk);
+            return Ok(());
+        }
+        self.tx.send(Message::Data(chunk)).map_err(|_| Cancelled)
+    }
+
     fn send_buf(&mut self) -> Result<(), Cancelled> {
-        let chunk = std::mem::replace(&mut self.buf, String::with_capacity(CHUNK + CHUNK / 4));
+        let chunk = std::mem::replace(&mut self.buf, self.pool.take());
         self.tx.send(Message::Data(chunk)).map_err(|_| Cancelled)
     }
 
@@ -111,8 +136,9 @@ where
     T: Sync,
     R: Send,
     W: Fn(&T, &mut Sink<R>) -> Result<R, Cancelled> + Sync,
-    D: FnMut(Delivery<R>) -> io::Result<()>,
+    D: FnMut(Delivery<'_, R>) -> io::Result<()>,
 {
+    let pool = Arc::new(Pool::default());
     let mut senders = Vec::with_capacity(items.len());
     let mut receivers: Vec<Receiver<Message<R>>> = Vec::with_capacity(items.len());
     for _ in items {
@@ -137,7 +163,8 @@ where
             };
             let mut sink = Sink {
                 tx,
-                buf: String::with_capacity(CHUNK + CHUNK / 4),
+                buf: pool.take(),
+                pool: Arc::clone(&pool),
             };
             if let Ok(result) = work(item, &mut sink) {
                 sink.finish(result);
@@ -155,13 +182,16 @@ where
         let mut result = Ok(());
         'files: for rx in receivers {
             loop {
-                let delivery = match rx.recv() {
-                    Ok(Message::Data(chunk)) => Delivery::Data(chunk),
-                    Ok(Message::Done(value)) => Delivery::Done(value),
-                    Err(_) => Delivery::Lost,
+                let (delivered, last) = match rx.recv() {
+                    Ok(Message::Data(chunk)) => {
+                        let delivered = deliver(Delivery::Data(&chunk));
+                        pool.give(chunk);
+                        (delivered, false)
+                    }
+                    Ok(Message::Done(value)) => (deliver(Delivery::Done(value)), true),
+                    Err(_) => (deliver(Delivery::Lost), true),
                 };
-                let last = !matches!(delivery, Delivery::Data(_));
-                if let Err(error) = deliver(delivery) {
+                if let Err(error) = delivered {
                     cancelled.store(true, Ordering::Relaxed);
                     result = Err(error);
                     break 'files;
@@ -196,7 +226,7 @@ mod tests {
             },
             |delivery| {
                 match delivery {
-                    Delivery::Data(chunk) => printed.push_str(&chunk),
+                    Delivery::Data(chunk) => printed.push_str(chunk),
                     Delivery::Done(item) => results.push(item),
                     Delivery::Lost => panic!("lost"),
                 }
