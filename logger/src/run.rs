@@ -650,10 +650,12 @@ impl Run {
         let time_ns = now_ns();
         let (time_text, runtime_text) = if self.core.writer_behind() {
             // Share the formatting with the writer while it is behind: see `FloatText`.
-            buf.extend(entries.drain(..).map(|(key, value)| {
-                let text = FloatText::of(&value);
-                (key, value, text)
-            }));
+            buf.extend(
+                entries
+                    .drain(..)
+                    .map(|(key, value)| (key, value, FloatText::NONE)),
+            );
+            FloatText::format_row(&mut buf);
             (
                 FloatText::of_f64(time_ns as f64 / 1e9),
                 FloatText::of_f64(time_ns.saturating_sub(self.core.start_ns) as f64 / 1e9),
