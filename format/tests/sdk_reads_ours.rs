@@ -13,15 +13,7 @@ use prost::Message;
 use wandb_format::proto::{self, record::RecordType};
 use wandb_format::{BLOCK_SIZE, Framer, Writer};
 
-fn sdk_python() -> Option<PathBuf> {
-    match std::env::var_os("WANDB_SDK_PYTHON") {
-        Some(python) => Some(PathBuf::from(python)),
-        None if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("CI=true but WANDB_SDK_PYTHON is not set: .ci/run must install the SDK")
-        }
-        None => None,
-    }
-}
+use wandb_testkit::sdk_python;
 
 fn history(step: i64, pad: usize) -> proto::Record {
     let item = |key: &str, value: String| proto::HistoryItem {

@@ -38,6 +38,7 @@ pub mod faults;
 mod filestream;
 mod graphql;
 pub mod json;
+mod sdk;
 mod server;
 mod state;
 mod urlpath;
@@ -46,6 +47,7 @@ pub use backend::{BackendConfig, DEFAULT_API_KEY, DEFAULT_ENTITY, TestBackend};
 pub use error::TestkitError;
 pub use faults::{FaultAction, FaultRule, Faults, InjectedFault, Route};
 pub use graphql::{DEFAULT_PROJECT, SUPPORTED_OPERATIONS};
+pub use sdk::sdk_python;
 pub use state::{
     Alert, BackendState, Counters, RequestLogEntry, RunCounters, RunState, UploadedFile,
     strip_console_prefix,

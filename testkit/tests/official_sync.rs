@@ -15,7 +15,9 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use wandb_testkit::{DEFAULT_ENTITY, FaultAction, FaultRule, Route, RunState, TestBackend};
+use wandb_testkit::{
+    DEFAULT_ENTITY, FaultAction, FaultRule, Route, RunState, TestBackend, sdk_python,
+};
 
 /// The script from which the offline run is made.
 const OFFLINE_SCRIPT: &str = "import wandb; r=wandb.init(project='p', config={'a':1}); \
@@ -32,52 +34,6 @@ const EXPECTED_FILES: [&str; 5] = [
 
 /// Limit for each Python process.
 const PROCESS_TIMEOUT: Duration = Duration::from_secs(240);
-
-/// The interpreter to use, `None` to skip; panics under `CI=true` when it is unusable.
-fn sdk_python() -> Option<PathBuf> {
-    let in_ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    let problem = match std::env::var_os("WANDB_SDK_PYTHON").filter(|p| !p.is_empty()) {
-        None => "WANDB_SDK_PYTHON is not set".to_owned(),
-        Some(path) => {
-            let path = resolve(PathBuf::from(path));
-            let check = Command::new(&path)
-                .args(["-c", "import wandb; print(wandb.__version__)"])
-                .output();
-            match check {
-                Ok(out) if out.status.success() => {
-                    eprintln!(
-                        "using wandb {} from {}",
-                        String::from_utf8_lossy(&out.stdout).trim(),
-                        path.display()
-                    );
-                    return Some(path);
-                }
-                Ok(out) => format!(
-                    "{} cannot import wandb: {}",
-                    path.display(),
-                    String::from_utf8_lossy(&out.stderr)
-                ),
-                Err(e) => format!("cannot run {}: {e}", path.display()),
-            }
-        }
-    };
-    assert!(
-        !in_ci,
-        "CI=true but the official SDK is unavailable: {problem}"
-    );
-    eprintln!("skipping the official-SDK test: {problem}");
-    None
-}
-
-/// Relative interpreter paths are tried against the current directory (the package dir under
-/// `cargo test`) and then the workspace root, so `WANDB_SDK_PYTHON=.venv/bin/python` works.
-fn resolve(path: PathBuf) -> PathBuf {
-    if path.is_absolute() || path.exists() {
-        return path;
-    }
-    let from_root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(&path);
-    if from_root.exists() { from_root } else { path }
-}
 
 /// A command with every inherited `WANDB_*` variable removed and private config/cache dirs.
 fn wandb_command(python: &Path, home: &Path) -> Command {

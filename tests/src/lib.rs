@@ -14,31 +14,8 @@ pub fn sdk_fixture(scenario: &str) -> PathBuf {
     workspace_root().join("fixtures/sdk-0.31.0").join(scenario)
 }
 
-/// The Python with wandb 0.31.0 named by `WANDB_SDK_PYTHON`, or `None` on a developer machine
-/// without it. Under CI (`CI=true`) a missing SDK is a failure, not a skip.
-///
-/// # Panics
-///
-/// When `CI=true` and `WANDB_SDK_PYTHON` is unset.
-pub fn sdk_python() -> Option<PathBuf> {
-    match std::env::var_os("WANDB_SDK_PYTHON").filter(|p| !p.is_empty()) {
-        Some(path) => {
-            let path = PathBuf::from(path);
-            Some(if path.is_absolute() {
-                path
-            } else {
-                workspace_root().join(path)
-            })
-        }
-        None if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("CI=true but WANDB_SDK_PYTHON is not set: scripts/test installs the SDK")
-        }
-        None => {
-            eprintln!("skipping: WANDB_SDK_PYTHON is not set");
-            None
-        }
-    }
-}
+/// The Python with the official SDK (see `wandb_testkit::sdk_python`).
+pub use wandb_testkit::sdk_python;
 
 /// Runs the official `wandb sync` on `run_dir`, uploading to `base_url` with `api_key`, in a
 /// hermetic environment (its own HOME and config dir under `scratch`).

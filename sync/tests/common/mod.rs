@@ -288,38 +288,4 @@ pub fn assert_clean(run: &RunState) {
     assert!(run.complete, "{} not complete", run.run_id);
 }
 
-/// The Python interpreter with the official SDK, `None` to skip; panics under `CI=true` when
-/// it is unusable (the testkit's rule).
-pub fn sdk_python() -> Option<PathBuf> {
-    let in_ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    let problem = match std::env::var_os("WANDB_SDK_PYTHON").filter(|p| !p.is_empty()) {
-        None => "WANDB_SDK_PYTHON is not set".to_owned(),
-        Some(path) => {
-            let mut path = PathBuf::from(path);
-            if !path.is_absolute() && !path.exists() {
-                let from_root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(&path);
-                if from_root.exists() {
-                    path = from_root;
-                }
-            }
-            match std::process::Command::new(&path)
-                .args(["-c", "import wandb"])
-                .output()
-            {
-                Ok(out) if out.status.success() => return Some(path),
-                Ok(out) => format!(
-                    "{} cannot import wandb: {}",
-                    path.display(),
-                    String::from_utf8_lossy(&out.stderr)
-                ),
-                Err(e) => format!("cannot run {}: {e}", path.display()),
-            }
-        }
-    };
-    assert!(
-        !in_ci,
-        "CI=true but the official SDK is unavailable: {problem}"
-    );
-    eprintln!("skipping the official-SDK comparison: {problem}");
-    None
-}
+pub use wandb_testkit::sdk_python;
