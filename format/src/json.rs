@@ -312,7 +312,7 @@ impl Value {
             Value::Int(i) => write_i64(*i, out),
             Value::UInt(u) => write_u64(*u, out),
             Value::Float(f) => format_f64(*f, out),
-            Value::String(s) => write_string(s, out),
+            Value::String(s) => write_str(out, s),
             Value::Array(items) => {
                 out.push('[');
                 for (i, item) in items.iter().enumerate() {
@@ -329,7 +329,7 @@ impl Value {
                     if i > 0 {
                         out.push(',');
                     }
-                    write_string(key, out);
+                    write_str(out, key);
                     out.push(':');
                     value.write_to(out);
                 }
@@ -1087,10 +1087,18 @@ const ESCAPE: [u8; 256] = {
     table
 };
 
-/// Writes `s` as a JSON string the way `simplejsonext` does (see the module docs).
-fn write_string(s: &str, out: &mut String) {
+/// Appends `s` as a JSON string literal, quotes included, escaped the way `simplejsonext`
+/// does: `"` and `\` escaped, `\b \f \n \r \t` by their short forms, other control
+/// characters as `\u00xx`, everything else (non-ASCII included) as it is.
+pub fn write_str(out: &mut String, s: &str) {
     out.reserve(s.len() + 2);
     out.push('"');
+    write_str_body(out, s);
+    out.push('"');
+}
+
+/// Appends the inside of [`write_str`]'s literal: `s` escaped, without the quotes.
+pub fn write_str_body(out: &mut String, s: &str) {
     let mut run_start = 0;
     for (i, &b) in s.as_bytes().iter().enumerate() {
         let escape = ESCAPE[usize::from(b)];
@@ -1109,7 +1117,6 @@ fn write_string(s: &str, out: &mut String) {
         run_start = i + 1;
     }
     out.push_str(s.get(run_start..).unwrap_or_default());
-    out.push('"');
 }
 
 fn write_u64(mut n: u64, out: &mut String) {

@@ -5,6 +5,7 @@
 //! of [`write_value_json`].
 
 use wandb_format::json::{self, Map, Value};
+pub(crate) use wandb_format::json::{write_str, write_str_body};
 
 /// How `NaN`, `Infinity` and `-Infinity` are written in JSON output.
 ///
@@ -53,7 +54,7 @@ impl Style {
     }
 }
 
-/// Which bytes need escaping in a JSON string.
+/// Which bytes need escaping in a JSON string (as `json::write_str` escapes them).
 static ESCAPE: [bool; 256] = {
     let mut table = [false; 256];
     let mut byte = 0;
@@ -65,42 +66,6 @@ static ESCAPE: [bool; 256] = {
     table[b'\\' as usize] = true;
     table
 };
-
-/// Appends `text` as a JSON string (quotes included).
-pub(crate) fn write_str(out: &mut String, text: &str) {
-    out.push('"');
-    write_str_body(out, text);
-    out.push('"');
-}
-
-/// Appends `text` as the inside of a JSON string (no quotes).
-pub(crate) fn write_str_body(out: &mut String, text: &str) {
-    let bytes = text.as_bytes();
-    let mut start = 0;
-    for (index, &byte) in bytes.iter().enumerate() {
-        if !ESCAPE[usize::from(byte)] {
-            continue;
-        }
-        out.push_str(text.get(start..index).unwrap_or_default());
-        match byte {
-            b'"' => out.push_str("\\\""),
-            b'\\' => out.push_str("\\\\"),
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            b'\t' => out.push_str("\\t"),
-            0x08 => out.push_str("\\b"),
-            0x0C => out.push_str("\\f"),
-            _ => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.push_str("\\u00");
-                out.push(char::from(HEX[usize::from(byte >> 4)]));
-                out.push(char::from(HEX[usize::from(byte & 0xF)]));
-            }
-        }
-        start = index + 1;
-    }
-    out.push_str(text.get(start..).unwrap_or_default());
-}
 
 /// Appends `text` as a JSON string, cut to `style.max_string` bytes with a note of how much was
 /// left out.

@@ -15,41 +15,6 @@ use std::collections::HashSet;
 use indexmap::IndexMap;
 use wandb_format::json::{self, Value};
 
-/// Writes `s` as a JSON string literal the way wandb-core's encoder does: `"` and `\` escaped,
-/// `\b \f \n \r \t` by their short forms, other control characters as `\u00xx`, everything else
-/// (including non-ASCII) raw.
-pub(crate) fn push_json_string(out: &mut String, s: &str) {
-    out.reserve(s.len() + 2);
-    out.push('"');
-    let mut rest = s;
-    while let Some(i) = rest
-        .bytes()
-        .position(|b| b < 0x20 || b == b'"' || b == b'\\')
-    {
-        // `i` is at an ASCII byte, so both slices fall on character boundaries.
-        out.push_str(rest.get(..i).unwrap_or_default());
-        let b = rest.as_bytes().get(i).copied().unwrap_or_default();
-        match b {
-            b'"' => out.push_str("\\\""),
-            b'\\' => out.push_str("\\\\"),
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            b'\t' => out.push_str("\\t"),
-            0x08 => out.push_str("\\b"),
-            0x0c => out.push_str("\\f"),
-            _ => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.push_str("\\u00");
-                out.push(char::from(HEX[usize::from(b >> 4)]));
-                out.push(char::from(HEX[usize::from(b & 0xf)]));
-            }
-        }
-        rest = rest.get(i + 1..).unwrap_or_default();
-    }
-    out.push_str(rest);
-    out.push('"');
-}
-
 /// The canonical W&B form of one `value_json`: borrowed when the text already is canonical,
 /// re-serialised otherwise. Errors when the text is not (extended) JSON.
 pub(crate) fn canonical(text: &str) -> Result<Cow<'_, str>, json::JsonError> {
@@ -197,7 +162,7 @@ pub(crate) fn build_object(items: &[Item<'_>], out: &mut String) {
             if i > 0 {
                 out.push(',');
             }
-            push_json_string(out, item.path.first());
+            json::write_str(out, item.path.first());
             out.push(':');
             out.push_str(&item.value);
         }
@@ -340,7 +305,7 @@ impl JsonTree {
             if i > 0 {
                 out.push(',');
             }
-            push_json_string(out, key);
+            json::write_str(out, key);
             out.push(':');
             node.write(out);
         }
@@ -490,7 +455,7 @@ mod tests {
     #[test]
     fn strings_escape_like_wandb_core() {
         let mut out = String::new();
-        push_json_string(&mut out, "a\"b\\c\n\u{1}é/<");
+        json::write_str(&mut out, "a\"b\\c\n\u{1}é/<");
         assert_eq!(out, "\"a\\\"b\\\\c\\n\\u0001é/<\"");
     }
 }

@@ -5,7 +5,7 @@
 use wandb_format::proto::{EnvironmentRecord, GitRepoRecord};
 
 use crate::console::civil_from_days;
-use crate::jsonbuild::push_json_string;
+use wandb_format::json::write_str;
 
 /// A JSON object being written: compact, or indented by `indent` spaces per level.
 struct ObjectWriter<'a> {
@@ -32,7 +32,7 @@ impl<'a> ObjectWriter<'a> {
         }
         self.n_members += 1;
         self.newline(self.depth + 1);
-        push_json_string(self.out, key);
+        write_str(self.out, key);
         self.out.push(':');
         if self.indent.is_some() {
             self.out.push(' ');
@@ -51,7 +51,7 @@ impl<'a> ObjectWriter<'a> {
     fn string(&mut self, key: &str, value: &str) {
         if !value.is_empty() {
             self.key(key);
-            push_json_string(self.out, value);
+            write_str(self.out, value);
         }
     }
 
@@ -80,7 +80,7 @@ impl<'a> ObjectWriter<'a> {
                 self.out.push(',');
             }
             self.newline(self.depth + 2);
-            push_json_string(self.out, v);
+            write_str(self.out, v);
         }
         self.newline(self.depth + 1);
         self.out.push(']');
@@ -133,7 +133,7 @@ pub(crate) fn environment_json(env: &EnvironmentRecord, indent: Option<usize>) -
     w.string("python", &env.python);
     if let Some(ts) = &env.started_at {
         w.key("startedAt");
-        push_json_string(w.out, &rfc3339(ts.seconds, ts.nanos));
+        write_str(w.out, &rfc3339(ts.seconds, ts.nanos));
     }
     w.string("docker", &env.docker);
     w.strings("args", &env.args);
@@ -218,7 +218,7 @@ pub(crate) fn environment_json(env: &EnvironmentRecord, indent: Option<usize>) -
         w.object("slurm", |o| {
             for (k, v) in &env.slurm {
                 o.key(k);
-                push_json_string(o.out, v);
+                write_str(o.out, v);
             }
         });
     }

@@ -18,8 +18,9 @@ use wandb_format::proto::{
 
 use crate::console::{Stream, Terminal};
 use crate::fastrec::{FastItem, FastRecord};
-use crate::jsonbuild::{Item, JsonTree, Path, build_object, canonical, push_json_string};
+use crate::jsonbuild::{Item, JsonTree, Path, build_object, canonical};
 use crate::runconfig::RunConfig;
+use wandb_format::json::write_str;
 
 /// Longest history or events line sent; longer ones are dropped, as W&B does (10 MiB − 100 KiB).
 pub(crate) const MAX_LINE_BYTES: usize = (10 << 20) - (100 << 10);
@@ -328,7 +329,7 @@ impl Processor {
         } else {
             chunk.history.push(',');
         }
-        push_json_string(&mut chunk.history, &line);
+        write_str(&mut chunk.history, &line);
         self.line_buf = line;
         chunk.n_history += 1;
     }
@@ -474,7 +475,7 @@ impl Processor {
                 self.n_invalid_values += 1;
                 continue;
             };
-            push_json_string(&mut line, &format!("system.{}", item.key));
+            write_str(&mut line, &format!("system.{}", item.key));
             line.push(':');
             line.push_str(&value);
             line.push(',');
@@ -493,7 +494,7 @@ impl Processor {
         } else {
             chunk.events.push(',');
         }
-        push_json_string(&mut chunk.events, &line);
+        write_str(&mut chunk.events, &line);
         chunk.n_events += 1;
     }
 
@@ -574,7 +575,7 @@ fn typed_value(value: &history_item::Value) -> String {
         history_item::Value::Boolean(b) => out.push_str(if *b { "true" } else { "false" }),
         history_item::Value::Integer(i) => out.push_str(&i.to_string()),
         history_item::Value::Number(f) => json::format_f64(*f, &mut out),
-        history_item::Value::Text(s) => push_json_string(&mut out, s),
+        history_item::Value::Text(s) => write_str(&mut out, s),
         history_item::Value::Json(s) => match canonical(s) {
             Ok(text) => out.push_str(&text),
             Err(_) => out.push_str("null"),

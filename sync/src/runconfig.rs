@@ -15,8 +15,9 @@ use indexmap::IndexMap;
 use prost::Message;
 use wandb_format::proto::{ConfigRecord, EnvironmentRecord, MetricRecord, TelemetryRecord};
 
-use crate::jsonbuild::{JsonTree, Node, Path, canonical, push_json_string};
+use crate::jsonbuild::{JsonTree, Node, Path, canonical};
 use crate::metadata::environment_json;
+use wandb_format::json::write_str;
 
 /// `TelemetryRecord.feature`.
 const FEATURE_FIELD: u64 = 3;
@@ -192,7 +193,7 @@ impl RunConfig {
                 if i > 0 {
                     envs.push(',');
                 }
-                push_json_string(&mut envs, writer);
+                write_str(&mut envs, writer);
                 envs.push(':');
                 envs.push_str(&environment_json(env, None));
             }
@@ -230,7 +231,7 @@ impl RunConfig {
                             s.push(',');
                         }
                         s.push_str(&format!("\"{k}\":"));
-                        push_json_string(&mut s, v);
+                        write_str(&mut s, v);
                     }
                     s.push('}');
                     s
@@ -336,7 +337,7 @@ fn number_list(numbers: &[u32]) -> String {
 
 fn json_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
-    push_json_string(&mut out, s);
+    write_str(&mut out, s);
     out
 }
 

@@ -32,13 +32,13 @@ use crate::error::{Error, Result};
 use crate::fastrec::{self, FastRecord};
 use crate::files::{self, hash_bytes, hash_file};
 use crate::http::UploadSource;
-use crate::jsonbuild::push_json_string;
 use crate::ledger::{Destination, Ledger, LedgerData, UploadedFile, write_marker};
 use crate::lock;
 use crate::options::SyncOptions;
 use crate::process::{Carry, Chunk, FileRequest, Processor};
 use crate::report::{DamageReport, RefusedFile, RunReport, RunResult};
 use crate::yaml::to_yaml;
+use wandb_format::json::write_str;
 
 /// Output gathered before a chunk is handed to the sender.
 pub(crate) const CHUNK_BYTES: usize = 4 << 20;
@@ -1059,13 +1059,13 @@ fn handle_work(
         } => {
             let mut body =
                 String::from("{\"files\":{\"wandb-summary.json\":{\"offset\":0,\"content\":[");
-            push_json_string(&mut body, &summary);
+            write_str(&mut body, &summary);
             body.push_str("]}},\"uploaded\":[");
             for (i, name) in uploaded.iter().enumerate() {
                 if i > 0 {
                     body.push(',');
                 }
-                push_json_string(&mut body, name);
+                write_str(&mut body, name);
             }
             body.push(']');
             if let Some(code) = exit_code {
@@ -1134,7 +1134,7 @@ fn chunk_bodies(chunk: &Chunk, summary: Option<&str>, target: &Target) -> Vec<St
     }
     if let Some(summary) = summary {
         let mut content = String::with_capacity(summary.len() + 16);
-        push_json_string(&mut content, summary);
+        write_str(&mut content, summary);
         section(&mut body, "wandb-summary.json", 0, &content);
     }
     if let Some(run) = runs.next() {
@@ -1170,7 +1170,7 @@ fn console_content(run: &[(&u64, &String)], target: &Target) -> (String, u64) {
         if i > 0 {
             content.push(',');
         }
-        push_json_string(&mut content, text);
+        write_str(&mut content, text);
     }
     let offset = target.console_base + run.first().map_or(0, |(n, _)| **n);
     (content, offset)

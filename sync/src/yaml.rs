@@ -4,7 +4,7 @@
 
 use wandb_format::json::Value;
 
-use crate::jsonbuild::push_json_string;
+use wandb_format::json::write_str;
 
 const INDENT: usize = 4;
 
@@ -110,7 +110,7 @@ fn write_string(out: &mut String, s: &str) {
     if is_plain_safe(s) {
         out.push_str(s);
     } else {
-        push_json_string(out, s);
+        write_str(out, s);
     }
 }
 
