@@ -29,7 +29,6 @@ use crate::error::Error;
 use crate::items::{Item, ItemValue, try_for_each_item};
 use crate::jsonout::{
     NonFinite, Simple, Style, classify, push_i64, write_f64, write_str, write_value,
-    write_value_json,
 };
 use crate::parallel::{Cancelled, Sink};
 use crate::schema::{Message, RECORD, Type};
@@ -479,7 +478,7 @@ impl<'s, 'o, 'i> RowWriter<'s, 'o, 'i> {
                     if csv {
                         csv_value(&mut self.cells_text, item.value);
                     } else {
-                        json_value(&mut self.cells_text, item.value, style);
+                        item.value.write_json(&mut self.cells_text, style);
                     }
                     Cell::Owned(start, self.cells_text.len())
                 }
@@ -546,7 +545,7 @@ impl<'s, 'o, 'i> RowWriter<'s, 'o, 'i> {
             let key_start = keys.len();
             item.push_dotted(keys);
             let value_start = values.len();
-            json_value(values, item.value, style);
+            item.value.write_json(values, style);
             if keys.get(key_start..) == Some("_step") {
                 keys.truncate(key_start);
                 step.get_or_insert((value_start, values.len()));
@@ -642,18 +641,6 @@ fn borrowed_cell(value: ItemValue<'_>, csv: bool) -> Option<&str> {
         Simple::Literal(literal @ ("true" | "false")) => Some(literal),
         Simple::Literal(literal) if !csv => Some(literal),
         _ => None,
-    }
-}
-
-/// Appends an item's value as JSON.
-fn json_value(out: &mut String, value: ItemValue<'_>, style: Style) {
-    match value {
-        ItemValue::Json(text) => write_value_json(out, text, style),
-        ItemValue::Null => out.push_str("null"),
-        ItemValue::Bool(flag) => out.push_str(if flag { "true" } else { "false" }),
-        ItemValue::Int(int) => push_i64(out, int),
-        ItemValue::Float(float) => write_f64(out, float, style.non_finite),
-        ItemValue::Text(text) => write_str(out, text),
     }
 }
 

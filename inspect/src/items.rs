@@ -5,6 +5,7 @@
 //! record does, `nested_key` wins. Nested keys are shown joined with `.`, as W&B names history
 //! columns (`train.loss`).
 
+use crate::jsonout::{Style, push_i64, write_f64, write_str_styled, write_value_json};
 use crate::schema::{Message, Shape, Type};
 use crate::wire::{Reader, Value, WireError, WireResult, WireType, utf8, validate};
 
@@ -26,6 +27,20 @@ pub(crate) enum ItemValue<'a> {
     Float(f64),
     /// The typed `text` variant.
     Text(&'a str),
+}
+
+impl ItemValue<'_> {
+    /// Appends the value as JSON in `style` (long strings cut as the style says).
+    pub(crate) fn write_json(self, out: &mut String, style: Style) {
+        match self {
+            ItemValue::Json(text) => write_value_json(out, text, style),
+            ItemValue::Null => out.push_str("null"),
+            ItemValue::Bool(flag) => out.push_str(if flag { "true" } else { "false" }),
+            ItemValue::Int(int) => push_i64(out, int),
+            ItemValue::Float(float) => write_f64(out, float, style.non_finite),
+            ItemValue::Text(text) => write_str_styled(out, text, style),
+        }
+    }
 }
 
 /// One item, borrowed from the record's bytes.

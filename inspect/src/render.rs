@@ -23,7 +23,7 @@ use base64::Engine as _;
 use crate::items::{Item, ItemValue};
 use crate::jsonout::{
     Style, push_i64, push_u64, timestamp_in_range, write_f64, write_str, write_str_body,
-    write_str_styled, write_timestamp, write_value_json,
+    write_str_styled, write_timestamp,
 };
 use crate::schema::{Field, Message, Shape, Type};
 use crate::wire::{
@@ -492,7 +492,7 @@ impl Renderer {
                 }
             }
             position += 1;
-            write_item_value(out, item.value, self.style);
+            item.value.write_json(out, self.style);
         }
         out.push('}');
         Ok(run.unwrap_or(rest.len()))
@@ -569,7 +569,7 @@ impl Renderer {
     /// Writes an item's value.
     fn item_value(&mut self, out: &mut String, value: ItemValue<'_>) {
         self.before_value(out);
-        write_item_value(out, value, self.style);
+        value.write_json(out, self.style);
     }
 
     /// Writes one value of `field`.
@@ -665,18 +665,6 @@ impl Renderer {
         }
         self.before_value(out);
         Ok(write_timestamp(out, seconds, nanos))
-    }
-}
-
-/// Writes an item's value as JSON.
-fn write_item_value(out: &mut String, value: ItemValue<'_>, style: Style) {
-    match value {
-        ItemValue::Json(text) => write_value_json(out, text, style),
-        ItemValue::Null => out.push_str("null"),
-        ItemValue::Bool(flag) => out.push_str(if flag { "true" } else { "false" }),
-        ItemValue::Int(int) => push_i64(out, int),
-        ItemValue::Float(float) => write_f64(out, float, style.non_finite),
-        ItemValue::Text(text) => write_str_styled(out, text, style),
     }
 }
 
