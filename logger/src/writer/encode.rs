@@ -250,6 +250,8 @@ const HEADER_ROOM: usize = 24;
 pub(crate) struct HistoryEncoder {
     out: Vec<u8>,
     value: String,
+    /// The record's header (`num` and the history length), built before it is copied into place.
+    header: Vec<u8>,
 }
 
 impl Default for HistoryEncoder {
@@ -257,6 +259,7 @@ impl Default for HistoryEncoder {
         HistoryEncoder {
             out: Vec::with_capacity(1024),
             value: String::with_capacity(64),
+            header: Vec::with_capacity(HEADER_ROOM),
         }
     }
 }
@@ -309,31 +312,17 @@ impl HistoryEncoder {
             put_varint(&mut self.out, step_u);
         }
         let history_len = self.out.len() - HEADER_ROOM;
-        let mut header = [0u8; HEADER_ROOM];
-        let mut n = 0;
-        let mut push = |byte: u8| {
-            if let Some(slot) = header.get_mut(n) {
-                *slot = byte;
-            }
-            n += 1;
-        };
-        push(TAG_NUM);
-        let mut v = num as u64;
-        while v >= 0x80 {
-            push((v as u8) | 0x80);
-            v >>= 7;
-        }
-        push(v as u8);
-        push(TAG_HISTORY);
-        let mut v = history_len as u64;
-        while v >= 0x80 {
-            push((v as u8) | 0x80);
-            v >>= 7;
-        }
-        push(v as u8);
-        let start = HEADER_ROOM.saturating_sub(n);
-        if let (Some(room), Some(bytes)) = (self.out.get_mut(start..HEADER_ROOM), header.get(..n)) {
-            room.copy_from_slice(bytes);
+        let header = &mut self.header;
+        header.clear();
+        header.push(TAG_NUM);
+        put_varint(header, num as u64);
+        header.push(TAG_HISTORY);
+        put_varint(header, history_len as u64);
+        let start = HEADER_ROOM.saturating_sub(header.len());
+        if let Some(room) = self.out.get_mut(start..HEADER_ROOM)
+            && room.len() == header.len()
+        {
+            room.copy_from_slice(header);
         }
         self.out.get(start..).unwrap_or_default()
     }
@@ -362,31 +351,10 @@ fn push_item(out: &mut Vec<u8>, prefix: &[u8], json: &[u8]) {
 pub(crate) fn write_value(value: &Value, out: &mut String) {
     match value {
         Value::Float(f) => write_f64(*f, out),
-        Value::Int(i) => write_i64(*i, out),
+        Value::Int(i) => out.push_str(itoa::Buffer::new().format(*i)),
         Value::Bool(true) => out.push_str("true"),
         Value::Bool(false) => out.push_str("false"),
         Value::Json(v) => v.write_to(out),
-    }
-}
-
-/// Appends `i` in decimal.
-pub(crate) fn write_i64(i: i64, out: &mut String) {
-    let mut digits = [0u8; 20];
-    let mut n = i.unsigned_abs();
-    let mut start = digits.len();
-    loop {
-        start -= 1;
-        digits[start] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    if i < 0 {
-        out.push('-');
-    }
-    for &d in &digits[start..] {
-        out.push(char::from(d));
     }
 }
 
