@@ -127,7 +127,7 @@ fn start_sampler(core: &Arc<RunCore>) {
     });
     match handle {
         Ok(handle) => core.attach(Box::new(move || handle.stop())),
-        Err(e) => log::warn!("run {}: no system metrics: {e}", core.run_id),
+        Err(e) => crate::diag::warning!("run {}: no system metrics: {e}", core.run_id),
     }
 }
 
@@ -177,7 +177,7 @@ fn join_console(core: &Arc<RunCore>) {
         let capture = match ConsoleCapture::start(sink) {
             Ok(capture) => capture,
             Err(e) => {
-                log::warn!("run {}: console output is not captured: {e}", core.run_id);
+                crate::diag::warning!("run {}: console output is not captured: {e}", core.run_id);
                 return;
             }
         };
@@ -218,7 +218,7 @@ fn leave_console(run_ptr: usize) {
         if let Some(capture) = fanout.capture.take()
             && let Err(e) = capture.stop()
         {
-            log::warn!("console capture did not stop cleanly: {e}");
+            crate::diag::warning!("console capture did not stop cleanly: {e}");
         }
         // An unfinished UTF-8 character at the very end of the output.
         let rest = fanout

@@ -57,6 +57,7 @@
 //! * `std::process::exit` skips destructors: call [`Run::finish`] or [`teardown`] first.
 
 mod console;
+mod diag;
 mod error;
 mod fork;
 mod integration;

@@ -906,7 +906,7 @@ impl Drop for Run {
         }
         let exit_code = i32::from(thread::panicking());
         if let Err(e) = self.core.finish(exit_code) {
-            log::error!("{e}");
+            crate::diag::report_error!("{e}");
         }
     }
 }

@@ -72,7 +72,7 @@ impl Setup {
             &options.settings,
         )?;
         for warning in &settings.report().warnings {
-            log::warn!("{warning}");
+            crate::diag::warning!("{warning}");
         }
         for ignored in &settings.report().ignored {
             log::debug!("{ignored}");
@@ -138,11 +138,12 @@ impl Setup {
             && self.env_changed()
             && !self.inner.warned_env_change.swap(true, Ordering::Relaxed)
         {
-            log::warn!(
+            crate::diag::warning!(
                 "WANDB_* environment variables changed after setup; the changes are ignored \
                  (call teardown() and setup() again to apply them)"
             );
         }
+        crate::diag::set_silenced(settings.silent || settings.quiet);
         if let Some(notice) = settings.offline_notice() {
             say_once(&notice, settings.silent || settings.quiet);
         }

@@ -50,7 +50,7 @@ pub(crate) fn ensure_sigterm_handler() {
             return;
         }
         if let Err(e) = fork::reinstall_sigterm() {
-            log::warn!("cannot reinstall the SIGTERM handler: {e}");
+            crate::diag::warning!("cannot reinstall the SIGTERM handler: {e}");
             return;
         }
     } else {
@@ -62,23 +62,23 @@ pub(crate) fn ensure_sigterm_handler() {
             }
             Ok(previous) => {
                 if let Err(e) = start_thread() {
-                    log::warn!("cannot install a SIGTERM handler: {e}");
+                    crate::diag::warning!("cannot install a SIGTERM handler: {e}");
                     return;
                 }
                 if let Err(e) = fork::remember_sigterm(previous) {
-                    log::warn!("cannot read the SIGTERM handler back: {e}");
+                    crate::diag::warning!("cannot read the SIGTERM handler back: {e}");
                 }
                 *started = Some(generation);
                 return;
             }
             Err(e) => {
-                log::warn!("cannot read SIGTERM's disposition: {e}");
+                crate::diag::warning!("cannot read SIGTERM's disposition: {e}");
                 return;
             }
         }
     }
     if let Err(e) = start_thread() {
-        log::warn!("cannot install a SIGTERM handler: {e}");
+        crate::diag::warning!("cannot install a SIGTERM handler: {e}");
         return;
     }
     *started = Some(generation);
@@ -99,7 +99,7 @@ fn start_thread() -> std::io::Result<()> {
 fn on_sigterm() {
     let terminate = fork::previous_sigterm() == Some(Disposition::Default);
     let runs = registry::active(true);
-    log::warn!(
+    crate::diag::warning!(
         "SIGTERM: marking {} run(s) as preempting{}",
         runs.len(),
         if terminate { " and terminating" } else { "" }
@@ -111,7 +111,7 @@ fn on_sigterm() {
         // Resets SIGTERM to its default action and raises it: the process ends as it would
         // have without us.
         if let Err(e) = signal_hook::low_level::emulate_default_handler(SIGTERM) {
-            log::error!("cannot terminate after SIGTERM: {e}");
+            crate::diag::report_error!("cannot terminate after SIGTERM: {e}");
         }
     }
 }

@@ -96,7 +96,7 @@ pub(crate) fn spawn_sampler(
                 run(interval, monitor, &stop_rx, &thread_sink);
             }));
             if result.is_err() {
-                log::error!("system metrics sampling stopped after a panic");
+                crate::diag::report_error!("system metrics sampling stopped after a panic");
             }
         })
         .map_err(SamplerError::Spawn)?;
@@ -143,7 +143,7 @@ fn emit(sink: &SharedSink, record: SystemRecord) -> bool {
         return false;
     };
     if catch_unwind(AssertUnwindSafe(|| callback(record))).is_err() {
-        log::error!("the system metrics sink panicked; sampling stops");
+        crate::diag::report_error!("the system metrics sink panicked; sampling stops");
         *guard = None;
         return false;
     }

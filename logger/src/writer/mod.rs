@@ -478,7 +478,7 @@ impl Worker {
             if step < self.step {
                 self.out_of_order += 1;
                 if self.out_of_order <= 10 || self.out_of_order.is_power_of_two() {
-                    log::warn!(
+                    crate::diag::warning!(
                         "run {}: step {step} is less than the current step {}; the row is dropped \
                          (steps must be monotonically increasing; {} dropped so far)",
                         self.run_id,
@@ -870,7 +870,7 @@ impl Worker {
     }
 
     fn fail(&mut self, error: Error) {
-        log::error!("run {}: {error}", self.run_id);
+        crate::diag::report_error!("run {}: {error}", self.run_id);
         self.failed = true;
         self.shared.fail(error);
     }
@@ -948,7 +948,7 @@ impl Worker {
         self.flush_summaries();
         for (src, dest) in std::mem::take(&mut self.resave) {
             if let Err(e) = copy_file(&src, &dest) {
-                log::warn!(
+                crate::diag::warning!(
                     "run {}: could not copy {} again at finish: {e}",
                     self.run_id,
                     src.display()

@@ -80,7 +80,7 @@ impl OutputLog {
     }
 
     fn fail(&mut self, error: &std::io::Error) {
-        log::warn!(
+        crate::diag::warning!(
             "{}: {error}; console text is still in the run log",
             self.path.display()
         );

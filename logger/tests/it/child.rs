@@ -32,6 +32,7 @@ fn entry() {
         "sigterm" => sigterm(),
         "singleton" => singleton(),
         "console" => console(),
+        "dropped_row" => dropped_row(),
         other => panic!("unknown scenario {other}"),
     }
 }
@@ -245,4 +246,14 @@ fn console() {
     run.finish().unwrap();
     // After finish, output is no longer captured.
     say(&format!("CONSOLE DONE {}", files.display()));
+}
+
+/// Logs a row at a step already passed, with no `log` backend installed: the drop must be
+/// reported on stderr (unless `WANDB_SILENT` is set by the test).
+fn dropped_row() {
+    let run = wandb_logger::init(InitOptions::new().id("dropped")).unwrap();
+    run.log_at(5, row! {"a" => 1.0}).unwrap();
+    run.log_at(2, row! {"a" => 2.0}).unwrap();
+    let summary = run.finish().unwrap();
+    say(&format!("out_of_order={}", summary.out_of_order));
 }

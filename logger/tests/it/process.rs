@@ -209,3 +209,24 @@ fn console_output_is_captured_and_passed_through() {
     assert!(log.contains("stderr line\n"), "{log}");
     assert!(log.ends_with("no newline at the end\n"), "{log}");
 }
+
+#[test]
+fn dropped_row_warns_on_stderr_without_a_logger() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run_child("dropped_row", dir.path(), &[]);
+    assert_ok(&output, "out_of_order=1");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("wandb: WARNING run dropped: step 2 is less than the current step 5"),
+        "no warning on stderr:\n{stderr}"
+    );
+
+    let quiet = tempfile::tempdir().unwrap();
+    let output = run_child("dropped_row", quiet.path(), &[("WANDB_SILENT", "true")]);
+    assert_ok(&output, "out_of_order=1");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !stderr.contains("wandb: WARNING"),
+        "WANDB_SILENT did not silence the warning:\n{stderr}"
+    );
+}
