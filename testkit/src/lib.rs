@@ -47,7 +47,7 @@ pub use backend::{BackendConfig, DEFAULT_API_KEY, DEFAULT_ENTITY, TestBackend};
 pub use error::TestkitError;
 pub use faults::{FaultAction, FaultRule, Faults, InjectedFault, Route};
 pub use graphql::{DEFAULT_PROJECT, SUPPORTED_OPERATIONS};
-pub use sdk::sdk_python;
+pub use sdk::{sdk_python, skip};
 pub use state::{
     Alert, BackendState, Counters, RequestLogEntry, RunCounters, RunState, UploadedFile,
     strip_console_prefix,

@@ -1,15 +1,19 @@
-//! Finding the official W&B SDK for compatibility tests: the Python interpreter named by
-//! `WANDB_SDK_PYTHON` (which `scripts/test` sets after installing wandb 0.31.0 into `.venv`).
+//! Finding the official W&B SDK for compatibility tests, and reporting tests that cannot run.
 //!
-//! Tests that need the SDK skip themselves on a developer machine without it, but fail under
-//! CI (`CI=true`), where a skipped compatibility test would hide a regression.
+//! [`sdk_python`] returns the Python interpreter named by `WANDB_SDK_PYTHON` (which
+//! `scripts/test` sets after installing wandb 0.31.0 into `.venv`). Tests that need something
+//! this machine lacks (the SDK, root, a service) call [`skip`]: it prints a `SKIPPED` line on
+//! stderr, appends it to the file named by `WANDB_TEST_SKIP_LOG` (which `scripts/test` sets and
+//! counts at the end, since `cargo test` shows a test that returned early as `ok`), and panics
+//! under CI (`CI=true`), where a skipped compatibility test would hide a regression.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-/// The Python with the official SDK, or `None` (after saying why on stderr) when
-/// `WANDB_SDK_PYTHON` is unset or names an interpreter that cannot import `wandb`.
+/// The Python with the official SDK, or `None` (after reporting the skip through [`skip`])
+/// when `WANDB_SDK_PYTHON` is unset or names an interpreter that cannot import `wandb`.
 ///
 /// A relative path is tried against the current directory (the package folder under
 /// `cargo test`) and then the workspace root, so `WANDB_SDK_PYTHON=.venv/bin/python` works
@@ -23,12 +27,37 @@ pub fn sdk_python() -> Option<PathBuf> {
     match FOUND.get_or_init(find) {
         Ok(path) => Some(path.clone()),
         Err(problem) => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "CI=true but the official SDK is unavailable: {problem}"
-            );
-            eprintln!("skipping the official-SDK check: {problem}");
+            skip(&format!("the official SDK is unavailable: {problem}"));
             None
+        }
+    }
+}
+
+/// Reports that the calling test cannot run here and why; the caller then returns.
+///
+/// Prints `SKIPPED <test>: <reason>` on stderr and appends the same line to the file named by
+/// `WANDB_TEST_SKIP_LOG`, if set. The test's name is its thread's name, which libtest sets.
+///
+/// # Panics
+///
+/// When `CI=true`: CI installs every component its tests need, so a skip there is a failure.
+pub fn skip(reason: &str) {
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("<unnamed test>");
+    let line = format!("SKIPPED {test}: {reason}");
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI=true, so this test may not skip: {line}"
+    );
+    eprintln!("{line}");
+    if let Some(log) = std::env::var_os("WANDB_TEST_SKIP_LOG").filter(|p| !p.is_empty()) {
+        let appended = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .and_then(|mut file| writeln!(file, "{line}"));
+        if let Err(error) = appended {
+            eprintln!("cannot record the skip in {}: {error}", Path::new(&log).display());
         }
     }
 }
@@ -53,7 +82,7 @@ fn find() -> Result<PathBuf, String> {
         Ok(out) => Err(format!(
             "{} cannot import wandb: {}",
             path.display(),
-            String::from_utf8_lossy(&out.stderr)
+            String::from_utf8_lossy(&out.stderr).trim()
         )),
         Err(error) => Err(format!("cannot run {}: {error}", path.display())),
     }
