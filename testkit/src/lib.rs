@@ -11,10 +11,17 @@
 //!   summary and console lines by offset, `uploaded`, `preempting`, `complete` + `exitcode`.
 //! * `PUT /_upload/{entity}/{project}/{run}/{path}`: the upload URLs `CreateRunFiles` hands
 //!   out (no auth, like signed storage URLs); `GET` on the same URL downloads.
+//! * Artifacts (see [`ArtifactState`]): `CreateArtifact`, `CreateArtifactManifest`,
+//!   `UpdateArtifactManifest`, `CreateArtifactFiles`, `CommitArtifact`, `UseArtifact`, with
+//!   `PUT /_artifact_upload/{artifact}/{md5 hex}` for files (content stored once per entity,
+//!   project and MD5, so a file the server has gets no upload URL) and
+//!   `PUT /_artifact_manifest/{artifact}` for the manifest (`GET` downloads both).
 //! * `POST /sdk/otel/...`: wandb-core's own telemetry, answered with an empty 200.
 //! * Control endpoints (never faulted or counted): `GET /_state` (the [`BackendState`] as
 //!   JSON), `GET`/`POST /_faults` (a list of [`FaultRule`]s, or `{"clear": true, "rules":
 //!   [...]}`), `POST /_reset`, `GET`/`POST /_features`, `GET /_health`.
+//! * `GET /{entity}/{project}/runs/{run}`: the run URL sync tools print, answered with that
+//!   run's [`RunState`] as JSON (404 naming the run when it is unknown).
 //!
 //! Everything uploaded is reconstructed per run into a [`RunState`]; see [`faults`] for the
 //! deterministic fault injection. Non-finite numbers in uploaded JSON lines (`NaN`,
@@ -31,6 +38,7 @@
 //! assert!(state.runs.iter().all(|r| r.complete));
 //! ```
 
+mod artifacts;
 mod backend;
 pub mod compare;
 mod error;
@@ -43,6 +51,7 @@ mod server;
 mod state;
 mod urlpath;
 
+pub use artifacts::{ArtifactCounters, ArtifactFile, ArtifactState};
 pub use backend::{BackendConfig, DEFAULT_API_KEY, DEFAULT_ENTITY, TestBackend};
 pub use error::TestkitError;
 pub use faults::{FaultAction, FaultRule, Faults, InjectedFault, Route};

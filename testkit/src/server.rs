@@ -31,6 +31,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinSet;
 
+use crate::artifacts;
 use crate::faults::{FaultAction, FaultRule, Faults, RequestKind};
 use crate::filestream;
 use crate::graphql;
@@ -195,6 +196,8 @@ enum Target {
     FileStream(RunKey),
     Upload(RunKey, String),
     Download(RunKey, String),
+    ArtifactUpload(artifacts::UploadTarget),
+    ArtifactDownload(artifacts::UploadTarget),
     Otel,
     Other,
 }
@@ -205,6 +208,9 @@ impl Target {
             Target::Graphql => Some(RequestKind::Graphql),
             Target::FileStream(_) => Some(RequestKind::FileStream),
             Target::Upload(..) | Target::Download(..) => Some(RequestKind::Upload),
+            Target::ArtifactUpload(_) | Target::ArtifactDownload(_) => {
+                Some(RequestKind::ArtifactUpload)
+            }
             Target::Otel | Target::Other => None,
         }
     }
@@ -215,6 +221,8 @@ impl Target {
             Target::FileStream(_) => "file_stream",
             Target::Upload(..) => "upload",
             Target::Download(..) => "download",
+            Target::ArtifactUpload(_) => "artifact_upload",
+            Target::ArtifactDownload(_) => "artifact_download",
             Target::Otel => "otel",
             Target::Other => "other",
         }
@@ -237,6 +245,13 @@ fn classify(method: &Method, path: &str) -> Target {
                 Target::Upload(key, file.join("/"))
             } else {
                 Target::Download(key, file.join("/"))
+            }
+        }
+        (&Method::PUT | &Method::GET, ["_artifact_upload" | "_artifact_manifest", ..]) => {
+            match artifacts::upload_target(&segments) {
+                Some(target) if method == Method::PUT => Target::ArtifactUpload(target),
+                Some(target) => Target::ArtifactDownload(target),
+                None => Target::Other,
             }
         }
         (_, ["sdk", "otel", ..]) => Target::Otel,
@@ -336,6 +351,11 @@ async fn handle(
         "/_state" | "/_faults" | "/_reset" | "/_features" | "/_health"
     ) {
         return Ok(control_endpoint(req, &shared, &path).await);
+    }
+    if method == Method::GET {
+        if let Some(reply) = run_page(&shared, &path) {
+            return Ok(reply);
+        }
     }
     let target = classify(&method, &path);
     let content_encoding = header_string(req.headers(), CONTENT_ENCODING);
@@ -541,6 +561,23 @@ fn dispatch(
                 None => error_response(StatusCode::NOT_FOUND, "no such file"),
             }
         }
+        Target::ArtifactUpload(target) => {
+            match artifacts::apply_upload(&mut shared.store(), &target, raw_body) {
+                Ok(()) => response(StatusCode::OK, None, Bytes::new()),
+                Err((status, message)) => error_response(
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+                    &message,
+                ),
+            }
+        }
+        Target::ArtifactDownload(target) => match artifacts::download(&shared.store(), &target) {
+            Some(bytes) => response(
+                StatusCode::OK,
+                Some("application/octet-stream"),
+                Bytes::from(bytes),
+            ),
+            None => error_response(StatusCode::NOT_FOUND, "no such artifact file"),
+        },
         Target::Otel => response(StatusCode::OK, None, Bytes::new()),
         Target::Other => error_response(StatusCode::NOT_FOUND, "wandb-testkit: unknown endpoint"),
     }
@@ -615,6 +652,37 @@ async fn control_endpoint(req: Request<Incoming>, shared: &Shared, path: &str) -
         }
         _ => error_response(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
     }
+}
+
+/// `GET /{entity}/{project}/runs/{run}`: the run URL that sync tools print (the app URL of a
+/// server with no `api.` host is the base URL), answered with that run's reconstructed state as
+/// JSON, or a 404 naming the run. Never faulted or counted, like the control endpoints.
+fn run_page(shared: &Shared, path: &str) -> Option<Response<Body>> {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let [entity, project, "runs", run] = segments.as_slice() else {
+        return None;
+    };
+    let (entity, project, run) = (
+        decode_segment(entity),
+        decode_segment(project),
+        decode_segment(run),
+    );
+    let features = shared.features();
+    let snapshot = shared.store().snapshot(&features);
+    let found = snapshot
+        .runs
+        .iter()
+        .find(|r| r.entity == entity && r.project == project && r.run_id == run);
+    Some(match found {
+        Some(state) => match serde_json::to_vec_pretty(state) {
+            Ok(bytes) => response(StatusCode::OK, Some("application/json"), Bytes::from(bytes)),
+            Err(e) => error_response(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        },
+        None => error_response(
+            StatusCode::NOT_FOUND,
+            &format!("no run {entity}/{project}/{run} on this backend"),
+        ),
+    })
 }
 
 fn faults_reply(faults: &Faults) -> Response<Body> {

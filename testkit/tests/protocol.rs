@@ -565,3 +565,24 @@ fn upsert_after_complete_reopens_the_run() {
     let vars = state.request_log[0].variables.as_ref().unwrap();
     assert_eq!(vars["name"], "r");
 }
+
+#[test]
+fn run_url_answers_with_the_runs_state() {
+    let backend = TestBackend::start().unwrap();
+    gql(&backend, "UpsertBucket", upsert_vars("pageRun", None, None));
+    let path = format!("/{DEFAULT_ENTITY}/{DEFAULT_PROJECT}/runs/pageRun");
+    let found = request(backend.addr(), "GET", &path, &[], b"").unwrap();
+    assert_eq!(found.status, 200);
+    let state = found.json();
+    assert_eq!(state["run_id"], "pageRun");
+    assert_eq!(state["project"], DEFAULT_PROJECT);
+
+    let path = format!("/{DEFAULT_ENTITY}/{DEFAULT_PROJECT}/runs/nope");
+    let missing = request(backend.addr(), "GET", &path, &[], b"").unwrap();
+    assert_eq!(missing.status, 404);
+    assert!(
+        String::from_utf8_lossy(&missing.body).contains("no run"),
+        "{:?}",
+        String::from_utf8_lossy(&missing.body)
+    );
+}
