@@ -1,10 +1,12 @@
-//! A simulated training loop: config, `define_metric`, a few thousand rows, summary values and
-//! console lines. Writes one offline run under `./wandb/` (or `$WANDB_DIR/wandb/`) and prints
-//! the run folder.
+//! The quickstart: a simulated training loop logged offline with `wandb-logger` (config,
+//! `define_metric`, a few thousand rows, summary values and console lines). Writes one offline
+//! run under `./wandb/` (or `$WANDB_DIR/wandb/`), reads its `.wandb` file back, and prints the
+//! run folder and what to do next.
 //!
 //! ```sh
-//! cargo run --release --example quickstart
-//! wandb-sync wandb/latest-run        # or: wandb sync wandb/latest-run
+//! cargo build --release && target/release/wandb-quickstart
+//! target/release/wandb-inspect summary wandb/latest-run
+//! target/release/wandb-sync wandb/latest-run        # or: wandb sync wandb/latest-run
 //! ```
 
 use std::time::Instant;
@@ -85,6 +87,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     println!("{}", dir.display());
     inspect(&dir)?;
+    println!(
+        "next: target/release/wandb-inspect summary {dir}\n      \
+         target/release/wandb-sync {dir}   (WANDB_BASE_URL and WANDB_API_KEY, or --base-url)",
+        dir = dir.display()
+    );
     Ok(())
 }
 
