@@ -284,74 +284,17 @@ pub(crate) fn write_value_json(out: &mut String, text: &str, style: Style) {
 /// with 0, 3, 6 or 9 fraction digits as protobuf's JSON mapping does. Returns `false` (writing
 /// nothing) when the timestamp is outside years 1 to 9999 or its nanoseconds are out of range.
 pub(crate) fn write_timestamp(out: &mut String, seconds: i64, nanos: i32) -> bool {
-    if !timestamp_in_range(seconds, nanos) {
+    let start = out.len();
+    out.push('"');
+    if !wandb_format::time::write_rfc3339(out, seconds, nanos) {
+        out.truncate(start);
         return false;
     }
-    let days = seconds.div_euclid(86_400);
-    let secs_of_day = seconds.rem_euclid(86_400);
-    let (year, month, day) = civil_from_days(days);
     out.push('"');
-    push_padded(out, year as u64, 4);
-    out.push('-');
-    push_padded(out, u64::from(month), 2);
-    out.push('-');
-    push_padded(out, u64::from(day), 2);
-    out.push('T');
-    push_padded(out, (secs_of_day / 3600) as u64, 2);
-    out.push(':');
-    push_padded(out, (secs_of_day / 60 % 60) as u64, 2);
-    out.push(':');
-    push_padded(out, (secs_of_day % 60) as u64, 2);
-    let nanos = nanos as u64;
-    if nanos != 0 {
-        out.push('.');
-        if nanos.is_multiple_of(1_000_000) {
-            push_padded(out, nanos / 1_000_000, 3);
-        } else if nanos.is_multiple_of(1_000) {
-            push_padded(out, nanos / 1_000, 6);
-        } else {
-            push_padded(out, nanos, 9);
-        }
-    }
-    out.push_str("Z\"");
     true
 }
 
-/// Whether a timestamp can be written in RFC 3339 form: years 1 to 9999, nanoseconds in range.
-pub(crate) fn timestamp_in_range(seconds: i64, nanos: i32) -> bool {
-    const MIN: i64 = -62_135_596_800; // 0001-01-01T00:00:00Z
-    const MAX: i64 = 253_402_300_799; // 9999-12-31T23:59:59Z
-    (MIN..=MAX).contains(&seconds) && (0..1_000_000_000).contains(&nanos)
-}
-
-fn push_padded(out: &mut String, value: u64, width: usize) {
-    let mut buffer = itoa::Buffer::new();
-    let digits = buffer.format(value);
-    for _ in digits.len()..width {
-        out.push('0');
-    }
-    out.push_str(digits);
-}
-
-/// Year, month and day of the date `days` days after 1970-01-01 (proleptic Gregorian calendar).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    // Shift the epoch to 0000-03-01, so that leap days fall at the end of a 400-year era.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = (day_of_year - (153 * month_index + 2) / 5 + 1) as u32;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    } as u32;
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
+pub(crate) use wandb_format::time::rfc3339_in_range as timestamp_in_range;
 
 #[cfg(test)]
 mod tests {
