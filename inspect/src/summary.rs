@@ -37,6 +37,7 @@ use crate::wire::{self, RECURSION_LIMIT};
 /// Field numbers of the record types this module reads.
 const HISTORY: u32 = 2;
 const SUMMARY: u32 = 3;
+const CONFIG: u32 = 5;
 const RUN: u32 = 17;
 const EXIT: u32 = 18;
 
@@ -72,6 +73,8 @@ struct Facts {
     last_step: Option<i64>,
     metrics: BTreeSet<String>,
     summary: Map,
+    /// The run's config, from its `config` records and the config in its `run` record.
+    config: Map,
     /// Count and bytes per record-type field number; index 0 is "unknown".
     by_type: [(u64, u64); N_TAGS],
     records: u64,
@@ -133,6 +136,7 @@ pub(crate) fn summary_file(
         result.tally.add(reported);
     }
     sort_keys(&mut facts.summary);
+    sort_keys(&mut facts.config);
     let display = path.to_string_lossy();
     if options.json {
         facts.write_json(sink.buf(), &display, Style::json(options.non_finite));
@@ -162,7 +166,7 @@ impl Facts {
                     apply_summary(&mut self.summary, message, head.body, RECURSION_LIMIT - 1);
                 }
             }
-            RUN | EXIT => {
+            RUN | EXIT | CONFIG => {
                 // Rare records with many fields: prost's structs are the simplest reading.
                 if let Ok(record) = wandb_format::decode(raw) {
                     self.add_decoded(record.record_type);
@@ -196,15 +200,30 @@ impl Facts {
                         set_path(&mut self.summary, &path, value);
                     }
                 }
+                if let Some(config) = run.config {
+                    self.apply_config(config);
+                }
                 if run.runtime > 0 {
                     self.longer(f64::from(run.runtime));
                 }
             }
+            Some(RecordType::Config(config)) => self.apply_config(config),
             Some(RecordType::Exit(exit)) => {
                 self.exit_code = Some(exit.exit_code);
                 self.longer(f64::from(exit.runtime));
             }
             _ => {}
+        }
+    }
+
+    /// Applies a config record: its updates, then its removals.
+    fn apply_config(&mut self, config: wandb_format::proto::ConfigRecord) {
+        for item in config.update {
+            let path = item_path(&item.key, &item.nested_key);
+            set_path(&mut self.config, &path, parse_json(&item.value_json));
+        }
+        for item in config.remove {
+            remove_path(&mut self.config, &item_path(&item.key, &item.nested_key));
         }
     }
 
@@ -294,7 +313,9 @@ impl Facts {
             }
             write_str(out, metric);
         }
-        out.push_str("],\"summary\":");
+        out.push_str("],\"config\":");
+        write_object(out, &self.config, style);
+        out.push_str(",\"summary\":");
         write_object(out, &self.summary, style);
         out.push_str(",\"records\":");
         push_u64(out, self.records);
@@ -414,12 +435,17 @@ impl Facts {
                 metrics.join(", ")
             }
         );
-        if self.summary.is_empty() {
-            let _ = writeln!(out, "  summary     -");
-        } else {
-            let _ = writeln!(out, "  summary");
+        // The SDK's own `_wandb` config (telemetry, versions) is left to `dump`.
+        let mut config = self.config.clone();
+        config.remove("_wandb");
+        for (title, map) in [("config", &config), ("summary", &self.summary)] {
+            if map.is_empty() {
+                let _ = writeln!(out, "  {title:<11} -");
+                continue;
+            }
+            let _ = writeln!(out, "  {title}");
             let mut lines = Vec::new();
-            flatten(&self.summary, &mut String::new(), &mut lines);
+            flatten(map, &mut String::new(), &mut lines);
             for (key, value) in lines {
                 let _ = writeln!(out, "    {key} = {value}");
             }
@@ -468,6 +494,12 @@ fn flatten(map: &Map, prefix: &mut String, lines: &mut Vec<(String, String)>) {
         prefix.push_str(key);
         match value {
             Value::Object(inner) if !inner.is_empty() => flatten(inner, prefix, lines),
+            // Times in seconds read better in fixed notation than in Go's `1.79e+09`.
+            Value::Float(seconds)
+                if seconds.is_finite() && matches!(prefix.as_str(), "_timestamp" | "_runtime") =>
+            {
+                lines.push((prefix.clone(), format!("{seconds}")));
+            }
             _ => {
                 let mut text = String::new();
                 write_value(&mut text, value, Style::text());
