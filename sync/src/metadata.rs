@@ -4,7 +4,6 @@
 
 use wandb_format::proto::{EnvironmentRecord, GitRepoRecord};
 
-use crate::console::civil_from_days;
 use wandb_format::json::write_str;
 
 /// A JSON object being written: compact, or indented by `indent` spaces per level.
@@ -255,28 +254,14 @@ fn git_json(o: &mut ObjectWriter<'_>, git: &GitRepoRecord) {
     o.string("commit", &git.commit);
 }
 
-/// RFC 3339 in UTC with 0, 3, 6 or 9 fractional digits, as protojson writes timestamps.
+/// RFC 3339 in UTC with 0, 3, 6 or 9 fractional digits, as protojson writes timestamps; times
+/// protojson cannot write (outside years 1 to 9999) give the Unix epoch's text.
 pub(crate) fn rfc3339(seconds: i64, nanos: i32) -> String {
-    let days = seconds.div_euclid(86_400);
-    let rem = seconds.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    let mut out = format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60
-    );
-    let nanos = nanos.clamp(0, 999_999_999);
-    if nanos != 0 {
-        if nanos % 1_000_000 == 0 {
-            out.push_str(&format!(".{:03}", nanos / 1_000_000));
-        } else if nanos % 1_000 == 0 {
-            out.push_str(&format!(".{:06}", nanos / 1_000));
-        } else {
-            out.push_str(&format!(".{nanos:09}"));
-        }
+    let mut out = String::new();
+    if !wandb_format::time::write_rfc3339(&mut out, seconds, nanos.clamp(0, 999_999_999)) {
+        out.clear();
+        wandb_format::time::write_rfc3339(&mut out, 0, 0);
     }
-    out.push('Z');
     out
 }
 
