@@ -58,6 +58,8 @@ use std::fmt;
 
 use serde::ser::{self, Serialize};
 
+pub use crate::gofloat::{GoFloat, is_plain_decimal};
+
 /// Deepest nesting of arrays and objects that [`parse`] accepts (the outermost container is level 1).
 ///
 /// Go's `simplejsonext` allows about 500 levels, `serde_json` 128; real W&B values rarely exceed 5.
@@ -525,7 +527,7 @@ impl From<f32> for Value {
     /// Widens by the shortest decimal form of the `f32`, so `0.1f32` becomes `0.1`, not
     /// `0.10000000149011612` (this is what a user logging an `f32` expects to see).
     fn from(f: f32) -> Self {
-        Value::Float(widen_f32(f))
+        Value::Float(crate::gofloat::widen_f32(f))
     }
 }
 
@@ -1141,158 +1143,11 @@ fn write_i64(i: i64, out: &mut String) {
 }
 
 /// Appends `f` formatted as Go's `strconv.FormatFloat(f, 'g', -1, 64)`, with `NaN`, `Infinity`
-/// and `-Infinity` for the non-finite values: exactly how wandb-core writes a float.
-///
-/// The digits are the shortest that read back to the same `f64` and, among those, the closest to
-/// `f`, an exact tie going to the even digit (as in Go). With that "shortest" precision Go fixes
-/// the threshold for exponent form at 6 (`ftoa.go`: "if precision was the shortest possible, use
-/// precision 6 for this decision", which overrides the `eprec = digs.nd` adjustment made for
-/// explicit precisions), so the exponent form is used when the decimal exponent is below -4 or at
-/// least 6. The exponent has a sign and at least two digits.
-///
-/// | `f` | text |
-/// |---|---|
-/// | `1795314910.6683292` | `1.7953149106683292e+09` |
-/// | `123456.0` | `123456` |
-/// | `1e6` | `1e+06` |
-/// | `0.0001` | `0.0001` |
-/// | `1e-5` | `1e-05` |
-/// | `1.0`, `0.0`, `-0.0` | `1`, `0`, `-0` |
+/// and `-Infinity` for the non-finite values: exactly how wandb-core writes a float (see
+/// [`GoFloat`] for the rules and examples: `1795314910.6683292` is `1.7953149106683292e+09`,
+/// `1e6` is `1e+06`, `1.0` is `1`).
 pub fn format_f64(f: f64, out: &mut String) {
-    if f.is_nan() {
-        out.push_str("NaN");
-    } else if f.is_infinite() {
-        out.push_str(if f > 0.0 { "Infinity" } else { "-Infinity" });
-    } else if f == 0.0 {
-        out.push_str(if f.is_sign_negative() { "-0" } else { "0" });
-    } else {
-        format_finite_nonzero(f, out);
-    }
-}
-
-/// The significant digits of a number, split across two pieces of a formatted string, and the
-/// position of the decimal point relative to the first digit (`point = 2` for `12.5`, `-2` for
-/// `0.00125`).
-struct Digits<'a> {
-    head: &'a str,
-    tail: &'a str,
-    point: i32,
-}
-
-impl Digits<'_> {
-    fn len(&self) -> usize {
-        self.head.len() + self.tail.len()
-    }
-
-    /// Appends the digits `from..to` (clamped to the digits there are).
-    fn push_range(&self, from: usize, to: usize, out: &mut String) {
-        let split = self.head.len();
-        if from < split {
-            out.push_str(self.head.get(from..to.min(split)).unwrap_or_default());
-        }
-        if to > split {
-            out.push_str(
-                self.tail
-                    .get(from.saturating_sub(split)..to - split)
-                    .unwrap_or_default(),
-            );
-        }
-    }
-}
-
-/// Shortest round-trip digits of a finite, non-zero, positive `f`, read from `ryu`'s output.
-///
-/// `ryu` picks the same digits as Go's `strconv` (shortest, closest, ties to even: verified
-/// against Go on tens of millions of values); its layout (`1.5e-7`, `0.001`, `123.0`, `1e16`) is
-/// undone here, so any layout it might use works.
-fn shortest_digits(text: &str) -> Digits<'_> {
-    let (mantissa, exponent) = match text.split_once('e') {
-        Some((mantissa, exponent)) => (mantissa, exponent.parse::<i32>().unwrap_or(0)),
-        None => (text, 0),
-    };
-    let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    let int_part = int_part.trim_start_matches('0');
-    if int_part.is_empty() {
-        // 0.000ddd
-        let digits = frac_part.trim_start_matches('0');
-        let leading_zeros = (frac_part.len() - digits.len()) as i32;
-        Digits {
-            head: digits.trim_end_matches('0'),
-            tail: "",
-            point: exponent - leading_zeros,
-        }
-    } else {
-        let point = int_part.len() as i32 + exponent;
-        let frac_part = frac_part.trim_end_matches('0');
-        if frac_part.is_empty() {
-            Digits {
-                head: int_part.trim_end_matches('0'),
-                tail: "",
-                point,
-            }
-        } else {
-            Digits {
-                head: int_part,
-                tail: frac_part,
-                point,
-            }
-        }
-    }
-}
-
-fn format_finite_nonzero(f: f64, out: &mut String) {
-    let mut buffer = ryu::Buffer::new();
-    let digits = shortest_digits(buffer.format_finite(f.abs()));
-    let nd = digits.len();
-    if f < 0.0 {
-        out.push('-');
-    }
-    // Go: %e when the exponent `point - 1` is < -4 or >= 6.
-    let point = digits.point;
-    if (-3..=6).contains(&point) {
-        // %f with just the digits needed.
-        match usize::try_from(point) {
-            Ok(int_digits) if int_digits >= nd => {
-                digits.push_range(0, nd, out);
-                (nd..int_digits).for_each(|_| out.push('0'));
-            }
-            Ok(int_digits) if int_digits > 0 => {
-                digits.push_range(0, int_digits, out);
-                out.push('.');
-                digits.push_range(int_digits, nd, out);
-            }
-            _ => {
-                out.push_str("0.");
-                (point..0).for_each(|_| out.push('0'));
-                digits.push_range(0, nd, out);
-            }
-        }
-    } else {
-        // %e: d[.ddd]e±dd
-        digits.push_range(0, 1, out);
-        if nd > 1 {
-            out.push('.');
-            digits.push_range(1, nd, out);
-        }
-        let exponent = point - 1;
-        out.push_str(if exponent < 0 { "e-" } else { "e+" });
-        let e = exponent.unsigned_abs();
-        if e < 10 {
-            out.push('0');
-        }
-        write_u64(u64::from(e), out);
-    }
-}
-
-/// Widens an `f32` through its shortest decimal form (`0.1f32` becomes `0.1`).
-fn widen_f32(f: f32) -> f64 {
-    if f.is_finite() {
-        let mut buffer = ryu::Buffer::new();
-        if let Ok(wide) = buffer.format_finite(f).parse::<f64>() {
-            return wide;
-        }
-    }
-    f64::from(f)
+    out.push_str(GoFloat::new(f).as_str());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1411,7 +1266,7 @@ impl ser::Serializer for ValueSerializer {
         })
     }
     fn serialize_f32(self, v: f32) -> Result<Value, JsonError> {
-        Ok(Value::Float(widen_f32(v)))
+        Ok(Value::Float(crate::gofloat::widen_f32(v)))
     }
     fn serialize_f64(self, v: f64) -> Result<Value, JsonError> {
         Ok(Value::Float(v))

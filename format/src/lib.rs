@@ -48,6 +48,7 @@ pub mod time;
 
 mod error;
 mod framing;
+mod gofloat;
 mod mmap;
 mod reader;
 mod scan;

@@ -76,59 +76,11 @@ impl FloatText {
         len: 0,
     };
 
-    /// The text of `f` as wandb-core writes it, for magnitudes in `1e-4 .. 1e16` (times and
-    /// runtimes included); [`FloatText::NONE`] for the rest (zero, NaN, infinities and the
-    /// extremes), which [`write_f64`] handles.
+    /// The text of `f` as wandb-core writes it (`wandb_format::json::GoFloat`, the workspace's
+    /// one float formatter).
+    #[inline]
     pub(crate) fn of_f64(f: f64) -> FloatText {
-        let magnitude = f.abs();
-        if (1e-4..1e6).contains(&magnitude) {
-            let mut buffer = zmij::Buffer::new();
-            let text = buffer.format_finite(f);
-            return FloatText::from_bytes(text.strip_suffix(".0").unwrap_or(text).as_bytes());
-        }
-        if !(1e6..1e16).contains(&magnitude) {
-            return FloatText::NONE;
-        }
-        // Go's shortest `'g'` format switches to an exponent at 1e21, wandb-core's JSON encoder
-        // already at 1e6 for these: `1795317679.0656261` is written `1.7953176790656261e+09`.
-        let mut buffer = zmij::Buffer::new();
-        let text = buffer.format_finite(f);
-        let (sign, digits) = match text.strip_prefix('-') {
-            Some(rest) => ("-", rest),
-            None => ("", text),
-        };
-        let Some((int_part, frac_part)) = digits.split_once('.') else {
-            return FloatText::NONE;
-        };
-        let Some((first, rest)) = int_part.split_at_checked(1) else {
-            return FloatText::NONE;
-        };
-        if int_part.len() < 7 {
-            return FloatText::NONE;
-        }
-        let frac_part = frac_part.trim_end_matches('0');
-        let rest_int = if frac_part.is_empty() {
-            rest.trim_end_matches('0')
-        } else {
-            rest
-        };
-        let mut out = FloatText::NONE;
-        out.push(sign.as_bytes());
-        out.push(first.as_bytes());
-        if !rest_int.is_empty() || !frac_part.is_empty() {
-            out.push(b".");
-            out.push(rest_int.as_bytes());
-            out.push(frac_part.as_bytes());
-        }
-        // The exponent is 6 to 15: two digits.
-        let exponent = int_part.len() - 1;
-        out.push(&[
-            b'e',
-            b'+',
-            b'0' + (exponent / 10) as u8,
-            b'0' + (exponent % 10) as u8,
-        ]);
-        out
+        FloatText::from_bytes(json::GoFloat::new(f).as_str().as_bytes())
     }
 
     #[inline(always)]
@@ -199,13 +151,11 @@ impl FloatText {
     }
 }
 
-/// Whether `f` is a float whose text is the formatter's shortest round-trip digits as they are:
-/// a number with a fraction and a magnitude in `1e-4 .. 1e6`, the common case for metrics.
-/// (`(f as i64) as f64 == f` tests for an integral value without a call to `trunc`; those are
-/// written without `.0`.)
+/// Whether `f`'s text is `zmij`'s shortest output as it is (`json::is_plain_decimal`): the
+/// common case for metrics, formatted in batches straight from `zmij`'s buffers.
 #[inline(always)]
 fn is_plain(f: f64) -> bool {
-    (1e-4..1e6).contains(&f.abs()) && (f as i64) as f64 != f
+    json::is_plain_decimal(f)
 }
 
 /// Copies `src` (4 to 24 bytes) to the start of `dst` with two fixed-size copies that overlap
@@ -358,23 +308,9 @@ pub(crate) fn write_value(value: &Value, out: &mut String) {
     }
 }
 
-/// Appends `f` as Go's `strconv.FormatFloat(f, 'g', -1, 64)` (what wandb-core writes), with a
-/// fast path for the common magnitudes.
-///
-/// The shortest round-trip digits come from `zmij` (the same digits as `ryu`, which
-/// [`json::format_f64`] uses, about twice as fast). Between 1e-4 and 1e6 Go writes them in plain
-/// decimal form, which is exactly `zmij`'s (and `ryu`'s) output without its trailing `.0`: both
-/// use their decimal layouts whenever the decimal exponent `kk` (with `10^(kk-1) <= |f| <
-/// 10^kk`) is at most 16, and this range has `kk` in `-3..=6`. Between 1e6 and 1e16 the decimal
-/// layout is rearranged into Go's exponent form. Everything else goes through
-/// [`json::format_f64`]. A unit test compares the two on hundreds of thousands of values,
-/// boundaries included.
+/// Appends `f` as wandb-core writes it (`json::format_f64`).
+#[inline]
 pub(crate) fn write_f64(f: f64, out: &mut String) {
-    if let Some(text) = FloatText::of_f64(f).as_bytes() {
-        // The text is ASCII digits, signs, `.`, `e` and `+`.
-        out.push_str(std::str::from_utf8(text).unwrap_or_default());
-        return;
-    }
     json::format_f64(f, out);
 }
 
@@ -446,11 +382,22 @@ mod tests {
             let scale = 10f64.powi((next() % 28) as i32 - 6);
             samples.push((next() % 1_000_000) as f64 / 997.0 * scale);
         }
-        for f in samples {
-            let (mut fast, mut slow) = (String::new(), String::new());
-            write_f64(f, &mut fast);
-            json::format_f64(f, &mut slow);
-            assert_eq!(fast, slow, "{f:e}");
+        for chunk in samples.chunks(37) {
+            // The batch path (zmij's buffers for plain decimals) and the per-value texts agree
+            // with the one formatter.
+            let mut entries: Vec<(Key, Value, FloatText)> = chunk
+                .iter()
+                .map(|&f| (Key::from("k"), Value::Float(f), FloatText::NONE))
+                .collect();
+            FloatText::format_row(&mut entries);
+            for (&f, (_, _, text)) in chunk.iter().zip(&entries) {
+                let mut slow = String::new();
+                json::format_f64(f, &mut slow);
+                if let Some(batch) = text.as_bytes() {
+                    assert_eq!(batch, slow.as_bytes(), "{f:e}");
+                }
+                assert_eq!(FloatText::of_f64(f).as_bytes(), Some(slow.as_bytes()), "{f:e}");
+            }
         }
     }
 
