@@ -64,7 +64,8 @@ impl GoFloat {
             if (1e-4..1e6).contains(&magnitude) {
                 let text = buffer.format_finite(f);
                 out.push_str(text.strip_suffix(".0").unwrap_or(text));
-            } else if !((1e6..1e16).contains(&magnitude) && out.seconds_layout(buffer.format_finite(f)))
+            } else if !((1e6..1e16).contains(&magnitude)
+                && out.seconds_layout(buffer.format_finite(f)))
             {
                 out.len = 0;
                 out.general(f);
@@ -360,7 +361,15 @@ mod tests {
                 }
             }
         }
-        for f in [1e-4, 1e-4 - 1e-20, 1e6, 1e6 - 1e-10, 1e16, 1e16 - 2.0, 999_999.999_999_9] {
+        for f in [
+            1e-4,
+            1e-4 - 1e-20,
+            1e6,
+            1e6 - 1e-10,
+            1e16,
+            1e16 - 2.0,
+            999_999.999_999_9,
+        ] {
             assert_eq!(GoFloat::new(f).as_str(), general(f), "{f:e}");
         }
         assert!(checked > 1_000_000);

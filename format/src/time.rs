@@ -47,7 +47,11 @@ pub fn write_console_timestamp(out: &mut String, micros: i64) {
     let seconds = micros.div_euclid(1_000_000);
     let fraction = micros.rem_euclid(1_000_000);
     if !write_seconds(out, seconds) {
-        let clamped = if seconds < 0 { "-9999-01-01T00:00:00" } else { "9999-12-31T23:59:59" };
+        let clamped = if seconds < 0 {
+            "-9999-01-01T00:00:00"
+        } else {
+            "9999-12-31T23:59:59"
+        };
         out.push_str(clamped);
     }
     let _ = write!(out, ".{fraction:06}");
@@ -94,12 +98,21 @@ mod tests {
             rfc(1_795_317_678, 551_935_000).as_deref(),
             Some("2026-11-22T03:21:18.551935Z")
         );
-        assert_eq!(rfc(1, 500_000_000).as_deref(), Some("1970-01-01T00:00:01.500Z"));
+        assert_eq!(
+            rfc(1, 500_000_000).as_deref(),
+            Some("1970-01-01T00:00:01.500Z")
+        );
         assert_eq!(rfc(1, 7).as_deref(), Some("1970-01-01T00:00:01.000000007Z"));
         assert_eq!(rfc(951_782_400, 0).as_deref(), Some("2000-02-29T00:00:00Z"));
         assert_eq!(rfc(-1, 0).as_deref(), Some("1969-12-31T23:59:59Z"));
-        assert_eq!(rfc(-62_135_596_800, 0).as_deref(), Some("0001-01-01T00:00:00Z"));
-        assert_eq!(rfc(253_402_300_799, 0).as_deref(), Some("9999-12-31T23:59:59Z"));
+        assert_eq!(
+            rfc(-62_135_596_800, 0).as_deref(),
+            Some("0001-01-01T00:00:00Z")
+        );
+        assert_eq!(
+            rfc(253_402_300_799, 0).as_deref(),
+            Some("9999-12-31T23:59:59Z")
+        );
         assert_eq!(rfc(-62_135_596_801, 0), None);
         assert_eq!(rfc(253_402_300_800, 0), None);
         assert_eq!(rfc(0, -1), None);

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Route {
-    /// Every protocol request (GraphQL, file_stream, upload PUT/GET).
+    /// Every protocol request (GraphQL, file_stream, run file and artifact PUT/GET).
     Any,
     /// Every `POST /graphql`.
     Graphql,
@@ -32,6 +32,9 @@ pub enum Route {
     FileStream,
     /// `PUT` / `GET` on the upload URLs handed out by `CreateRunFiles`.
     Upload,
+    /// `PUT` / `GET` on the artifact file and manifest URLs handed out by `CreateArtifactFiles`
+    /// and `CreateArtifactManifest`.
+    ArtifactUpload,
 }
 
 impl Route {
@@ -45,6 +48,7 @@ impl Route {
             }
             Route::FileStream => kind == RequestKind::FileStream,
             Route::Upload => kind == RequestKind::Upload,
+            Route::ArtifactUpload => kind == RequestKind::ArtifactUpload,
         }
     }
 }
@@ -55,6 +59,7 @@ pub(crate) enum RequestKind {
     Graphql,
     FileStream,
     Upload,
+    ArtifactUpload,
 }
 
 /// What happens to a request when a rule fires.

@@ -7,11 +7,12 @@
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
+use crate::artifacts;
 use crate::state::{Alert, RunData, RunKey, Store};
 use crate::urlpath::encode_segment;
 
 /// The operations this backend implements.
-pub const SUPPORTED_OPERATIONS: [&str; 8] = [
+pub const SUPPORTED_OPERATIONS: [&str; 14] = [
     "UpsertBucket",
     "ServerFeaturesQuery",
     "CreateRunFiles",
@@ -20,6 +21,12 @@ pub const SUPPORTED_OPERATIONS: [&str; 8] = [
     "RunResumeStatus",
     "NotifyScriptableRunAlert",
     "MarkRunFilesUploaded",
+    "CreateArtifact",
+    "CreateArtifactManifest",
+    "UpdateArtifactManifest",
+    "CreateArtifactFiles",
+    "CommitArtifact",
+    "UseArtifact",
 ];
 
 /// Project used when UpsertBucket sends `project: null`.
@@ -115,6 +122,18 @@ pub(crate) fn execute(
         Some("MarkRunFilesUploaded") => mark_run_files_uploaded(store, ctx, variables),
         Some("NotifyScriptableRunAlert") => notify_alert(store, ctx, variables),
         Some("RunResumeStatus") => run_resume_status(store, ctx, variables),
+        Some("CreateArtifact") => artifacts::create_artifact(store, ctx.default_entity, variables),
+        Some("CreateArtifactManifest") => {
+            artifacts::create_artifact_manifest(store, ctx.base_url, variables)
+        }
+        Some("UpdateArtifactManifest") => {
+            artifacts::update_artifact_manifest(store, ctx.base_url, variables)
+        }
+        Some("CreateArtifactFiles") => {
+            artifacts::create_artifact_files(store, ctx.base_url, variables)
+        }
+        Some("CommitArtifact") => artifacts::commit_artifact(store, variables),
+        Some("UseArtifact") => artifacts::use_artifact(store, ctx.default_entity, variables),
         Some(other) => {
             store.error(format!("graphql: unsupported operation {other}"));
             error_reply(&format!("wandb-testkit: unsupported operation {other}"))

@@ -13,6 +13,7 @@ use serde::{Serialize, Serializer};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
+use crate::artifacts::{ArtifactData, ArtifactState, Blob, BlobKey};
 use crate::json::parse_tolerant;
 
 /// `(entity, project, run id)`.
@@ -138,6 +139,10 @@ pub(crate) struct Store {
     pub(crate) request_log: Vec<RequestLogEntry>,
     pub(crate) next_request_seq: u64,
     pub(crate) generated_names: u64,
+    /// Artifact versions, in creation order (the index is part of their id).
+    pub(crate) artifacts: Vec<ArtifactData>,
+    /// Artifact file contents, stored once per entity, project and MD5.
+    pub(crate) blobs: HashMap<BlobKey, Blob>,
 }
 
 impl Store {
@@ -185,6 +190,7 @@ impl Store {
             errors: self.errors.clone(),
             features: features.to_vec(),
             request_log: self.request_log.clone(),
+            artifacts: crate::artifacts::snapshot(self),
         }
     }
 }
@@ -343,7 +349,8 @@ pub struct RunCounters {
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
 pub struct Counters {
     /// Requests by kind: `graphql`, `graphql:<Operation>`, `file_stream`, `upload`,
-    /// `download`, `otel`, `other`. Counted on arrival, whether or not a fault or auth failure
+    /// `download`, `artifact_upload` (artifact file and manifest PUTs), `artifact_download`,
+    /// `otel`, `other`. Counted on arrival, whether or not a fault or auth failure
     /// followed.
     pub requests: BTreeMap<String, u64>,
     /// Request body bytes received as sent on the wire (before gunzip), all requests.
@@ -599,6 +606,8 @@ pub struct BackendState {
     pub features: Vec<String>,
     /// Every request received (bounded to the first 100,000), in arrival order.
     pub request_log: Vec<RequestLogEntry>,
+    /// Every artifact version, in creation order.
+    pub artifacts: Vec<ArtifactState>,
 }
 
 impl BackendState {
@@ -612,6 +621,19 @@ impl BackendState {
         self.runs
             .iter()
             .find(|r| r.entity == entity && r.project == project && r.run_id == run_id)
+    }
+
+    /// The artifacts of collection `name` (any entity, project, digest), in creation order.
+    pub fn artifacts_named(&self, name: &str) -> Vec<&ArtifactState> {
+        self.artifacts.iter().filter(|a| a.name == name).collect()
+    }
+
+    /// The artifacts created by run `run_id`, in creation order.
+    pub fn artifacts_created_by(&self, run_id: &str) -> Vec<&ArtifactState> {
+        self.artifacts
+            .iter()
+            .filter(|a| a.created_by.as_deref() == Some(run_id))
+            .collect()
     }
 
     /// Number of requests of `kind` (see [`Counters::requests`]).
