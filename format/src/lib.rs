@@ -44,6 +44,7 @@
 pub mod fuzzing;
 pub mod json;
 pub mod proto;
+pub mod wire;
 pub mod time;
 
 mod error;

@@ -1,164 +1,58 @@
 //! Zero-copy views of the records read most: history, summary and config items.
 //!
 //! `prost` decodes into owned `String`s and `Vec`s, about 40 allocations for a typical history row.
-//! Tools that stream millions of rows (inspect, sync) only need to look at keys and `value_json`
-//! strings, so these views parse the protobuf wire format in place and borrow from the payload. They
-//! read records as writers produce them exactly as [`crate::proto::Record`] does (unknown fields are
-//! skipped, the last occurrence of a singular field wins; a message field repeated on the wire, which
-//! protobuf would merge, is taken from its last occurrence) and a test checks them against `prost` on
-//! every SDK fixture.
+//! Tools that stream millions of rows only need to look at keys and `value_json` strings, so these
+//! views read the protobuf wire format in place with [`crate::wire::Cursor`] and borrow from the
+//! payload.
+//!
+//! They read exactly what [`crate::proto::Record`] decodes, with prost's rules: the last occurrence
+//! of a singular field wins, a message field repeated on the wire is merged (a record-type field
+//! repeated back to back reads as one message with the items of all), unknown fields are skipped,
+//! and each known field is checked for its wire type, UTF-8 and nesting depth. A view checks what
+//! it reads, lazily: [`RecordView::parse`] checks the record's own fields (and any record-type
+//! message a later one replaces, when it is one of the viewed types), and walking
+//! [`HistoryView::items`] or both [`UpdatesView::updates`] and [`UpdatesView::removes`] to the end
+//! checks the whole record-type message. So, for records of the viewed types, a payload prost
+//! rejects makes `parse` or one of those walks fail, and a payload prost accepts reads the same
+//! values; `wandb_format::fuzzing::wire_parity` checks both directions.
 
 use std::fmt;
+
+use crate::wire::{Cursor, RECURSION_LIMIT, WireError, WireType, zigzag};
 
 /// Why a payload could not be viewed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("invalid protobuf: {0}")]
-pub struct ViewError(&'static str);
+pub struct ViewError(WireError);
+
+impl ViewError {
+    /// What is wrong with the bytes.
+    pub fn wire_error(&self) -> WireError {
+        self.0
+    }
+}
+
+impl From<WireError> for ViewError {
+    fn from(error: WireError) -> Self {
+        ViewError(error)
+    }
+}
 
 type ViewResult<T> = Result<T, ViewError>;
 
-/// Reads protobuf fields from a byte slice.
-#[derive(Clone, Debug)]
-struct Fields<'a> {
-    rest: &'a [u8],
-}
-
-/// One field's value on the wire.
-#[derive(Clone, Copy, Debug)]
-enum Wire<'a> {
-    Varint(u64),
-    Fixed64(u64),
-    Bytes(&'a [u8]),
-    Fixed32,
-}
-
-impl<'a> Fields<'a> {
-    fn new(bytes: &'a [u8]) -> Self {
-        Fields { rest: bytes }
-    }
-
-    fn varint(&mut self) -> ViewResult<u64> {
-        // Tags and short lengths fit in one byte: the common case.
-        match self.rest {
-            [byte, tail @ ..] if *byte < 0x80 => {
-                self.rest = tail;
-                return Ok(u64::from(*byte));
-            }
-            // Two bytes: field numbers 16 to 2047 (`value_json` is 16) and lengths up to 16383.
-            [low, high, tail @ ..] if *high < 0x80 => {
-                self.rest = tail;
-                return Ok(u64::from(low & 0x7F) | u64::from(*high) << 7);
-            }
-            _ => {}
-        }
-        let mut value = 0u64;
-        for (idx, &byte) in self.rest.iter().enumerate().take(10) {
-            value |= u64::from(byte & 0x7F) << (7 * idx);
-            if byte < 0x80 {
-                self.rest = &self.rest[idx + 1..];
-                return Ok(value);
-            }
-        }
-        Err(ViewError("bad varint"))
-    }
-
-    fn take(&mut self, n: usize) -> ViewResult<&'a [u8]> {
-        if n > self.rest.len() {
-            return Err(ViewError("field runs past the end of its message"));
-        }
-        let (head, tail) = self.rest.split_at(n);
-        self.rest = tail;
-        Ok(head)
-    }
-
-    /// Skips a (deprecated) group up to its end tag, as protobuf decoders do for unknown fields.
-    fn skip_group(&mut self, number: u64) -> ViewResult<()> {
-        let mut open = vec![number];
-        while let Some(&innermost) = open.last() {
-            if open.len() > 100 {
-                return Err(ViewError("groups nested too deeply"));
-            }
-            let key = self.varint()?;
-            let inner = key >> 3;
-            match key & 7 {
-                0 => {
-                    self.varint()?;
-                }
-                1 => {
-                    self.take(8)?;
-                }
-                2 => {
-                    let len = usize::try_from(self.varint()?)
-                        .map_err(|_| ViewError("length too large"))?;
-                    self.take(len)?;
-                }
-                3 => open.push(inner),
-                4 if inner == innermost => {
-                    open.pop();
-                }
-                5 => {
-                    self.take(4)?;
-                }
-                _ => return Err(ViewError("mismatched end of group")),
-            }
-        }
-        Ok(())
-    }
-
-    /// The next (field number, value), or `None` at the end.
-    fn next_field(&mut self) -> ViewResult<Option<(u64, Wire<'a>)>> {
-        if self.rest.is_empty() {
-            return Ok(None);
-        }
-        let key = self.varint()?;
-        let number = key >> 3;
-        if number == 0 {
-            return Err(ViewError("field number 0"));
-        }
-        let wire = match key & 7 {
-            0 => Wire::Varint(self.varint()?),
-            1 => {
-                let bytes = self.take(8)?;
-                let mut raw = [0u8; 8];
-                raw.copy_from_slice(bytes);
-                Wire::Fixed64(u64::from_le_bytes(raw))
-            }
-            2 => {
-                let len =
-                    usize::try_from(self.varint()?).map_err(|_| ViewError("length too large"))?;
-                Wire::Bytes(self.take(len)?)
-            }
-            5 => {
-                self.take(4)?;
-                Wire::Fixed32
-            }
-            3 => {
-                self.skip_group(number)?;
-                Wire::Fixed32
-            }
-            _ => return Err(ViewError("unexpected end of group")),
-        };
-        Ok(Some((number, wire)))
-    }
-}
-
-fn utf8(bytes: &[u8]) -> ViewResult<&str> {
-    std::str::from_utf8(bytes).map_err(|_| ViewError("string is not UTF-8"))
-}
-
-fn expect_bytes(wire: Wire<'_>) -> ViewResult<&[u8]> {
-    match wire {
-        Wire::Bytes(bytes) => Ok(bytes),
-        _ => Err(ViewError("wrong wire type for a message or string field")),
-    }
-}
-
-fn expect_varint(wire: Wire<'_>) -> ViewResult<u64> {
-    match wire {
-        Wire::Varint(value) => Ok(value),
-        _ => Err(ViewError("wrong wire type for an integer field")),
-    }
-}
+/// `Record.num`.
+const NUM: u32 = 1;
+/// `Record.control`.
+const CONTROL: u32 = 16;
+/// `Record.uuid`.
+const UUID: u32 = 19;
+/// `_info` in `Record` and in the viewed record types.
+const INFO: u32 = 200;
+/// `Record.history`, `summary`, `config` and `noop_link_artifact`.
+const HISTORY: u32 = 2;
+const SUMMARY: u32 = 3;
+const CONFIG: u32 = 5;
+const NOOP_LINK_ARTIFACT: u32 = 24;
 
 /// The top level of a `Record`: its number and which record type it holds.
 #[derive(Clone, Copy, Debug)]
@@ -167,28 +61,79 @@ pub struct RecordView<'a> {
     pub num: i64,
     /// The field number of the record type (2 history, 3 summary, 5 config, ...), 0 when none.
     pub field: u32,
-    body: &'a [u8],
+    body: Body<'a>,
+}
+
+/// The bytes of a record-type message: one occurrence, or several back to back that prost merges.
+#[derive(Clone, Copy, Debug, Default)]
+struct Body<'a> {
+    /// The first occurrence's bytes.
+    first: &'a [u8],
+    /// When the field occurs again: the record's bytes after the first occurrence (they hold the
+    /// other occurrences, and other `Record` fields that were already checked).
+    more: &'a [u8],
+    /// The record-type field number.
+    field: u32,
+    /// The depth the message's fields are read with.
+    depth: u32,
 }
 
 impl<'a> RecordView<'a> {
     /// Views an encoded `Record`.
     pub fn parse(payload: &'a [u8]) -> ViewResult<Self> {
+        let depth = RECURSION_LIMIT;
         let mut view = RecordView {
             num: 0,
             field: 0,
-            body: &[],
+            body: Body::default(),
         };
-        let mut fields = Fields::new(payload);
-        while let Some((number, wire)) = fields.next_field()? {
+        // Where the first occurrence of the current record-type field ends.
+        let mut first_end = 0;
+        let mut cursor = Cursor::new(payload);
+        loop {
+            let key_start = cursor.pos();
+            let Some((number, wire_type)) = cursor.next_key()? else {
+                break;
+            };
             match number {
-                1 => view.num = expect_varint(wire)? as i64,
+                NUM => view.num = cursor.varint_field(wire_type)? as i64,
+                CONTROL => {
+                    let (bytes, inner) = cursor.message(wire_type, depth)?;
+                    check_control(bytes, inner)?;
+                }
+                UUID => {
+                    cursor.string(wire_type)?;
+                }
+                INFO => {
+                    let (bytes, inner) = cursor.message(wire_type, depth)?;
+                    check_info(bytes, inner)?;
+                }
                 // The `record_type` oneof: fields 2-13, 17, 18, 20-27. (100, a request, is never
                 // written to files and is skipped like any unknown field, as prost does.)
                 2..=13 | 17 | 18 | 20..=27 => {
-                    view.field = number as u32;
-                    view.body = expect_bytes(wire)?;
+                    let (bytes, inner) = cursor.message(wire_type, depth)?;
+                    if number == view.field {
+                        // prost merges a repeated oneof message into the one it holds.
+                        if view.body.more.is_empty() {
+                            view.body.more = cursor.rest_from(first_end);
+                        }
+                    } else {
+                        // prost decoded the one this replaces, so it must be valid too.
+                        if !view.body.more.is_empty() {
+                            view.body.more = payload.get(first_end..key_start).unwrap_or_default();
+                        }
+                        view.body.check()?;
+                        view.field = number;
+                        view.body = Body {
+                            first: bytes,
+                            more: &[],
+                            field: number,
+                            depth: inner,
+                        };
+                        first_end = cursor.pos();
+                    }
                 }
-                _ => {}
+                _ => cursor.skip(wire_type, number, depth)?,
             }
         }
         Ok(view)
@@ -226,100 +171,291 @@ impl<'a> RecordView<'a> {
 
     /// The history record, if this is one.
     pub fn history(&self) -> Option<HistoryView<'a>> {
-        (self.field == 2).then_some(HistoryView { body: self.body })
+        (self.field == HISTORY).then_some(HistoryView { body: self.body })
     }
 
     /// The items of a summary (`updates` / `removes`) or config record, if this is one.
     pub fn updates(&self) -> Option<UpdatesView<'a>> {
-        matches!(self.field, 3 | 5).then_some(UpdatesView { body: self.body })
+        matches!(self.field, SUMMARY | CONFIG).then_some(UpdatesView { body: self.body })
     }
 
-    /// The encoded body of the record type's message.
+    /// The encoded body of the record type's message (its first occurrence, when the record
+    /// repeats the field and prost merges them).
     pub fn body(&self) -> &'a [u8] {
-        self.body
+        self.body.first
     }
+}
+
+impl<'a> Body<'a> {
+    /// The occurrences' bytes, in order.
+    fn parts(&self) -> Parts<'a> {
+        Parts {
+            first: Some(self.first),
+            more: Cursor::new(self.more),
+            field: self.field,
+        }
+    }
+
+    /// Checks the whole message, where this crate knows its schema.
+    fn check(&self) -> ViewResult<()> {
+        match self.field {
+            HISTORY => HistoryView { body: *self }
+                .items()
+                .try_for_each(|item| item.map(drop)),
+            SUMMARY | CONFIG => {
+                let view = UpdatesView { body: *self };
+                view.updates()
+                    .chain(view.removes())
+                    .try_for_each(|item| item.map(drop))
+            }
+            // `google.protobuf.Empty`: every field is unknown.
+            NOOP_LINK_ARTIFACT => {
+                for part in self.parts() {
+                    let mut cursor = Cursor::new(part);
+                    while cursor.next_field(self.depth)?.is_some() {}
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Iterates the occurrences of a record-type message.
+#[derive(Clone, Debug)]
+struct Parts<'a> {
+    first: Option<&'a [u8]>,
+    more: Cursor<'a>,
+    field: u32,
+}
+
+impl<'a> Iterator for Parts<'a> {
+    type Item = &'a [u8];
+
+    #[inline]
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if let Some(first) = self.first.take() {
+            return Some(first);
+        }
+        // The record's fields were checked by `RecordView::parse`, so these reads succeed.
+        while let Ok(Some((number, wire_type))) = self.more.next_key() {
+            if number == self.field {
+                return self.more.len_delimited().ok();
+            }
+            self.more.skip(wire_type, number, RECURSION_LIMIT).ok()?;
+        }
+        None
+    }
+}
+
+/// Checks a `Control` message.
+fn check_control(bytes: &[u8], depth: u32) -> ViewResult<()> {
+    let mut cursor = Cursor::new(bytes);
+    while let Some((number, wire_type)) = cursor.next_key()? {
+        match number {
+            // req_resp, local, flow_control (bool); end_offset (int64).
+            1 | 2 | 6 | 7 => {
+                cursor.varint_field(wire_type)?;
+            }
+            // relay_id, mailbox_slot, connection_id.
+            3 | 4 | 8 => {
+                cursor.string(wire_type)?;
+            }
+            _ => cursor.skip(wire_type, number, depth)?,
+        }
+    }
+    Ok(())
+}
+
+/// Checks a `_RecordInfo` message.
+fn check_info(bytes: &[u8], depth: u32) -> ViewResult<()> {
+    let mut cursor = Cursor::new(bytes);
+    while let Some((number, wire_type)) = cursor.next_key()? {
+        match number {
+            // stream_id, _tracelog_id.
+            1 | 100 => {
+                cursor.string(wire_type)?;
+            }
+            _ => cursor.skip(wire_type, number, depth)?,
+        }
+    }
+    Ok(())
+}
+
+/// Reads a `HistoryStep`, updating `step` as prost merges it.
+fn read_step(bytes: &[u8], depth: u32, step: &mut i64) -> ViewResult<()> {
+    let mut cursor = Cursor::new(bytes);
+    while let Some((number, wire_type)) = cursor.next_key()? {
+        match number {
+            1 => *step = cursor.varint_field(wire_type)? as i64,
+            _ => cursor.skip(wire_type, number, depth)?,
+        }
+    }
+    Ok(())
 }
 
 /// A `HistoryRecord`.
 #[derive(Clone, Copy, Debug)]
 pub struct HistoryView<'a> {
-    body: &'a [u8],
+    body: Body<'a>,
 }
 
 impl<'a> HistoryView<'a> {
-    /// `step.num` (0 when absent, as in proto3).
+    /// Views an encoded `HistoryRecord` read at `depth`.
+    #[cfg(feature = "fuzzing")]
+    pub(crate) fn new(bytes: &'a [u8], depth: u32) -> Self {
+        HistoryView {
+            body: Body {
+                first: bytes,
+                more: &[],
+                field: HISTORY,
+                depth,
+            },
+        }
+    }
+
+    /// `step.num` (0 when absent, as in proto3). This checks the `step` field only; the items are
+    /// checked by [`HistoryView::items`].
     pub fn step(&self) -> ViewResult<i64> {
         let mut step = 0;
-        let mut fields = Fields::new(self.body);
-        while let Some((number, wire)) = fields.next_field()? {
-            if number == 2 {
-                step = 0;
-                let mut inner = Fields::new(expect_bytes(wire)?);
-                while let Some((number, wire)) = inner.next_field()? {
-                    if number == 1 {
-                        step = expect_varint(wire)? as i64;
-                    }
+        let depth = self.body.depth;
+        for part in self.body.parts() {
+            let mut cursor = Cursor::new(part);
+            while let Some((number, wire_type)) = cursor.next_key()? {
+                if number == 2 {
+                    let (bytes, inner) = cursor.message(wire_type, depth)?;
+                    read_step(bytes, inner, &mut step)?;
+                } else {
+                    cursor.skip(wire_type, number, depth)?;
                 }
             }
         }
         Ok(step)
     }
 
-    /// The row's items, in file order.
+    /// The row's items, in file order; walked to the end, this checks the whole record.
     pub fn items(&self) -> Items<'a> {
-        Items {
-            fields: Fields::new(self.body),
-            wanted: 1,
-        }
+        Items::new(self.body, ItemKind::History, 1)
     }
 }
 
 /// A `SummaryRecord` or `ConfigRecord`: field 1 holds updates, field 2 removals.
 #[derive(Clone, Copy, Debug)]
 pub struct UpdatesView<'a> {
-    body: &'a [u8],
+    body: Body<'a>,
 }
 
 impl<'a> UpdatesView<'a> {
-    /// The `update` items.
-    pub fn updates(&self) -> Items<'a> {
-        Items {
-            fields: Fields::new(self.body),
-            wanted: 1,
+    /// Views an encoded `SummaryRecord` or `ConfigRecord` read at `depth`.
+    #[cfg(feature = "fuzzing")]
+    pub(crate) fn new(bytes: &'a [u8], depth: u32) -> Self {
+        UpdatesView {
+            body: Body {
+                first: bytes,
+                more: &[],
+                field: SUMMARY,
+                depth,
+            },
         }
     }
 
-    /// The `remove` items.
+    /// The `update` items; walked to the end, this checks the whole record.
+    pub fn updates(&self) -> Items<'a> {
+        Items::new(self.body, ItemKind::Plain, 1)
+    }
+
+    /// The `remove` items; walked to the end, this checks the whole record.
     pub fn removes(&self) -> Items<'a> {
-        Items {
-            fields: Fields::new(self.body),
-            wanted: 2,
-        }
+        Items::new(self.body, ItemKind::Plain, 2)
     }
 }
 
-/// Iterator over the items in field `wanted` of a message.
+/// Which item message a record holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ItemKind {
+    /// `HistoryItem`: fields 3-8 are the typed `value` oneof.
+    History,
+    /// `SummaryItem` or `ConfigItem`: key, nested key and `value_json` only.
+    Plain,
+}
+
+/// Iterator over the items in field `wanted` of a message, checking every other field on the way.
 #[derive(Clone, Debug)]
 pub struct Items<'a> {
-    fields: Fields<'a>,
-    wanted: u64,
+    cursor: Cursor<'a>,
+    parts: Parts<'a>,
+    kind: ItemKind,
+    wanted: u32,
+    depth: u32,
+}
+
+impl<'a> Items<'a> {
+    fn new(body: Body<'a>, kind: ItemKind, wanted: u32) -> Self {
+        let mut parts = body.parts();
+        let first = parts.next().unwrap_or_default();
+        Items {
+            cursor: Cursor::new(first),
+            parts,
+            kind,
+            wanted,
+            depth: body.depth,
+        }
+    }
+
+    /// The next wanted item; other fields are checked and skipped.
+    #[inline]
+    fn next_item(&mut self) -> ViewResult<Option<ItemView<'a>>> {
+        let depth = self.depth;
+        loop {
+            let Some((number, wire_type)) = self.cursor.next_key()? else {
+                match self.parts.next() {
+                    Some(part) => {
+                        self.cursor = Cursor::new(part);
+                        continue;
+                    }
+                    None => return Ok(None),
+                }
+            };
+            match number {
+                _ if number == self.wanted => {
+                    let (bytes, inner) = self.cursor.message(wire_type, depth)?;
+                    return ItemView::parse(bytes, self.kind, inner).map(Some);
+                }
+                // The other items field: a summary's or config's removals or updates.
+                1 | 2 if self.kind == ItemKind::Plain => {
+                    let (bytes, inner) = self.cursor.message(wire_type, depth)?;
+                    ItemView::parse(bytes, self.kind, inner)?;
+                }
+                // A history record's step.
+                2 => {
+                    let (bytes, inner) = self.cursor.message(wire_type, depth)?;
+                    read_step(bytes, inner, &mut 0)?;
+                }
+                INFO => {
+                    let (bytes, inner) = self.cursor.message(wire_type, depth)?;
+                    check_info(bytes, inner)?;
+                }
+                _ => self.cursor.skip(wire_type, number, depth)?,
+            }
+        }
+    }
 }
 
 impl<'a> Iterator for Items<'a> {
     type Item = ViewResult<ItemView<'a>>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            match self.fields.next_field() {
-                Err(error) => {
-                    self.fields.rest = &[];
-                    return Some(Err(error));
-                }
-                Ok(None) => return None,
-                Ok(Some((number, wire))) if number == self.wanted => {
-                    return Some(expect_bytes(wire).and_then(ItemView::parse));
-                }
-                Ok(Some(_)) => {}
+        match self.next_item() {
+            Ok(item) => item.map(Ok),
+            Err(error) => {
+                self.cursor = Cursor::new(&[]);
+                self.parts = Parts {
+                    first: None,
+                    more: Cursor::new(&[]),
+                    field: 0,
+                };
+                Some(Err(error))
             }
         }
     }
@@ -358,7 +494,8 @@ pub struct ItemView<'a> {
 }
 
 impl<'a> ItemView<'a> {
-    fn parse(body: &'a [u8]) -> ViewResult<Self> {
+    #[inline]
+    pub(crate) fn parse(body: &'a [u8], kind: ItemKind, depth: u32) -> ViewResult<Self> {
         let mut item = ItemView {
             key: "",
             value_json: "",
@@ -367,37 +504,22 @@ impl<'a> ItemView<'a> {
             first_nested: "",
             n_nested: 0,
         };
-        let mut fields = Fields::new(body);
-        while let Some((number, wire)) = fields.next_field()? {
+        let mut cursor = Cursor::new(body);
+        while let Some((number, wire_type)) = cursor.next_key()? {
             match number {
-                1 => item.key = utf8(expect_bytes(wire)?)?,
+                1 => item.key = cursor.string(wire_type)?,
                 2 => {
-                    let part = utf8(expect_bytes(wire)?)?;
+                    let part = cursor.string(wire_type)?;
                     if item.n_nested == 0 {
                         item.first_nested = part;
                     }
                     item.n_nested += 1;
                 }
-                3 => {
-                    expect_varint(wire)?;
-                    item.typed = Some(TypedValue::Null);
+                16 => item.value_json = cursor.string(wire_type)?,
+                3..=8 if kind == ItemKind::History => {
+                    item.typed = Some(typed(&mut cursor, number, wire_type)?)
                 }
-                4 => item.typed = Some(TypedValue::Bool(expect_varint(wire)? != 0)),
-                5 => {
-                    let raw = expect_varint(wire)?;
-                    // sint64: zigzag encoding.
-                    item.typed = Some(TypedValue::Int((raw >> 1) as i64 ^ -((raw & 1) as i64)));
-                }
-                6 => match wire {
-                    Wire::Fixed64(bits) => {
-                        item.typed = Some(TypedValue::Number(f64::from_bits(bits)))
-                    }
-                    _ => return Err(ViewError("wrong wire type for a double field")),
-                },
-                7 => item.typed = Some(TypedValue::Text(utf8(expect_bytes(wire)?)?)),
-                8 => item.typed = Some(TypedValue::Json(utf8(expect_bytes(wire)?)?)),
-                16 => item.value_json = utf8(expect_bytes(wire)?)?,
-                _ => {}
+                _ => cursor.skip(wire_type, number, depth)?,
             }
         }
         Ok(item)
@@ -411,7 +533,7 @@ impl<'a> ItemView<'a> {
             _ => None,
         };
         KeyPath {
-            fields: Fields::new(self.body),
+            cursor: Cursor::new(self.body),
             single,
             remaining: self.n_nested.max(1),
         }
@@ -421,6 +543,36 @@ impl<'a> ItemView<'a> {
     pub fn path_len(&self) -> usize {
         self.n_nested.max(1)
     }
+
+    /// Number of `nested_key` parts (0 when the item uses `key`).
+    pub fn nested_len(&self) -> usize {
+        self.n_nested
+    }
+}
+
+/// Reads one field of the `HistoryItem.value` oneof.
+#[inline]
+fn typed<'a>(
+    cursor: &mut Cursor<'a>,
+    number: u32,
+    wire_type: WireType,
+) -> ViewResult<TypedValue<'a>> {
+    Ok(match number {
+        // `google.protobuf.NullValue`, an enum.
+        3 => {
+            cursor.varint_field(wire_type)?;
+            TypedValue::Null
+        }
+        4 => TypedValue::Bool(cursor.varint_field(wire_type)? != 0),
+        // sint64.
+        5 => TypedValue::Int(zigzag(cursor.varint_field(wire_type)?)),
+        6 => {
+            Cursor::expect(wire_type, WireType::Fixed64)?;
+            TypedValue::Number(f64::from_bits(cursor.fixed64()?))
+        }
+        7 => TypedValue::Text(cursor.string(wire_type)?),
+        _ => TypedValue::Json(cursor.string(wire_type)?),
+    })
 }
 
 impl fmt::Debug for ItemView<'_> {
@@ -436,7 +588,7 @@ impl fmt::Debug for ItemView<'_> {
 /// Iterator over the parts of an item's key path.
 #[derive(Clone, Debug)]
 pub struct KeyPath<'a> {
-    fields: Fields<'a>,
+    cursor: Cursor<'a>,
     single: Option<&'a str>,
     remaining: usize,
 }
@@ -450,16 +602,22 @@ impl<'a> Iterator for KeyPath<'a> {
             return Some(key);
         }
         while self.remaining > 0 {
-            // The item was fully validated when it was parsed, so errors cannot happen here.
-            let Ok(Some((number, wire))) = self.fields.next_field() else {
+            // The item was checked when it was parsed, so these reads succeed.
+            let Ok(Some((number, wire_type))) = self.cursor.next_key() else {
                 self.remaining = 0;
                 return None;
             };
             if number == 2 {
                 self.remaining -= 1;
-                if let Wire::Bytes(bytes) = wire {
-                    return std::str::from_utf8(bytes).ok();
-                }
+                return self.cursor.string(wire_type).ok();
+            }
+            if self
+                .cursor
+                .skip(wire_type, number, RECURSION_LIMIT)
+                .is_err()
+            {
+                self.remaining = 0;
+                return None;
             }
         }
         None

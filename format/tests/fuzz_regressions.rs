@@ -15,6 +15,7 @@ const TARGETS: &[(&str, Body)] = &[
     ("read_arbitrary_bytes", fuzzing::read_arbitrary_bytes),
     ("write_read_roundtrip", fuzzing::write_read_roundtrip),
     ("json_parse", fuzzing::json_parse),
+    ("wire_parity", fuzzing::wire_parity),
 ];
 
 #[test]

@@ -33,7 +33,7 @@ use crate::jsonout::{
 use crate::parallel::{Cancelled, Sink};
 use crate::schema::{Message, RECORD, Type};
 use crate::wire::{
-    self, RECURSION_LIMIT, Reader, Value as WireValue, WireResult, WireType, same_bytes,
+    self, Cursor, FieldRead, RECURSION_LIMIT, Value as WireValue, WireResult, WireType, same_bytes,
 };
 
 /// Field number of `Record.history`.
@@ -255,15 +255,15 @@ fn item_keys<'b>(
     mut each: impl FnMut(&'b [u8], &'b [u8]),
 ) -> WireResult<()> {
     let depth = RECURSION_LIMIT - 1;
-    let mut reader = Reader::new(body);
+    let mut reader = Cursor::new(body);
     while !reader.is_empty() {
         let (number, wire_type) = reader.key()?;
         if number != ITEM || wire_type != WireType::Len {
-            reader.skip(message.field(number), number, wire_type, depth)?;
+            reader.skip_known(message.field(number), number, wire_type, depth)?;
             continue;
         }
         let item = reader.len_delimited()?;
-        let mut inner = Reader::new(item);
+        let mut inner = Cursor::new(item);
         // Where the leading key fields end; `None` once a key field follows another field.
         let mut key_end = Some(0);
         let mut other_seen = false;
@@ -294,7 +294,7 @@ fn item_keys<'b>(
 /// The dotted key of history item `item` (its bytes), built in `scratch`: its `nested_key` parts
 /// joined with `.`, or else its `key`.
 fn dotted_key<'s>(item: &[u8], scratch: &'s mut Vec<u8>) -> WireResult<&'s [u8]> {
-    let mut reader = Reader::new(item);
+    let mut reader = Cursor::new(item);
     let mut key: &[u8] = &[];
     let mut n_parts = 0;
     scratch.clear();
@@ -586,13 +586,13 @@ pub(crate) fn step_num(message: &'static Message, body: &[u8]) -> Option<i64> {
         return None;
     };
     let num_field = step_type.field(1)?;
-    let mut reader = Reader::new(body);
+    let mut reader = Cursor::new(body);
     let mut found = None;
     while !reader.is_empty() {
         let (number, wire_type) = reader.key().ok()?;
         if number != 2 {
             reader
-                .skip(message.field(number), number, wire_type, RECURSION_LIMIT)
+                .skip_known(message.field(number), number, wire_type, RECURSION_LIMIT)
                 .ok()?;
             continue;
         }
@@ -600,12 +600,12 @@ pub(crate) fn step_num(message: &'static Message, body: &[u8]) -> Option<i64> {
         else {
             return None;
         };
-        let mut inner = Reader::new(step);
+        let mut inner = Cursor::new(step);
         while !inner.is_empty() {
             let (inner_number, inner_type) = inner.key().ok()?;
             if inner_number != 1 {
                 inner
-                    .skip(
+                    .skip_known(
                         step_type.field(inner_number),
                         inner_number,
                         inner_type,

@@ -7,7 +7,7 @@
 
 use crate::jsonout::{Style, push_i64, write_f64, write_str_styled, write_value_json};
 use crate::schema::{Message, Shape, Type};
-use crate::wire::{Reader, Value, WireError, WireResult, WireType, utf8, validate};
+use crate::wire::{Cursor, FieldRead, Value, WireError, WireResult, WireType, utf8, validate};
 
 /// How many `nested_key` parts an [`Item`] keeps without reading the item again.
 const INLINE_PARTS: usize = 2;
@@ -79,7 +79,7 @@ impl<'a> Item<'a> {
         let mut n_nested = 0;
         let mut value_json = "";
         let mut typed = None;
-        let mut reader = Reader::new(bytes);
+        let mut reader = Cursor::new(bytes);
         // Where the leading key fields end; `None` once a key field follows another field.
         let mut key_end = Some(0);
         let mut other_seen = false;
@@ -176,7 +176,7 @@ impl<'a> Item<'a> {
             parts.iter().for_each(|&text| part(text));
             return;
         }
-        let mut reader = Reader::new(self.bytes);
+        let mut reader = Cursor::new(self.bytes);
         while !reader.is_empty() {
             // The item was validated by `parse`, so reading it again cannot fail.
             let Ok((number, wire_type)) = reader.key() else {
@@ -267,7 +267,7 @@ pub(crate) fn try_for_each_item<'a>(
     let Type::Message(item_type) = field.ty else {
         return Ok(());
     };
-    let mut reader = Reader::new(record);
+    let mut reader = Cursor::new(record);
     while !reader.is_empty() {
         let (found, wire_type) = reader.key()?;
         if found != number {
@@ -302,7 +302,7 @@ pub(crate) fn items<'a>(
     depth: u32,
 ) -> impl Iterator<Item = WireResult<Item<'a>>> + 'a {
     let field = parent.field(number);
-    let mut reader = Reader::new(record);
+    let mut reader = Cursor::new(record);
     let mut failed = false;
     std::iter::from_fn(move || {
         if failed {
@@ -317,7 +317,7 @@ pub(crate) fn items<'a>(
                 let (found, wire_type) = reader.key()?;
                 let this = parent.field(found);
                 if found != number {
-                    reader.skip(this, found, wire_type, depth)?;
+                    reader.skip_known(this, found, wire_type, depth)?;
                     return Ok(None);
                 }
                 match reader.field(field, wire_type, depth)? {

@@ -27,7 +27,8 @@ use crate::jsonout::{
 };
 use crate::schema::{Field, Message, Shape, Type};
 use crate::wire::{
-    RECURSION_LIMIT, Raw, Reader, Value, WireError, WireResult, packed_values, scalar_wire_type,
+    Cursor, FieldRead, RECURSION_LIMIT, Raw, Value, WireError, WireResult, packed_values,
+    scalar_wire_type,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -282,7 +283,7 @@ impl Renderer {
         skip: [u32; 2],
     ) -> WireResult<()> {
         let mut done: u64 = 0;
-        let mut reader = Reader::new(bytes);
+        let mut reader = Cursor::new(bytes);
         while !reader.is_empty() {
             let start = reader.pos();
             let (number, wire_type) = reader.key()?;
@@ -373,14 +374,14 @@ impl Renderer {
         } else {
             self.open(out);
         }
-        let mut reader = Reader::new(rest);
+        let mut reader = Cursor::new(rest);
         let mut run = None;
         while !reader.is_empty() {
             let key_start = reader.pos();
             let (number, wire_type) = reader.key()?;
             if number != field.number {
                 run.get_or_insert(key_start);
-                reader.skip(message.field(number), number, wire_type, depth)?;
+                reader.skip_known(message.field(number), number, wire_type, depth)?;
                 continue;
             }
             let value = reader.field(field, wire_type, depth)?;
@@ -436,14 +437,14 @@ impl Renderer {
         out.push('{');
         let mut first = true;
         let mut position = 0;
-        let mut reader = Reader::new(rest);
+        let mut reader = Cursor::new(rest);
         let mut run = None;
         while !reader.is_empty() {
             let key_start = reader.pos();
             let (number, wire_type) = reader.key()?;
             if number != field.number {
                 run.get_or_insert(key_start);
-                reader.skip(message.field(number), number, wire_type, depth)?;
+                reader.skip_known(message.field(number), number, wire_type, depth)?;
                 continue;
             }
             let Value::Message(bytes) = reader.field(field, wire_type, depth)? else {
@@ -508,7 +509,7 @@ impl Renderer {
     ) -> WireResult<()> {
         let mut key = None;
         let mut value = None;
-        let mut reader = Reader::new(bytes);
+        let mut reader = Cursor::new(bytes);
         while !reader.is_empty() {
             let (number, wire_type) = reader.key()?;
             let Some(field) = entry.field(number) else {
@@ -639,7 +640,7 @@ impl Renderer {
     ) -> WireResult<bool> {
         let mut seconds = 0i64;
         let mut nanos = 0i32;
-        let mut reader = Reader::new(bytes);
+        let mut reader = Cursor::new(bytes);
         while !reader.is_empty() {
             let (number, wire_type) = reader.key()?;
             let field = message.field(number);
@@ -655,7 +656,7 @@ impl Renderer {
                 }
                 _ => {
                     // Unknown fields would be lost in the string form.
-                    reader.skip(field, number, wire_type, depth)?;
+                    reader.skip_known(field, number, wire_type, depth)?;
                     return Ok(false);
                 }
             }

@@ -2,11 +2,13 @@
 //! rows and summary updates whose items have a plain key (or a single `nested_key` part) and a
 //! `value_json`.
 //!
-//! [`parse`] accepts only payloads in exactly the layout writers produce (`num`, then the
-//! record type's message, nothing else; items with fields 1, 2 and 16 only) and only when every
-//! part is valid; anything else returns `None` and the caller decodes the record with `prost`.
-//! It is therefore never more lenient than `prost`: whatever it accepts, `prost` decodes to the
-//! same keys and values.
+//! [`parse`] reads the record with format's zero-copy views ([`wandb_format::RecordView`], on
+//! `wandb_format::wire`'s cursor), which accept exactly what `prost` accepts and read the same
+//! values. It takes history and summary records whose items all have at most one key part and
+//! no typed value, and only when the whole record is valid; anything else returns `None` and the
+//! caller decodes the record with `prost`, which also words the error for damaged records.
+
+use wandb_format::{ItemView, Items, RecordView};
 
 /// One history or summary item, borrowed from the payload.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -42,112 +44,57 @@ pub(crate) struct FastRecord<'a> {
     pub(crate) removes: Vec<FastItem<'a>>,
 }
 
-/// A varint as protobuf encodes it; `None` when malformed or longer than ten bytes.
-fn varint(buf: &mut &[u8]) -> Option<u64> {
-    let mut value = 0u64;
-    for i in 0..10 {
-        let (&byte, rest) = buf.split_first()?;
-        *buf = rest;
-        if i == 9 && byte > 1 {
-            return None;
-        }
-        value |= u64::from(byte & 0x7f) << (7 * i);
-        if byte < 0x80 {
-            return Some(value);
-        }
-    }
-    None
-}
-
-/// A length-delimited value.
-fn bytes<'a>(buf: &mut &'a [u8]) -> Option<&'a [u8]> {
-    let len = usize::try_from(varint(buf)?).ok()?;
-    if len > buf.len() {
-        return None;
-    }
-    let (head, tail) = buf.split_at(len);
-    *buf = tail;
-    Some(head)
-}
-
-fn string<'a>(buf: &mut &'a [u8]) -> Option<&'a str> {
-    std::str::from_utf8(bytes(buf)?).ok()
-}
-
-/// Parses a history or summary record in the plain layout; `None` for anything else.
+/// Parses a valid history or summary record with plain items; `None` for anything else.
 pub(crate) fn parse(payload: &[u8]) -> Option<FastRecord<'_>> {
-    let mut buf = payload;
-    if buf.first() == Some(&0x08) {
-        buf = &buf[1..];
-        varint(&mut buf)?;
+    let view = RecordView::parse(payload).ok()?;
+    if let Some(history) = view.history() {
+        let mut items = Vec::with_capacity(16);
+        collect(history.items(), &mut items)?;
+        return Some(FastRecord {
+            history: true,
+            items,
+            removes: Vec::new(),
+        });
     }
-    let (&tag, rest) = buf.split_first()?;
-    buf = rest;
-    let history = match tag {
-        0x12 => true,
-        0x1a => false,
-        _ => return None,
-    };
-    let body = bytes(&mut buf)?;
-    if !buf.is_empty() {
+    if view.field != 3 {
         return None;
     }
+    let summary = view.updates()?;
     let mut record = FastRecord {
-        history,
+        history: false,
         items: Vec::with_capacity(16),
         removes: Vec::new(),
     };
-    let mut body = body;
-    while let Some((&tag, rest)) = body.split_first() {
-        body = rest;
-        match (tag, history) {
-            (0x0a, _) => record.items.push(item(bytes(&mut body)?)?),
-            (0x12, true) => step(bytes(&mut body)?)?,
-            (0x12, false) => record.removes.push(item(bytes(&mut body)?)?),
-            _ => return None,
-        }
-    }
+    collect(summary.updates(), &mut record.items)?;
+    collect(summary.removes(), &mut record.removes)?;
     Some(record)
 }
 
-/// A `HistoryStep`: only `num` (field 1, a varint).
-fn step(mut buf: &[u8]) -> Option<()> {
-    while let Some((&tag, rest)) = buf.split_first() {
-        buf = rest;
-        if tag != 0x08 {
-            return None;
-        }
-        varint(&mut buf)?;
+/// Collects the items of a record, walking it to the end (which checks the whole record).
+#[inline]
+fn collect<'a>(items: Items<'a>, out: &mut Vec<FastItem<'a>>) -> Option<()> {
+    for item in items {
+        out.push(plain(item.ok()?)?);
     }
     Some(())
 }
 
-/// A `HistoryItem` or `SummaryItem` with `key`, at most one `nested_key` part and `value_json`.
-fn item(mut buf: &[u8]) -> Option<FastItem<'_>> {
-    let mut item = FastItem::default();
-    while let Some((&tag, rest)) = buf.split_first() {
-        buf = rest;
-        match tag {
-            0x0a => item.key = string(&mut buf)?,
-            0x12 => {
-                if item.nested.is_some() {
-                    return None;
-                }
-                item.nested = Some(string(&mut buf)?);
-            }
-            // Field 16, length-delimited: the key is the two-byte varint 0x82 0x01.
-            0x82 => {
-                let (&second, rest) = buf.split_first()?;
-                if second != 0x01 {
-                    return None;
-                }
-                buf = rest;
-                item.value_json = string(&mut buf)?;
-            }
-            _ => return None,
-        }
+/// An item with at most one key part and no typed value.
+#[inline]
+fn plain<'a>(item: ItemView<'a>) -> Option<FastItem<'a>> {
+    if item.typed.is_some() {
+        return None;
     }
-    Some(item)
+    let nested = match item.nested_len() {
+        0 => None,
+        1 => item.path().next(),
+        _ => return None,
+    };
+    Some(FastItem {
+        key: item.key,
+        nested,
+        value_json: item.value_json,
+    })
 }
 
 #[cfg(test)]
@@ -184,6 +131,7 @@ mod tests {
         };
         let bytes = history.encode_to_vec();
         let fast = parse(&bytes).unwrap();
+        let fast_history = parse(&bytes).unwrap();
         assert!(fast.history);
         assert_eq!(fast.items.len(), 2);
         assert_eq!(fast.items[0].segment(), "a");
@@ -213,7 +161,8 @@ mod tests {
         assert_eq!(fast.items[0].segment(), "k");
         assert_eq!(fast.removes[0].segment(), "r");
 
-        // Nested paths, typed values, extra fields and damage use the full decoder.
+        // Nested paths, typed values and damage use the full decoder; other record fields do not
+        // matter.
         let nested = Record {
             record_type: Some(RecordType::History(HistoryRecord {
                 item: vec![HistoryItem {
@@ -228,7 +177,15 @@ mod tests {
         assert!(parse(&nested.encode_to_vec()).is_none());
         let mut with_uuid = history.clone();
         with_uuid.uuid = "u".into();
-        assert!(parse(&with_uuid.encode_to_vec()).is_none());
+        assert_eq!(
+            parse(&with_uuid.encode_to_vec()).unwrap().items,
+            fast_history.items
+        );
+        let mut typed = history.clone();
+        if let Some(RecordType::History(h)) = &mut typed.record_type {
+            h.item[0].value = Some(wandb_format::proto::history_item::Value::Number(1.5));
+        }
+        assert!(parse(&typed.encode_to_vec()).is_none());
         let mut truncated = history.encode_to_vec();
         truncated.pop();
         assert!(parse(&truncated).is_none());

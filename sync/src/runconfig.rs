@@ -18,6 +18,7 @@ use wandb_format::proto::{ConfigRecord, EnvironmentRecord, MetricRecord, Telemet
 use crate::jsonbuild::{JsonTree, Node, Path, canonical};
 use crate::metadata::environment_json;
 use wandb_format::json::write_str;
+use wandb_format::wire::{Cursor, RECURSION_LIMIT, Raw};
 
 /// `TelemetryRecord.feature`.
 const FEATURE_FIELD: u64 = 3;
@@ -70,25 +71,25 @@ impl RunConfig {
     /// Merges a telemetry record.
     pub(crate) fn apply_telemetry(&mut self, record: &TelemetryRecord) {
         let bytes = record.encode_to_vec();
-        for (number, field) in WireFields::new(&bytes) {
+        for (number, field) in wire_fields(&bytes) {
             if number >= 200 {
                 // `_info` and other private fields are not part of `t`.
                 continue;
             }
             match field {
-                WireValue::Bytes(sub) if matches!(number, 4 | 5 | 6 | 12 | 13) => {
+                Raw::Len(sub) if matches!(number, 4 | 5 | 6 | 12 | 13) => {
                     let text = String::from_utf8_lossy(sub).into_owned();
                     self.telemetry.insert(number, TelemetryValue::Text(text));
                 }
-                WireValue::Bytes(sub) => {
+                Raw::Len(sub) => {
                     let mut flags = BTreeSet::new();
                     let mut strings = BTreeMap::new();
-                    for (sub_number, sub_field) in WireFields::new(sub) {
+                    for (sub_number, sub_field) in wire_fields(sub) {
                         match sub_field {
-                            WireValue::Varint(v) if v != 0 => {
+                            Raw::Varint(v) if v != 0 => {
                                 flags.insert(sub_number);
                             }
-                            WireValue::Bytes(text) => {
+                            Raw::Len(text) => {
                                 strings
                                     .insert(sub_number, String::from_utf8_lossy(text).into_owned());
                             }
@@ -116,6 +117,11 @@ impl RunConfig {
 
     /// Adds or replaces a metric definition.
     pub(crate) fn apply_metric(&mut self, record: &MetricRecord) {
+        if record.expanded_from_glob {
+            // 0.19+ write the metric a glob expanded to; wandb-core leaves it out of `m`, since
+            // the glob's own entry covers it.
+            return;
+        }
         let key = if record.glob_name.is_empty() {
             format!("n:{}", record.name)
         } else {
@@ -219,7 +225,8 @@ impl RunConfig {
         let mut first = true;
         for (number, value) in &telemetry {
             let text = match value {
-                TelemetryValue::Flags(set) if set.is_empty() => continue,
+                // A message that is present but sets no known flag (0.15-0.18 files set fields
+                // wandb-core no longer knows) is `[]`, as wandb-core writes it.
                 TelemetryValue::Flags(set) => {
                     let items: Vec<String> = set.iter().map(u64::to_string).collect();
                     format!("[{}]", items.join(","))
@@ -293,9 +300,11 @@ impl RunConfig {
                 if o.hidden {
                     options.push(2);
                 }
-                if o.defined && metric.glob_name.is_empty() {
-                    options.push(3);
-                }
+            }
+            // wandb-core marks every named metric that came from a record as defined (0.18 writes
+            // glob expansions as named records without the flag), and no glob.
+            if metric.glob_name.is_empty() {
+                options.push(3);
             }
             parts.push(format!("\"6\":{}", number_list(&options)));
             let mut summary = Vec::new();
@@ -348,67 +357,14 @@ fn segments(path: Path<'_>) -> Vec<&str> {
     }
 }
 
-/// A protobuf field value as found on the wire.
-enum WireValue<'a> {
-    Varint(u64),
-    Bytes(&'a [u8]),
-    Fixed,
-}
-
-/// Iterates the fields of an encoded message without knowing its schema; stops at the first
-/// malformed byte.
-struct WireFields<'a> {
-    data: &'a [u8],
-}
-
-impl<'a> WireFields<'a> {
-    fn new(data: &'a [u8]) -> Self {
-        WireFields { data }
-    }
-
-    fn varint(&mut self) -> Option<u64> {
-        let mut value = 0u64;
-        for shift in (0..64).step_by(7) {
-            let (&byte, rest) = self.data.split_first()?;
-            self.data = rest;
-            value |= u64::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                return Some(value);
-            }
-        }
-        None
-    }
-}
-
-impl<'a> Iterator for WireFields<'a> {
-    type Item = (u64, WireValue<'a>);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.data.is_empty() {
-            return None;
-        }
-        let key = self.varint()?;
-        let number = key >> 3;
-        let value = match key & 7 {
-            0 => WireValue::Varint(self.varint()?),
-            1 => {
-                self.data = self.data.get(8..)?;
-                WireValue::Fixed
-            }
-            2 => {
-                let len = usize::try_from(self.varint()?).ok()?;
-                let bytes = self.data.get(..len)?;
-                self.data = self.data.get(len..)?;
-                WireValue::Bytes(bytes)
-            }
-            5 => {
-                self.data = self.data.get(4..)?;
-                WireValue::Fixed
-            }
-            _ => return None,
-        };
-        Some((number, value))
-    }
+/// The fields of an encoded message, read without its schema, with field numbers as `u64` (the
+/// keys of `t`); stops at the first malformed byte (the bytes come from prost, so there is none).
+fn wire_fields(data: &[u8]) -> impl Iterator<Item = (u64, Raw<'_>)> + '_ {
+    let mut cursor = Cursor::new(data);
+    std::iter::from_fn(move || {
+        let (number, raw) = cursor.next_field(RECURSION_LIMIT).ok()??;
+        Some((u64::from(number), raw))
+    })
 }
 
 #[cfg(test)]
