@@ -41,6 +41,14 @@ pub enum Error {
         /// Where the damage is and what it is.
         damage: Damage,
     },
+    /// The path is not a regular file (a directory, FIFO, socket or device), so it was not opened.
+    #[error("{path}: not a regular file: it is a {kind}", path = .path.display())]
+    NotRegularFile {
+        /// The path concerned.
+        path: PathBuf,
+        /// What it is instead.
+        kind: FileKind,
+    },
     /// A previous write or sync failed, so the file's tail is unknown; the writer refuses more data.
     #[error("{path}: writer is unusable after an earlier write error", path = .path.display())]
     Poisoned {
@@ -56,6 +64,37 @@ impl Error {
             action,
             source,
         }
+    }
+}
+
+/// What a path that is not a regular file is instead (see [`Error::NotRegularFile`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FileKind {
+    /// A directory.
+    Directory,
+    /// A named pipe.
+    Fifo,
+    /// A Unix socket.
+    Socket,
+    /// A character device.
+    CharDevice,
+    /// A block device.
+    BlockDevice,
+    /// Anything else that is not a regular file.
+    Other,
+}
+
+impl fmt::Display for FileKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Directory => "directory",
+            Self::Fifo => "FIFO (named pipe)",
+            Self::Socket => "socket",
+            Self::CharDevice => "character device",
+            Self::BlockDevice => "block device",
+            Self::Other => "special file",
+        })
     }
 }
 
@@ -129,6 +168,14 @@ pub enum DamageReason {
         /// The decoder's message.
         message: String,
     },
+    /// The file shrank while it was being read (another process truncated or rewrote it); the span
+    /// from its new end to its old one is gone.
+    FileShrank {
+        /// The file's length when reading started (or the longest it was seen).
+        from: u64,
+        /// Its length when the shrinking was noticed.
+        to: u64,
+    },
 }
 
 impl fmt::Display for DamageReason {
@@ -158,6 +205,9 @@ impl fmt::Display for DamageReason {
             Self::NonZeroPadding => f.write_str("non-zero bytes in block padding"),
             Self::ZeroedSpan => f.write_str("zeroed bytes where a chunk should start"),
             Self::Undecodable { message } => write!(f, "not a valid Record: {message}"),
+            Self::FileShrank { from, to } => {
+                write!(f, "file shrank from {from} to {to} bytes while being read")
+            }
         }
     }
 }

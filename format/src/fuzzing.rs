@@ -114,6 +114,86 @@ fn check_resumed_scan(bytes: &[u8]) {
     }
 }
 
+/// The Follower's promise: a file that grows by pieces, read by a follower paused at arbitrary
+/// offsets (and sometimes re-opened at its saved offset), yields exactly what one scan of the whole
+/// file yields, in every recovery mode: the same entries in the same order, and the same error (at
+/// the same offset, for the same reason) if the mode rejects some damage.
+///
+/// Input: a flags byte (recovery mode; whether to put a valid header in front), a pause count, two
+/// bytes per pause (offset, and its top bit for re-opening there), then the file's bytes.
+pub fn follow_pauses(data: &[u8]) {
+    let mut input = Input(data);
+    let flags = input.byte();
+    let recovery = match flags % 3 {
+        0 => Recovery::Strict,
+        1 => Recovery::TolerateTornTail,
+        _ => Recovery::SkipCorrupt,
+    };
+    let n_pauses = usize::from(input.byte() % 16);
+    let raw_pauses: Vec<u16> = (0..n_pauses).map(|_| input.u16()).collect();
+    let mut file = if flags & 0x80 == 0 {
+        FILE_HEADER.to_vec()
+    } else {
+        Vec::new()
+    };
+    file.extend_from_slice(input.0);
+    let mut pauses: Vec<(usize, bool)> = raw_pauses
+        .iter()
+        .map(|&raw| {
+            (
+                usize::from(raw & 0x7fff) % (file.len() + 1),
+                raw & 0x8000 != 0,
+            )
+        })
+        .collect();
+    pauses.sort_unstable();
+
+    let whole = match crate::reader::LogFile::from_bytes("whole.wandb", file.clone()) {
+        Ok(log) => outcome(log.records(recovery)),
+        Err(error) => vec![failed(&error)],
+    };
+    let (entries, error) = crate::reader::follow_in_memory(&file, &pauses, recovery);
+    let mut followed: Vec<Outcome> = entries.into_iter().map(Outcome::Entry).collect();
+    followed.extend(error.as_ref().map(failed));
+    assert_eq!(
+        followed, whole,
+        "follower paused at {pauses:?} ({recovery:?}) differs from one scan"
+    );
+}
+
+/// One thing a reader returned: an entry, or the error that ended it (for damage, its offset and
+/// reason: its length may differ, as a follower may stop looking for the next record earlier).
+#[derive(Debug, PartialEq)]
+enum Outcome {
+    Entry(crate::reader::Entry),
+    Failed(Option<(u64, crate::error::DamageReason)>),
+}
+
+fn failed(error: &crate::error::Error) -> Outcome {
+    match error {
+        crate::error::Error::Corrupt { damage, .. } => {
+            Outcome::Failed(Some((damage.offset, damage.reason.clone())))
+        }
+        _ => Outcome::Failed(None),
+    }
+}
+
+fn outcome(
+    items: impl Iterator<Item = crate::error::Result<crate::reader::Entry>>,
+) -> Vec<Outcome> {
+    let mut out = Vec::new();
+    for item in items {
+        match item {
+            Ok(entry) => out.push(Outcome::Entry(entry)),
+            Err(error) => {
+                out.push(failed(&error));
+                break;
+            }
+        }
+    }
+    out
+}
+
 /// Structure-aware: the input describes records (sizes and seeds; their bytes come from a generator,
 /// so they never contain accidental chunk headers) and mutations (bit flips, zeroed ranges, a
 /// truncation, appended garbage). The file is framed, mutated and read with `SkipCorrupt`: every

@@ -57,12 +57,14 @@ mod view;
 mod writeback;
 mod writer;
 
-pub use crate::error::{Damage, DamageReason, Error, Result};
+pub use crate::error::{Damage, DamageReason, Error, FileKind, Result};
 pub use crate::framing::{
     BLOCK_SIZE, CHUNK_HEADER_LEN, ChunkType, FILE_HEADER, FILE_HEADER_LEN, MAX_CHUNK_PAYLOAD,
     chunk_checksum,
 };
-pub use crate::reader::{Entry, Follower, LogFile, RawRecords, Records, decode};
+pub use crate::reader::{
+    Entry, Follower, LogFile, RawRecords, Records, check_regular_file, decode,
+};
 pub use crate::scan::{RawRecord, Recovery, ScanItem, Scanner};
 pub use crate::view::{
     HistoryView, ItemView, Items, KeyPath, RecordView, TypedValue, UpdatesView, ViewError,

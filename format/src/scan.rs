@@ -169,9 +169,11 @@ impl<'a> Scanner<'a> {
             return Step::Eof;
         }
         let block_left = usize::try_from(block_remaining(self.abs(pos))).unwrap_or(usize::MAX);
-        let block_end = pos.saturating_add(block_left).min(len);
+        // Where the block ends in the file, which may lie past the end of the data.
+        let block_end = pos.saturating_add(block_left);
         if (block_left as u64) < CHUNK_HEADER_LEN {
-            // Padding up to the end of the block.
+            // Padding up to the end of the block (or of the data).
+            let block_end = block_end.min(len);
             self.pos = block_end;
             let padding = self.data.get(pos..block_end).unwrap_or_default();
             if padding.iter().any(|&b| b != 0) {
@@ -264,7 +266,10 @@ impl<'a> Scanner<'a> {
     /// a file system after a crash. The run is damage (records may have been there); it ends where the
     /// next intact chunk starts.
     fn zeroed(&mut self, pos: usize, block_end: usize) -> Step<'a> {
-        let rest = self.data.get(pos..block_end).unwrap_or_default();
+        let rest = self
+            .data
+            .get(pos..block_end.min(self.data.len()))
+            .unwrap_or_default();
         let zero_end = pos + rest.iter().position(|&b| b != 0).unwrap_or(rest.len());
         // A chunk starting more than 6 bytes before the first non-zero byte would have a zero header.
         let search_from = (pos + 1).max(zero_end.saturating_sub(CHUNK_HEADER_LEN as usize - 1));
@@ -273,19 +278,28 @@ impl<'a> Scanner<'a> {
         self.damage(pos, resume, DamageReason::ZeroedSpan)
     }
 
-    /// Finds the first position in `[from, block_end)` where an intact record can start, or
-    /// `block_end`.
+    /// Finds the first position in `[from, block_end)` where an intact record can start, or the end
+    /// of the block (or of the data, if that comes first). `block_end` is where the block ends in the
+    /// file, even if the data stops before it.
     ///
     /// Writers put MIDDLE and LAST chunks only at block starts and make every FIRST chunk fill its
     /// block, so inside a block only a FULL chunk, or a FIRST chunk ending exactly at the block end,
     /// can begin a record. Each candidate costs a checksum over its payload; that work is drawn from a
     /// budget proportional to the input, past which the rest of the block is given up, so hostile input
     /// keeps the scan linear in time.
+    ///
+    /// In a growing file, a candidate whose header or payload is not all there yet is undecided: the
+    /// search stops at it, so that the scan pauses there and a resumed scan decides it with the bytes
+    /// a whole scan would see (a record found further on could lie inside it).
     fn resync(&mut self, from: usize, block_end: usize) -> usize {
         let header_len = CHUNK_HEADER_LEN as usize;
+        let len = self.data.len();
         let mut candidate = from;
         while candidate + header_len <= block_end {
             let Some(header) = self.data.get(candidate..candidate + header_len) else {
+                if !self.eof_is_final {
+                    return candidate;
+                }
                 break;
             };
             let chunk_type = header[6];
@@ -293,6 +307,14 @@ impl<'a> Scanner<'a> {
             let chunk_end = candidate + header_len + length;
             let plausible = (chunk_type == ChunkType::Full as u8 && chunk_end <= block_end)
                 || (chunk_type == ChunkType::First as u8 && chunk_end == block_end);
+            if plausible && chunk_end > len {
+                if !self.eof_is_final {
+                    return candidate;
+                }
+                // Cut off by the end of the file: not a record.
+                candidate += 1;
+                continue;
+            }
             if plausible {
                 if self.resync_budget < length {
                     break;
@@ -309,7 +331,7 @@ impl<'a> Scanner<'a> {
             }
             candidate += 1;
         }
-        block_end
+        block_end.min(len)
     }
 
     /// Damage for a record left open when a FULL or FIRST chunk starts at `offset`.

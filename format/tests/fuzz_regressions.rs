@@ -16,6 +16,7 @@ const TARGETS: &[(&str, Body)] = &[
     ("write_read_roundtrip", fuzzing::write_read_roundtrip),
     ("json_parse", fuzzing::json_parse),
     ("wire_parity", fuzzing::wire_parity),
+    ("follow_pauses", fuzzing::follow_pauses),
 ];
 
 #[test]
