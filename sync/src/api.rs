@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 use wandb_format::proto::AlertRecord;
 
 use crate::error::{Error, Result};
-use crate::http::{Http, RetryClass, UploadSource};
+use crate::files::Snapshot;
+use crate::http::{Http, RetryClass};
 
 /// Per-attempt timeout of GraphQL requests (W&B: 30 s).
 const GRAPHQL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -289,7 +290,7 @@ impl Api {
         &self,
         slot: &UploadSlot,
         headers: &HeaderMap,
-        source: &UploadSource,
+        source: &Snapshot,
         deadline: Instant,
     ) -> Result<()> {
         self.http.put(

@@ -87,6 +87,30 @@ pub enum Error {
         /// The last failure.
         last: String,
     },
+    /// The run's time budget (`--timeout`) ran out while a request was being tried.
+    #[error(
+        "{what}: the run's time budget (--timeout) ran out after {attempts} attempt(s) in {elapsed:.1?}: {last}"
+    )]
+    BudgetExhausted {
+        /// The request.
+        what: String,
+        /// Attempts made.
+        attempts: u32,
+        /// Time spent on this request.
+        elapsed: Duration,
+        /// The last failure.
+        last: String,
+    },
+    /// The server could not be reached at all (connection refused, DNS, TLS).
+    #[error("{what}: cannot reach {host}: {cause}")]
+    Unreachable {
+        /// The request.
+        what: String,
+        /// `host[:port]` of the server.
+        host: String,
+        /// The client's error (no credentials, no query string).
+        cause: String,
+    },
     /// The server's reply could not be understood.
     #[error("{what}: unexpected reply: {detail}")]
     BadReply {

@@ -2,6 +2,17 @@
 //! status, as wandb-core does), statuses W&B treats as permanent never retried, and every wait
 //! bounded by the run's deadline.
 //!
+//! Every attempt has its own timeout, covering connect, TLS, sending the body and reading the
+//! whole reply: the operation's own limit (GraphQL 30 s, file_stream 180 s, an upload 60 s plus
+//! the time its body takes at [`MIN_UPLOAD_RATE`]), cut to what is left of the run's budget. A
+//! server that accepts a request and never answers therefore costs at most the budget, and the
+//! run fails with an error naming the request.
+//!
+//! A server that cannot be reached at all (connection refused, DNS failure, no route) is reported
+//! on stderr at the first failure, one line naming the host and the cause, and given up on after
+//! [`RetryPolicy::unreachable_budget`] (shared by every request to that host, reset by any
+//! answer); a TLS certificate error gives up at once. The long budget stays for 5xx and 429.
+//!
 //! The client is reqwest's blocking client over rustls, with the system's root certificates
 //! (plus `SSL_CERT_FILE`, read by the native-roots loader) and an extra bundle from
 //! `REQUESTS_CA_BUNDLE` or `SSL_CERT_FILE`; `HTTPS_PROXY`, `HTTP_PROXY` and `NO_PROXY` are
@@ -9,7 +20,9 @@
 //! (GraphQL, file_stream), never to upload URLs, and never appears in an error: errors carry the
 //! status, a URL without its query string, and the server's message.
 
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -18,6 +31,7 @@ use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
 use wandb_settings::Secret;
 
 use crate::error::{Error, Result};
+use crate::files::Snapshot;
 
 /// Retry timing.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,6 +44,9 @@ pub struct RetryPolicy {
     pub max_attempts: u32,
     /// Longest `Retry-After` honoured.
     pub max_retry_after: Duration,
+    /// How long a host may stay unreachable (connection refused, DNS failure) before requests
+    /// to it give up.
+    pub unreachable_budget: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -40,6 +57,7 @@ impl Default for RetryPolicy {
             max_wait: Duration::from_secs(60),
             max_attempts: 21,
             max_retry_after: Duration::from_secs(300),
+            unreachable_budget: Duration::from_secs(60),
         }
     }
 }
@@ -52,6 +70,7 @@ impl RetryPolicy {
             max_wait: Duration::from_millis(50),
             max_attempts: 21,
             max_retry_after: Duration::from_secs(2),
+            unreachable_budget: Duration::from_secs(60),
         }
     }
 }
@@ -77,6 +96,14 @@ impl RetryClass {
             RetryClass::Upload => status == 429 || (status >= 500 && status != 501),
         }
     }
+}
+
+/// Slowest upload rate an upload's timeout allows for (bytes per second).
+pub(crate) const MIN_UPLOAD_RATE: u64 = 256 << 10;
+
+/// Timeout of one upload attempt, before the run's budget cuts it.
+pub(crate) fn upload_timeout(len: u64) -> Duration {
+    Duration::from_secs(60) + Duration::from_secs(len / MIN_UPLOAD_RATE)
 }
 
 /// One HTTP reply.
@@ -163,7 +190,15 @@ impl Http {
         unlimited_attempts: bool,
     ) -> Result<Reply> {
         let url = format!("{}{path}", self.base_url);
-        self.with_retries(what, &url, class, deadline, unlimited_attempts, || {
+        let attempt = Attempt {
+            what,
+            url: &url,
+            class,
+            timeout,
+            deadline,
+            unlimited_attempts,
+        };
+        self.with_retries(&attempt, |timeout| {
             let mut request = self
                 .client
                 .post(&url)
@@ -179,27 +214,35 @@ impl Http {
         })
     }
 
-    /// PUTs a file's bytes to an upload URL (no credentials), retrying per W&B's upload policy.
+    /// PUTs a snapshot's bytes to an upload URL (no credentials), retrying per W&B's upload
+    /// policy. Every attempt sends the same bytes, with the snapshot's length as
+    /// `Content-Length`.
     pub(crate) fn put(
         &self,
         what: &str,
         url: &str,
         headers: &HeaderMap,
-        source: &UploadSource,
+        snapshot: &Snapshot,
         deadline: Instant,
     ) -> Result<()> {
-        self.with_retries(what, url, RetryClass::Upload, deadline, false, || {
-            let body = match source {
-                UploadSource::Bytes(bytes) => Body::from(bytes.clone()),
-                UploadSource::File { path, len } => match std::fs::File::open(path) {
-                    Ok(file) => Body::sized(file, *len),
-                    Err(_) => Body::from(Vec::new()),
-                },
+        let attempt = Attempt {
+            what,
+            url,
+            class: RetryClass::Upload,
+            timeout: upload_timeout(snapshot.len()),
+            deadline,
+            unlimited_attempts: false,
+        };
+        self.with_retries(&attempt, |timeout| {
+            let body = match snapshot.bytes() {
+                Some(bytes) => Body::from(bytes.clone()),
+                None => Body::sized(snapshot.reader(), snapshot.len()),
             };
             self.client
                 .put(url)
+                .timeout(timeout)
                 .headers(headers.clone())
-                .header("Content-Length", source.len())
+                .header("Content-Length", snapshot.len())
                 .body(body)
         })
         .map(|_| ())
@@ -207,31 +250,43 @@ impl Http {
 
     fn with_retries(
         &self,
-        what: &str,
-        url: &str,
-        class: RetryClass,
-        deadline: Instant,
-        unlimited_attempts: bool,
-        build: impl Fn() -> RequestBuilder,
+        attempt: &Attempt<'_>,
+        build: impl Fn(Duration) -> RequestBuilder,
     ) -> Result<Reply> {
+        let what = attempt.what;
+        let url = attempt.url;
         let started = Instant::now();
-        let mut attempt: u32 = 0;
+        let mut n_attempts: u32 = 0;
+        let host = host_of(url);
         loop {
-            attempt += 1;
-            let outcome = build().send();
+            let left = attempt.deadline.saturating_duration_since(Instant::now());
+            if left < MIN_ATTEMPT {
+                return Err(Error::BudgetExhausted {
+                    what: what.to_owned(),
+                    attempts: n_attempts,
+                    elapsed: started.elapsed(),
+                    last: "no time left for another attempt".into(),
+                });
+            }
+            n_attempts += 1;
+            let outcome = build(attempt.timeout.min(left)).send();
             let (cause, retry_after) = match outcome {
                 Ok(response) => {
+                    reachable(&host);
                     let status = response.status().as_u16();
                     let retry_after = parse_retry_after(response.headers());
                     if (200..300).contains(&status) {
                         match read_body(response) {
                             Ok(body) => return Ok(Reply { body }),
-                            Err(e) => (format!("reading the reply failed: {e}"), None),
+                            Err(e) => (
+                                format!("reading the reply failed: {}", error_chain(&e)),
+                                None,
+                            ),
                         }
                     } else {
                         let message = server_message(response);
                         let detail = format!("HTTP {status} from {}{message}", redact(url));
-                        if !class.retries_status(status) {
+                        if !attempt.class.retries_status(status) {
                             return Err(Error::Permanent {
                                 what: what.to_owned(),
                                 detail,
@@ -242,50 +297,174 @@ impl Http {
                 }
                 Err(e) => {
                     let text = error_chain(&e);
-                    if e.is_builder() || is_certificate_error(&text) {
+                    if e.is_builder() {
                         return Err(Error::Permanent {
                             what: what.to_owned(),
                             detail: text,
+                        });
+                    }
+                    match unreachable_cause(&e, &text) {
+                        Some(Unreachable::Tls(cause)) => {
+                            announce(&host, cause, false);
+                            return Err(Error::Unreachable {
+                                what: what.to_owned(),
+                                host,
+                                cause: text,
+                            });
+                        }
+                        Some(Unreachable::Connect(cause)) => {
+                            let since = unreachable_since(&host);
+                            if since.elapsed() >= self.retry.unreachable_budget {
+                                return Err(Error::Unreachable {
+                                    what: what.to_owned(),
+                                    host,
+                                    cause: text,
+                                });
+                            }
+                            announce(&host, cause, true);
+                        }
+                        None => {}
+                    }
+                    if e.is_timeout() && Instant::now() + MIN_ATTEMPT >= attempt.deadline {
+                        return Err(Error::BudgetExhausted {
+                            what: what.to_owned(),
+                            attempts: n_attempts,
+                            elapsed: started.elapsed(),
+                            last: format!("no complete reply: {text}"),
                         });
                     }
                     (text, None)
                 }
             };
             let now = Instant::now();
-            let out_of_attempts = !unlimited_attempts && attempt >= self.retry.max_attempts;
+            let out_of_attempts =
+                !attempt.unlimited_attempts && n_attempts >= self.retry.max_attempts;
             let wait = match retry_after {
                 Some(wait) => wait.min(self.retry.max_retry_after),
-                None => backoff(&self.retry, attempt),
+                None => backoff(&self.retry, n_attempts),
             };
-            if out_of_attempts || now + wait >= deadline {
+            if out_of_attempts {
                 return Err(Error::RetriesExhausted {
                     what: what.to_owned(),
-                    attempts: attempt,
+                    attempts: n_attempts,
                     elapsed: started.elapsed(),
                     last: cause,
                 });
             }
-            log::debug!("{what}: attempt {attempt} failed ({cause}); retrying in {wait:?}");
+            if now + wait + MIN_ATTEMPT >= attempt.deadline {
+                return Err(Error::BudgetExhausted {
+                    what: what.to_owned(),
+                    attempts: n_attempts,
+                    elapsed: started.elapsed(),
+                    last: cause,
+                });
+            }
+            log::debug!("{what}: attempt {n_attempts} failed ({cause}); retrying in {wait:?}");
             std::thread::sleep(wait);
         }
     }
 }
 
-/// What an upload sends.
-#[derive(Debug, Clone)]
-pub(crate) enum UploadSource {
-    /// Bytes built in memory (generated files).
-    Bytes(bytes::Bytes),
-    /// A file on disk, streamed.
-    File { path: std::path::PathBuf, len: u64 },
+/// Shortest attempt worth starting: with less budget left than this, the run gives up.
+const MIN_ATTEMPT: Duration = Duration::from_millis(50);
+
+/// One request's retry settings.
+struct Attempt<'a> {
+    what: &'a str,
+    url: &'a str,
+    class: RetryClass,
+    /// The operation's own per-attempt limit (the run's budget may cut it).
+    timeout: Duration,
+    deadline: Instant,
+    unlimited_attempts: bool,
 }
 
-impl UploadSource {
-    fn len(&self) -> u64 {
-        match self {
-            UploadSource::Bytes(bytes) => bytes.len() as u64,
-            UploadSource::File { len, .. } => *len,
+/// Why a server could not be reached at all.
+enum Unreachable {
+    /// The TLS handshake failed (a certificate not accepted, a server not speaking TLS): give up
+    /// at once.
+    Tls(&'static str),
+    /// No connection (refused, DNS, no route): give up after the short budget.
+    Connect(&'static str),
+}
+
+fn unreachable_cause(error: &reqwest::Error, text: &str) -> Option<Unreachable> {
+    if is_certificate_error(text) {
+        return Some(Unreachable::Tls("TLS certificate not accepted"));
+    }
+    if !error.is_connect() {
+        return None;
+    }
+    let lower = text.to_ascii_lowercase();
+    if lower.contains("tls") || lower.contains("handshake") || lower.contains("corrupt message") {
+        return Some(Unreachable::Tls("TLS handshake failed"));
+    }
+    if lower.contains("dns error") || lower.contains("failed to lookup address") {
+        Some(Unreachable::Connect("the host name does not resolve (DNS)"))
+    } else if lower.contains("connection refused") {
+        Some(Unreachable::Connect("connection refused"))
+    } else if lower.contains("no route to host") || lower.contains("network is unreachable") {
+        Some(Unreachable::Connect("no route to host"))
+    } else if error.is_timeout() {
+        None
+    } else {
+        Some(Unreachable::Connect("cannot connect"))
+    }
+}
+
+/// Hosts that failed to connect, and since when (reset by any answer).
+static UNREACHABLE: Mutex<Option<HashMap<String, Instant>>> = Mutex::new(None);
+
+/// Hosts already reported on stderr.
+static ANNOUNCED: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+
+fn unreachable_since(host: &str) -> Instant {
+    let mut map = UNREACHABLE.lock().unwrap_or_else(PoisonError::into_inner);
+    *map.get_or_insert_with(HashMap::new)
+        .entry(host.to_owned())
+        .or_insert_with(Instant::now)
+}
+
+fn reachable(host: &str) {
+    let mut map = UNREACHABLE.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(map) = map.as_mut() {
+        map.remove(host);
+    }
+    let mut announced = ANNOUNCED.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(set) = announced.as_mut() {
+        set.remove(host);
+    }
+}
+
+/// Prints one line on stderr the first time a host cannot be reached (never the API key: only
+/// the host and the cause).
+fn announce(host: &str, cause: &str, retrying: bool) {
+    let mut announced = ANNOUNCED.lock().unwrap_or_else(PoisonError::into_inner);
+    if announced
+        .get_or_insert_with(HashSet::new)
+        .insert(host.to_owned())
+    {
+        let then = if retrying {
+            "; retrying for a while"
+        } else {
+            ""
+        };
+        #[allow(clippy::print_stderr, reason = "the user must see this without -v")]
+        {
+            eprintln!("wandb-sync: cannot reach {host}: {cause}{then}");
         }
+    }
+}
+
+/// `host[:port]` of a URL (no user info, path or query).
+fn host_of(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(parsed) => match (parsed.host_str(), parsed.port()) {
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            (Some(host), None) => host.to_owned(),
+            _ => redact(url).to_owned(),
+        },
+        Err(_) => redact(url).to_owned(),
     }
 }
 
@@ -359,42 +538,11 @@ fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
     if let Ok(secs) = text.parse::<f64>() {
         return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
     }
-    let when = parse_http_date(text)?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()?
-        .as_secs() as i64;
-    Some(Duration::from_secs(u64::try_from(when - now).unwrap_or(0)))
-}
-
-/// Parses an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) to Unix seconds.
-fn parse_http_date(text: &str) -> Option<i64> {
-    let parts: Vec<&str> = text.split_whitespace().collect();
-    let [_, day, month, year, time, "GMT"] = parts.as_slice() else {
-        return None;
-    };
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let month = MONTHS.iter().position(|m| m == month)? as i64 + 1;
-    let day: i64 = day.parse().ok()?;
-    let year: i64 = year.parse().ok()?;
-    let hms: Vec<i64> = time.split(':').filter_map(|p| p.parse().ok()).collect();
-    let [h, m, s] = hms.as_slice() else {
-        return None;
-    };
-    let days = days_from_civil(year, month, day);
-    Some(days * 86_400 + h * 3600 + m * 60 + s)
-}
-
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    let when = httpdate::parse_http_date(text).ok()?;
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 #[cfg(test)]
@@ -403,6 +551,11 @@ mod tests {
 
     #[test]
     fn statuses_follow_wandb_policies() {
+        assert_eq!(
+            host_of("https://user:pw@h.example:8443/x?y=1"),
+            "h.example:8443"
+        );
+        assert_eq!(upload_timeout(0), Duration::from_secs(60));
         assert!(!RetryClass::Api.retries_status(400));
         assert!(!RetryClass::Api.retries_status(409));
         assert!(RetryClass::Upsert.retries_status(409));
@@ -414,10 +567,23 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::unwrap_used)]
     fn http_dates_and_backoff() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("Sun, 06 Nov 1994 08:49:37 GMT"),
+        );
+        assert_eq!(parse_retry_after(&headers), Some(Duration::ZERO));
+        let later =
+            httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(120));
+        headers.insert(RETRY_AFTER, HeaderValue::from_str(&later).unwrap());
+        let wait = parse_retry_after(&headers).unwrap();
+        assert!(wait > Duration::from_secs(100) && wait <= Duration::from_secs(120));
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("1.5"));
         assert_eq!(
-            parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
-            Some(784_111_777)
+            parse_retry_after(&headers),
+            Some(Duration::from_millis(1500))
         );
         let policy = RetryPolicy::default();
         let first = backoff(&policy, 1);

@@ -73,6 +73,9 @@ pub struct SyncOptions {
     /// Output gathered per file_stream request before it is sent (bytes). Smaller values give
     /// more, smaller requests (tests use this to get many requests from small runs).
     pub chunk_bytes: usize,
+    /// Refuse saved files whose symlink (or hard link) leads out of the run folder, instead of
+    /// following it under the owner rule (`--no-follow-links`).
+    pub no_follow_links: bool,
     /// Progress notifications.
     pub observer: Arc<dyn Observer>,
 }
@@ -122,6 +125,7 @@ impl SyncOptions {
             host: None,
             program: None,
             chunk_bytes: crate::runsync::CHUNK_BYTES,
+            no_follow_links: false,
             observer: Arc::new(NoProgress),
         }
     }

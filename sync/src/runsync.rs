@@ -16,6 +16,7 @@
 //! request (`complete`, `exitcode`) and every upload were acknowledged.
 
 use std::collections::{BTreeSet, HashSet};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -30,8 +31,9 @@ use wandb_format::{Damage, Entry, Follower, LogFile, Recovery, ScanItem, decode}
 use crate::api::{Api, UploadSlot, UpsertParams, escape_segment};
 use crate::error::{Error, Result};
 use crate::fastrec::{self, FastRecord};
-use crate::files::{self, hash_bytes, hash_file};
-use crate::http::UploadSource;
+use crate::files::{
+    self, Candidate, FollowPolicy, Refusal, RefusalKind, RunFolder, SeenFiles, Snapshot,
+};
 use crate::ledger::{Destination, Ledger, LedgerData, UploadedFile, write_marker};
 use crate::lock;
 use crate::options::SyncOptions;
@@ -125,6 +127,8 @@ struct Shared {
     bytes_sent: AtomicU64,
     rows_sent: AtomicU64,
     uploaded: Mutex<Vec<String>>,
+    /// Files the uploader refused after opening them.
+    refused: Mutex<Vec<RefusedFile>>,
 }
 
 impl Shared {
@@ -145,6 +149,17 @@ impl Shared {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take()
+    }
+
+    fn refuse(&self, refusal: Refusal) {
+        log::debug!("refused file {:?}: {}", refusal.path, refusal.reason);
+        let mut refused = self.refused.lock().unwrap_or_else(PoisonError::into_inner);
+        if !refused.iter().any(|r| r.path == refusal.path) {
+            refused.push(RefusedFile {
+                path: refusal.path,
+                reason: refusal.reason,
+            });
+        }
     }
 
     fn ledger(&self) -> std::sync::MutexGuard<'_, Ledger> {
@@ -171,8 +186,28 @@ enum Work {
 
 /// A file for the uploader.
 enum UploadJob {
-    File { name: String, path: PathBuf },
+    /// A file in the run's `files/`, opened and checked by the uploader.
+    File(Candidate),
+    /// A file this process wrote (the console spool).
+    Own { name: String, path: PathBuf },
+    /// Bytes built in memory.
     Bytes { name: String, bytes: bytes::Bytes },
+}
+
+impl UploadJob {
+    fn name(&self) -> &str {
+        match self {
+            UploadJob::File(candidate) => &candidate.name,
+            UploadJob::Own { name, .. } | UploadJob::Bytes { name, .. } => name,
+        }
+    }
+}
+
+/// What the uploader needs to open a run's files.
+#[derive(Debug, Clone)]
+struct UploadContext {
+    run: Option<RunFolder>,
+    policy: FollowPolicy,
 }
 
 /// Where this file's lines go on the server.
@@ -211,7 +246,8 @@ struct RunSync<'a> {
     threads: Threads,
     pending_files: Vec<FileRequest>,
     end_files: Vec<FileRequest>,
-    files_seen: HashSet<String>,
+    seen_files: SeenFiles,
+    upload_context: UploadContext,
     refused: Vec<RefusedFile>,
     refused_seen: HashSet<String>,
     damage: Vec<DamageReport>,
@@ -246,6 +282,7 @@ impl<'a> RunSync<'a> {
                 bytes_sent: AtomicU64::new(0),
                 rows_sent: AtomicU64::new(0),
                 uploaded: Mutex::new(Vec::new()),
+                refused: Mutex::new(Vec::new()),
             }),
             skip_until: 0,
             expect_history: 0,
@@ -262,7 +299,11 @@ impl<'a> RunSync<'a> {
             },
             pending_files: Vec::new(),
             end_files: Vec::new(),
-            files_seen: HashSet::new(),
+            seen_files: SeenFiles::default(),
+            upload_context: UploadContext {
+                run: RunFolder::of_record_file(&plan.path).ok(),
+                policy: FollowPolicy::from_options(opts),
+            },
             refused: Vec::new(),
             refused_seen: HashSet::new(),
             damage: Vec::new(),
@@ -657,11 +698,14 @@ impl<'a> RunSync<'a> {
         let (job_tx, job_rx) = sync_channel::<UploadJob>(256);
         let shared = Arc::clone(&self.shared);
         let uploader_api = api.clone();
+        let context = self.upload_context.clone();
         self.threads.uploader = Some(job_tx);
         self.threads.uploader_handle = Some(
             std::thread::Builder::new()
                 .name("wandb-sync-upload".into())
-                .spawn(move || uploader_loop(&uploader_api, &target, &job_rx, &shared, deadline))
+                .spawn(move || {
+                    uploader_loop(&uploader_api, &target, &context, &job_rx, &shared, deadline)
+                })
                 .map_err(|e| Error::Internal(format!("cannot start a thread: {e}")))?,
         );
         self.route_pending_files()
@@ -676,36 +720,57 @@ impl<'a> RunSync<'a> {
     }
 
     fn resolve_and_queue(&mut self, requested: &str) -> Result<()> {
-        let (found, refused) = files::resolve(&self.files_dir(), requested);
+        let Some(run) = self.upload_context.run.clone() else {
+            return Ok(());
+        };
+        let (found, refused) = files::resolve(&run, requested);
         for refusal in refused {
-            if self.refused_seen.insert(refusal.path.clone()) {
-                log::debug!("refused file {:?}: {}", refusal.path, refusal.reason);
-                self.refused.push(RefusedFile {
-                    path: refusal.path,
-                    reason: refusal.reason,
-                });
-            }
+            self.note_refusal(refusal)?;
         }
-        for file in found {
-            self.files_seen.insert(file.name.clone());
-            if self.opts.dry_run {
-                self.dry_files.insert(file.name);
+        for candidate in found {
+            if !self.seen_files.admit(&candidate) {
+                log::debug!(
+                    "{}: the same file was already queued under another name",
+                    candidate.name
+                );
                 continue;
             }
-            self.queue_upload(UploadJob::File {
-                name: file.name,
-                path: file.path,
-            })?;
+            if self.opts.dry_run {
+                // Open it as a real sync would, to report what would be refused.
+                match files::open_run_file(&run, &candidate, &self.upload_context.policy) {
+                    Ok(_) => {
+                        self.dry_files.insert(candidate.name);
+                    }
+                    Err(refusal) => self.note_refusal(refusal)?,
+                }
+                continue;
+            }
+            self.queue_upload(UploadJob::File(candidate))?;
         }
         Ok(())
     }
 
+    /// Records a refused file in the report; an I/O error fails the run instead.
+    fn note_refusal(&mut self, refusal: Refusal) -> Result<()> {
+        match refusal.kind {
+            RefusalKind::Policy => {
+                if self.refused_seen.insert(refusal.path.clone()) {
+                    log::debug!("refused file {:?}: {}", refusal.path, refusal.reason);
+                    self.refused.push(RefusedFile {
+                        path: refusal.path,
+                        reason: refusal.reason,
+                    });
+                }
+                Ok(())
+            }
+            RefusalKind::Io(io::ErrorKind::NotFound) => Ok(()),
+            RefusalKind::Io(_) => Err(refusal_error(&self.files_dir(), refusal)),
+        }
+    }
+
     fn queue_upload(&mut self, job: UploadJob) -> Result<()> {
         if self.opts.dry_run {
-            let name = match &job {
-                UploadJob::File { name, .. } | UploadJob::Bytes { name, .. } => name.clone(),
-            };
-            self.dry_files.insert(name);
+            self.dry_files.insert(job.name().to_owned());
             return Ok(());
         }
         let Some(tx) = &self.threads.uploader else {
@@ -814,7 +879,7 @@ impl<'a> RunSync<'a> {
                 .map_err(|e| Error::io(std::env::temp_dir(), "write console spool", e))?;
             if let Some(path) = self.processor.spool.path() {
                 let path = path.to_path_buf();
-                self.queue_upload(UploadJob::File {
+                self.queue_upload(UploadJob::Own {
                     name: "output.log".into(),
                     path,
                 })?;
@@ -946,6 +1011,17 @@ impl<'a> RunSync<'a> {
         }
         report.damage = std::mem::take(&mut self.damage);
         report.refused = std::mem::take(&mut self.refused);
+        for refusal in self
+            .shared
+            .refused
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain(..)
+        {
+            if !report.refused.iter().any(|r| r.path == refusal.path) {
+                report.refused.push(refusal);
+            }
+        }
         report.files = if self.opts.dry_run {
             self.dry_files.iter().cloned().collect()
         } else {
@@ -1179,6 +1255,7 @@ fn console_content(run: &[(&u64, &String)], target: &Target) -> (String, u64) {
 fn uploader_loop(
     api: &Api,
     target: &Target,
+    context: &UploadContext,
     rx: &Receiver<UploadJob>,
     shared: &Shared,
     deadline: Instant,
@@ -1191,7 +1268,7 @@ fn uploader_loop(
         if shared.failed() {
             continue;
         }
-        if let Err(e) = upload_batch(api, target, batch, shared, deadline) {
+        if let Err(e) = upload_batch(api, target, context, batch, shared, deadline) {
             shared.fail(e);
         }
     }
@@ -1200,14 +1277,26 @@ fn uploader_loop(
 /// One file ready to PUT.
 struct Prepared {
     name: String,
-    source: UploadSource,
-    size: u64,
-    sha256: String,
+    snapshot: Snapshot,
+}
+
+/// The run error for a file that could not be read.
+fn refusal_error(files_dir: &Path, refusal: Refusal) -> Error {
+    let kind = match refusal.kind {
+        RefusalKind::Io(kind) => kind,
+        RefusalKind::Policy => io::ErrorKind::PermissionDenied,
+    };
+    Error::io(
+        files_dir.join(&refusal.path),
+        "read file to upload",
+        io::Error::new(kind, refusal.reason),
+    )
 }
 
 fn upload_batch(
     api: &Api,
     target: &Target,
+    context: &UploadContext,
     batch: Vec<UploadJob>,
     shared: &Shared,
     deadline: Instant,
@@ -1215,26 +1304,39 @@ fn upload_batch(
     // Later jobs for the same name win.
     let mut prepared: Vec<Prepared> = Vec::new();
     for job in batch {
-        let item = match job {
-            UploadJob::Bytes { name, bytes } => Prepared {
-                sha256: hash_bytes(&bytes),
-                size: bytes.len() as u64,
-                name,
-                source: UploadSource::Bytes(bytes),
-            },
-            UploadJob::File { name, path } => {
-                let (size, sha256) =
-                    hash_file(&path).map_err(|e| Error::io(&path, "read file to upload", e))?;
-                Prepared {
-                    name,
-                    source: UploadSource::File { path, len: size },
-                    size,
-                    sha256,
-                }
+        let name = job.name().to_owned();
+        let opened = match job {
+            UploadJob::Bytes { name, bytes } => Snapshot::from_bytes(&name, bytes, &context.policy),
+            UploadJob::Own { name, path } => {
+                files::snapshot_own_file(&path, &name, &context.policy)
             }
+            UploadJob::File(candidate) => match &context.run {
+                Some(run) => files::open_run_file(run, &candidate, &context.policy),
+                None => continue,
+            },
         };
-        prepared.retain(|p| p.name != item.name);
-        prepared.push(item);
+        let snapshot = match opened {
+            Ok(snapshot) => snapshot,
+            Err(refusal) => match refusal.kind {
+                RefusalKind::Policy => {
+                    shared.refuse(refusal);
+                    continue;
+                }
+                RefusalKind::Io(io::ErrorKind::NotFound) => {
+                    log::debug!("{name}: gone before it could be uploaded");
+                    continue;
+                }
+                RefusalKind::Io(_) => {
+                    let files_dir = context
+                        .run
+                        .as_ref()
+                        .map_or_else(PathBuf::new, |r| r.files_dir.clone());
+                    return Err(refusal_error(&files_dir, refusal));
+                }
+            },
+        };
+        prepared.retain(|p| p.name != name);
+        prepared.push(Prepared { name, snapshot });
     }
     {
         let ledger = shared.ledger();
@@ -1242,7 +1344,7 @@ fn upload_batch(
             prepared.retain(|p| {
                 data.files
                     .get(&p.name)
-                    .is_none_or(|f| f.sha256 != p.sha256 || f.size != p.size)
+                    .is_none_or(|f| f.sha256 != p.snapshot.sha256() || f.size != p.snapshot.len())
             });
         }
     }
@@ -1268,13 +1370,13 @@ fn upload_batch(
                         break;
                     }
                     let outcome = api
-                        .upload(slot, &headers, &file.source, deadline)
+                        .upload(slot, &headers, &file.snapshot, deadline)
                         .map(|()| {
                             (
                                 file.name.clone(),
                                 UploadedFile {
-                                    size: file.size,
-                                    sha256: file.sha256.clone(),
+                                    size: file.snapshot.len(),
+                                    sha256: file.snapshot.sha256().to_owned(),
                                 },
                             )
                         });

@@ -14,3 +14,5 @@ mod hostile;
 mod cli;
 // Fragments of one run, --live.
 mod runs;
+// Stalled and unreachable servers: every wait bounded by the run's budget.
+mod network;

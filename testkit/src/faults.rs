@@ -91,6 +91,12 @@ pub enum FaultAction {
         /// The delay in milliseconds.
         ms: u64,
     },
+    /// Accept the request (its body is read) and never answer: no status, no headers, until the
+    /// client gives up or the backend stops. The request is not applied.
+    Stall,
+    /// Apply the request and answer with the status and headers, then send only the first half
+    /// of the body (without a length, so the client waits for the rest) and never finish it.
+    StallBody,
 }
 
 impl FaultAction {
@@ -105,6 +111,8 @@ impl FaultAction {
             FaultAction::Close => "close".to_owned(),
             FaultAction::DropResponse => "drop-response".to_owned(),
             FaultAction::Delay { ms } => format!("delay {ms}ms"),
+            FaultAction::Stall => "stall".to_owned(),
+            FaultAction::StallBody => "stall-body".to_owned(),
         }
     }
 }
@@ -221,6 +229,16 @@ impl Faults {
     pub fn delay_next(&self, route: Route, n: u32, delay: Duration) {
         let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
         self.push(FaultRule::new(route, FaultAction::Delay { ms }).times(n));
+    }
+
+    /// Never answers the next `n` requests on `route` (they are not applied).
+    pub fn stall_next(&self, route: Route, n: u32) {
+        self.push(FaultRule::new(route, FaultAction::Stall).times(n));
+    }
+
+    /// Applies the next `n` requests on `route`, answers, and never finishes the reply's body.
+    pub fn stall_body_next(&self, route: Route, n: u32) {
+        self.push(FaultRule::new(route, FaultAction::StallBody).times(n));
     }
 
     /// Delays every request on `route` by `delay` until [`Faults::clear`].
@@ -351,5 +369,10 @@ mod tests {
         assert_eq!(rules[1].times, 1);
         assert_eq!(rules[1].action, FaultAction::Reset);
         assert_eq!(rules[2].skip, 3);
+        let stalls: Vec<FaultRule> =
+            serde_json::from_str(r#"[{"route":"upload","action":"stall"},{"route":"graphql","action":"stall_body","times":2}]"#)
+                .unwrap();
+        assert_eq!(stalls[0].action, FaultAction::Stall);
+        assert_eq!(stalls[1].action, FaultAction::StallBody);
     }
 }

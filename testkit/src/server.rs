@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full};
+use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 use hyper::header::{
     AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER, USER_AGENT,
@@ -69,7 +69,60 @@ impl Shared {
     }
 }
 
-type Body = Full<Bytes>;
+/// A response body: its bytes, then the end; or, after a [`FaultAction::StallBody`] fault, its
+/// first half and then nothing more, ever (no length is announced, so the client waits for the
+/// rest until it gives up or the backend stops).
+pub(crate) struct Body {
+    data: Option<Bytes>,
+    stall: bool,
+}
+
+impl Body {
+    fn new(data: Bytes) -> Self {
+        Body {
+            data: (!data.is_empty()).then_some(data),
+            stall: false,
+        }
+    }
+
+    fn stalled_after_half(self) -> Self {
+        let data = self
+            .data
+            .map(|d| d.slice(..d.len() / 2))
+            .filter(|d| !d.is_empty());
+        Body { data, stall: true }
+    }
+}
+
+impl hyper::body::Body for Body {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        let this = self.get_mut();
+        match this.data.take() {
+            Some(data) => Poll::Ready(Some(Ok(hyper::body::Frame::data(data)))),
+            // Never woken: the connection task is dropped when the client or the backend goes.
+            None if this.stall => Poll::Pending,
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        !self.stall && self.data.is_none()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        match (&self.data, self.stall) {
+            (_, true) => hyper::body::SizeHint::default(),
+            (Some(data), false) => hyper::body::SizeHint::with_exact(data.len() as u64),
+            (None, false) => hyper::body::SizeHint::with_exact(0),
+        }
+    }
+}
 
 const KILL_CLOSE: u8 = 1;
 const KILL_RESET: u8 = 2;
@@ -275,7 +328,7 @@ fn header_string(headers: &HeaderMap, name: hyper::header::HeaderName) -> Option
 }
 
 fn response(status: StatusCode, content_type: Option<&'static str>, body: Bytes) -> Response<Body> {
-    let mut resp = Response::new(Full::new(body));
+    let mut resp = Response::new(Body::new(body));
     *resp.status_mut() = status;
     if let Some(content_type) = content_type {
         resp.headers_mut()
@@ -352,10 +405,10 @@ async fn handle(
     ) {
         return Ok(control_endpoint(req, &shared, &path).await);
     }
-    if method == Method::GET {
-        if let Some(reply) = run_page(&shared, &path) {
-            return Ok(reply);
-        }
+    if method == Method::GET
+        && let Some(reply) = run_page(&shared, &path)
+    {
+        return Ok(reply);
     }
     let target = classify(&method, &path);
     let content_encoding = header_string(req.headers(), CONTENT_ENCODING);
@@ -443,6 +496,7 @@ async fn handle(
             .decide(kind, operation.as_deref(), seq, &format!("{method} {path}"))
     });
     let mut drop_response = false;
+    let mut stall_body = false;
     if let Some(action) = &fault {
         {
             let mut store = shared.store();
@@ -472,6 +526,11 @@ async fn handle(
             FaultAction::Close => match abandon(&control, false).await {},
             FaultAction::DropResponse => drop_response = true,
             FaultAction::Delay { ms } => tokio::time::sleep(Duration::from_millis(*ms)).await,
+            FaultAction::Stall => {
+                // Ends when the client closes the connection or the backend stops.
+                std::future::pending::<()>().await;
+            }
+            FaultAction::StallBody => stall_body = true,
         }
     }
 
@@ -490,6 +549,9 @@ async fn handle(
         match abandon(&control, true).await {}
     }
     finish(&shared, log_index, resp.status().as_u16());
+    if stall_body {
+        return Ok(resp.map(Body::stalled_after_half));
+    }
     Ok(resp)
 }
 

@@ -1,0 +1,217 @@
+//! Every network wait is bounded: a server that accepts a request and never answers (or never
+//! finishes its reply) costs at most the run's `--timeout`, and a server that cannot be reached
+//! is reported on stderr at once and given up on after the short budget.
+//!
+//! These tests run the real binary with a wall-clock guard: a sync still running after
+//! [`GUARD`] is killed and the test fails (a hang), without asserting anything about speed.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use wandb_testkit::{FaultAction, FaultRule, Route, TestBackend};
+
+use crate::common::{RunSpec, assert_clean, write_run};
+
+/// Longest a sync may run before the test calls it a hang.
+const GUARD: Duration = Duration::from_secs(90);
+
+fn command(home: &Path, base_url: &str, key: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wandb-sync"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("WANDB_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd.current_dir(home)
+        .env("HOME", home)
+        .env("NETRC", home.join("netrc"))
+        .env("WANDB_CONFIG_DIR", home.join("config"))
+        .env("WANDB_SYNC_TEST_FAST_RETRY", "1")
+        .env("WANDB_SYNC_NO_PROGRESS", "1")
+        .env("WANDB_BASE_URL", base_url)
+        .env("WANDB_API_KEY", key)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Waits for the child, killing it (and failing the test) after [`GUARD`].
+fn wait_guarded(mut child: Child, what: &str) -> Output {
+    let started = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if started.elapsed() > GUARD {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "{what}: wandb-sync still running after {GUARD:?} (a hang); killed. stderr:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn spec() -> RunSpec {
+    let mut spec = RunSpec::new("stallrun", 300);
+    spec.console_every = 50;
+    spec.files = vec!["a.txt".into(), "sub/b.txt".into()];
+    spec
+}
+
+#[test]
+fn a_stalled_server_costs_at_most_the_budget_and_the_rerun_completes_once() {
+    type Plan = fn(&TestBackend);
+    let plans: [(&str, &str, Plan); 6] = [
+        ("upload never answered", "PUT", |b| {
+            b.faults().stall_next(Route::Upload, 1);
+        }),
+        ("upload reply never finished", "PUT", |b| {
+            b.faults().stall_body_next(Route::Upload, 1);
+        }),
+        ("file_stream never answered", "file_stream", |b| {
+            b.faults()
+                .push(FaultRule::new(Route::FileStream, FaultAction::Stall).after(1));
+        }),
+        ("file_stream reply never finished", "file_stream", |b| {
+            b.faults()
+                .push(FaultRule::new(Route::FileStream, FaultAction::StallBody).after(1));
+        }),
+        ("GraphQL never answered", "UpsertBucket", |b| {
+            b.faults()
+                .stall_next(Route::GraphqlOperation("UpsertBucket".into()), 1);
+        }),
+        ("GraphQL reply never finished", "CreateRunFiles", |b| {
+            b.faults()
+                .stall_body_next(Route::GraphqlOperation("CreateRunFiles".into()), 1);
+        }),
+    ];
+    for (what, request, plan) in plans {
+        let home = tempfile::tempdir().unwrap();
+        let path = write_run(&home.path().join("wandb"), &spec());
+        let backend = TestBackend::start().unwrap();
+        plan(&backend);
+        let url = backend.base_url();
+        let key = backend.api_key().to_owned();
+        let child = command(home.path(), &url, &key)
+            .args(["--timeout", "3"])
+            .arg(&path)
+            .spawn()
+            .unwrap();
+        let out = wait_guarded(child, what);
+        let all = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{what}: {all}");
+        assert!(all.contains("time budget"), "{what}: {all}");
+        assert!(
+            all.contains(request),
+            "{what}: the error names the request: {all}"
+        );
+        assert!(!all.contains(&key), "{what}: the key was printed");
+        assert!(backend.faults().injected_count() > 0, "{what}: no stall");
+        let marker = path.with_extension("wandb.synced");
+        assert!(!marker.exists(), "{what}: marked synced");
+
+        // The server recovers: the re-run completes, every line exactly once.
+        backend.faults().clear();
+        let child = command(home.path(), &url, &key)
+            .args(["--timeout", "60"])
+            .arg(&path)
+            .spawn()
+            .unwrap();
+        let out = wait_guarded(child, what);
+        assert_eq!(out.status.code(), Some(0), "{what}: {}", text(&out));
+        let state = backend.state();
+        assert_eq!(state.runs.len(), 1, "{what}");
+        let run = &state.runs[0];
+        assert_clean(run);
+        assert_eq!(run.history.len(), 300, "{what}");
+        assert!(run.file("a.txt").is_some(), "{what}");
+        assert!(run.file("sub/b.txt").is_some(), "{what}");
+        assert!(marker.exists(), "{what}");
+    }
+}
+
+/// A port on 127.0.0.1 that nothing listens on.
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+#[test]
+fn unreachable_servers_are_reported_at_once_and_given_up_on() {
+    let home = tempfile::tempdir().unwrap();
+    let path = write_run(&home.path().join("wandb"), &RunSpec::new("nohost", 20));
+    let key = "k".repeat(40);
+    let port = closed_port();
+    let cases = [
+        (
+            format!("http://127.0.0.1:{port}"),
+            format!("cannot reach 127.0.0.1:{port}: connection refused"),
+        ),
+        (
+            "http://wandb-sync-test.invalid".to_owned(),
+            "cannot reach wandb-sync-test.invalid: the host name does not resolve".to_owned(),
+        ),
+    ];
+    for (url, message) in cases {
+        let child = command(home.path(), &url, &key)
+            .args(["--unreachable-timeout", "2", "--timeout", "3600"])
+            .arg(&path)
+            .spawn()
+            .unwrap();
+        let out = wait_guarded(child, &url);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_ne!(out.status.code(), Some(0), "{url}: {stderr}");
+        let first = stderr
+            .lines()
+            .position(|l| l.contains(&message))
+            .unwrap_or_else(|| panic!("{url}: no line {message:?} in:\n{stderr}"));
+        assert_eq!(
+            stderr.lines().filter(|l| l.contains(&message)).count(),
+            1,
+            "{url}: reported once: {stderr}"
+        );
+        assert!(first < 2, "{url}: reported at the first failure: {stderr}");
+        assert!(!text(&out).contains(&key), "{url}: the key was printed");
+    }
+}
+
+#[test]
+fn a_tls_failure_gives_up_at_once() {
+    // The test backend speaks plain HTTP: a TLS handshake with it fails.
+    let home = tempfile::tempdir().unwrap();
+    let path = write_run(&home.path().join("wandb"), &RunSpec::new("tlsfail", 20));
+    let backend = TestBackend::start().unwrap();
+    let url = format!("https://127.0.0.1:{}", backend.addr().port());
+    let key = backend.api_key().to_owned();
+    let child = command(home.path(), &url, &key)
+        .args(["--unreachable-timeout", "3600", "--timeout", "3600"])
+        .arg(&path)
+        .spawn()
+        .unwrap();
+    let out = wait_guarded(child, "tls");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "cannot reach 127.0.0.1:{}: TLS",
+            backend.addr().port()
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(&key));
+}
