@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 
 use crate::error::TestkitError;
 use crate::faults::Faults;
+use crate::link::{Link, LinkModel};
 use crate::server::{Shared, accept_loop};
 use crate::state::{BackendState, RunKey, RunState, Store};
 
@@ -46,6 +47,9 @@ pub struct BackendConfig {
     /// Keep each GraphQL request's `variables` in the request log (on by default; turn off
     /// for very long benchmarks to save memory).
     pub record_variables: bool,
+    /// A model of the network between clients and the backend (delay each way, shared
+    /// bandwidth); `None` serves at loopback speed.
+    pub link: Option<LinkModel>,
 }
 
 impl Default for BackendConfig {
@@ -58,6 +62,7 @@ impl Default for BackendConfig {
             port: 0,
             worker_threads: 2,
             record_variables: true,
+            link: None,
         }
     }
 }
@@ -72,6 +77,7 @@ impl fmt::Debug for BackendConfig {
             .field("port", &self.port)
             .field("worker_threads", &self.worker_threads)
             .field("record_variables", &self.record_variables)
+            .field("link", &self.link)
             .finish()
     }
 }
@@ -133,6 +139,7 @@ impl TestBackend {
             base_url: format!("http://{addr}"),
             started: Instant::now(),
             record_variables: config.record_variables,
+            link: config.link.map(|model| Arc::new(Link::new(model))),
         });
         let backend = Self {
             shared,

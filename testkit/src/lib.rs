@@ -46,6 +46,7 @@ pub mod faults;
 mod filestream;
 mod graphql;
 pub mod json;
+mod link;
 mod sdk;
 mod server;
 mod state;
@@ -56,6 +57,7 @@ pub use backend::{BackendConfig, DEFAULT_API_KEY, DEFAULT_ENTITY, TestBackend};
 pub use error::TestkitError;
 pub use faults::{FaultAction, FaultRule, Faults, InjectedFault, Route};
 pub use graphql::{DEFAULT_PROJECT, SUPPORTED_OPERATIONS};
+pub use link::LinkModel;
 pub use sdk::{sdk_python, skip};
 pub use state::{
     Alert, BackendState, Counters, RequestLogEntry, RunCounters, RunState, UploadedFile,

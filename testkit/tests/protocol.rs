@@ -586,3 +586,32 @@ fn run_url_answers_with_the_runs_state() {
         String::from_utf8_lossy(&missing.body)
     );
 }
+
+#[test]
+fn the_link_model_delays_each_exchange_and_caps_bandwidth() {
+    use std::time::{Duration, Instant};
+    use wandb_testkit::LinkModel;
+
+    let rtt = Duration::from_millis(200);
+    let backend = TestBackend::start_with(BackendConfig {
+        link: Some(LinkModel::with_rtt(rtt).megabits_per_second(8)),
+        ..BackendConfig::default()
+    })
+    .unwrap();
+    // A request on a new connection: the handshake's round trip plus the request's.
+    let started = Instant::now();
+    let reply = request(backend.addr(), "GET", "/_health", &[], b"").unwrap();
+    assert_eq!(reply.status, 200);
+    assert!(started.elapsed() >= 2 * rtt, "{:?}", started.elapsed());
+
+    // 1 MB at 8 Mbit/s needs a second on the wire; the model cannot be faster than that.
+    let body = vec![b'x'; 1_000_000];
+    let started = Instant::now();
+    let reply = request(backend.addr(), "POST", "/_health", &[], &body).unwrap();
+    assert_eq!(reply.status, 405);
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+}

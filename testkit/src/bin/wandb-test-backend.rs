@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use wandb_testkit::{BackendConfig, DEFAULT_API_KEY, DEFAULT_ENTITY, TestBackend};
+use wandb_testkit::{BackendConfig, DEFAULT_API_KEY, DEFAULT_ENTITY, LinkModel, TestBackend};
 
 /// W&B-compatible test backend on 127.0.0.1.
 #[derive(Debug, Parser)]
@@ -37,6 +37,13 @@ struct Args {
     /// Also write the base URL to this file once listening.
     #[arg(long)]
     url_file: Option<PathBuf>,
+    /// Model a wide-area link: this round-trip time in milliseconds (half each way, and one
+    /// more round trip for each new connection's handshake).
+    #[arg(long, value_name = "MS")]
+    rtt_ms: Option<u64>,
+    /// Model a link of this many Mbit/s in each direction, shared by all connections.
+    #[arg(long, value_name = "MBIT")]
+    mbit: Option<u64>,
 }
 
 fn main() -> ExitCode {
@@ -57,6 +64,7 @@ fn run(args: Args) -> Result<(), String> {
         default_entity: args.entity,
         features: args.features,
         port: args.port,
+        link: link_model(args.rtt_ms, args.mbit),
         ..BackendConfig::default()
     };
     let backend = TestBackend::start_with(config).map_err(|e| e.to_string())?;
@@ -99,5 +107,17 @@ fn wait_for_signal() -> Result<(), String> {
         {
             tokio::signal::ctrl_c().await.map_err(|e| e.to_string())
         }
+    })
+}
+
+/// The link model the flags ask for, if any.
+fn link_model(rtt_ms: Option<u64>, mbit: Option<u64>) -> Option<LinkModel> {
+    if rtt_ms.is_none() && mbit.is_none() {
+        return None;
+    }
+    let link = LinkModel::with_rtt(std::time::Duration::from_millis(rtt_ms.unwrap_or(0)));
+    Some(match mbit {
+        Some(mbit) => link.megabits_per_second(mbit),
+        None => link,
     })
 }
