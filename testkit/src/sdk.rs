@@ -57,7 +57,10 @@ pub fn skip(reason: &str) {
             .open(&log)
             .and_then(|mut file| writeln!(file, "{line}"));
         if let Err(error) = appended {
-            eprintln!("cannot record the skip in {}: {error}", Path::new(&log).display());
+            eprintln!(
+                "cannot record the skip in {}: {error}",
+                Path::new(&log).display()
+            );
         }
     }
 }
