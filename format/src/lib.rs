@@ -42,10 +42,11 @@
 
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+pub mod inputs;
 pub mod json;
 pub mod proto;
-pub mod wire;
 pub mod time;
+pub mod wire;
 
 mod error;
 mod framing;

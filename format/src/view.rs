@@ -9,8 +9,9 @@
 //! of a singular field wins, a message field repeated on the wire is merged (a record-type field
 //! repeated back to back reads as one message with the items of all), unknown fields are skipped,
 //! and each known field is checked for its wire type, UTF-8 and nesting depth. A view checks what
-//! it reads, lazily: [`RecordView::parse`] checks the record's own fields (and any record-type
-//! message a later one replaces, when it is one of the viewed types), and walking
+//! it reads, lazily: [`RecordView::parse`] checks the record's own fields (and an empty
+//! `noop_link_artifact`, and any record-type message of a viewed type that a later one replaces),
+//! and walking
 //! [`HistoryView::items`] or both [`UpdatesView::updates`] and [`UpdatesView::removes`] to the end
 //! checks the whole record-type message. So, for records of the viewed types, a payload prost
 //! rejects makes `parse` or one of those walks fail, and a payload prost accepts reads the same
@@ -112,6 +113,11 @@ impl<'a> RecordView<'a> {
                 // written to files and is skipped like any unknown field, as prost does.)
                 2..=13 | 17 | 18 | 20..=27 => {
                     let (bytes, inner) = cursor.message(wire_type, depth)?;
+                    if number == NOOP_LINK_ARTIFACT {
+                        // `google.protobuf.Empty`: every field is unknown.
+                        let mut empty = Cursor::new(bytes);
+                        while empty.next_field(inner)?.is_some() {}
+                    }
                     if number == view.field {
                         // prost merges a repeated oneof message into the one it holds.
                         if view.body.more.is_empty() {
@@ -196,7 +202,8 @@ impl<'a> Body<'a> {
         }
     }
 
-    /// Checks the whole message, where this crate knows its schema.
+    /// Checks the whole message, where the views know its schema (`noop_link_artifact`, empty, is
+    /// checked as it is read).
     fn check(&self) -> ViewResult<()> {
         match self.field {
             HISTORY => HistoryView { body: *self }
@@ -207,14 +214,6 @@ impl<'a> Body<'a> {
                 view.updates()
                     .chain(view.removes())
                     .try_for_each(|item| item.map(drop))
-            }
-            // `google.protobuf.Empty`: every field is unknown.
-            NOOP_LINK_ARTIFACT => {
-                for part in self.parts() {
-                    let mut cursor = Cursor::new(part);
-                    while cursor.next_field(self.depth)?.is_some() {}
-                }
-                Ok(())
             }
             _ => Ok(()),
         }

@@ -8,9 +8,11 @@ use crate::jsonout::NonFinite;
 
 /// Dump, verify, summarize and export W&B `.wandb` record files.
 ///
-/// PATH can be a `.wandb` file, a run folder, a `wandb/` folder (searched three levels deep) or a
-/// glob pattern such as 'wandb/*/run-*.wandb'. A file reached twice (for example through the
-/// `latest-run` link) is read once. Damaged files are read as far as possible: every intact record
+/// PATH can be a `.wandb` file, a run folder (`wandb/latest-run` too), a `wandb/` folder, the
+/// folder holding `wandb/` (run folders are searched two levels down) or a glob pattern such as
+/// 'wandb/*/run-*.wandb'. A file reached twice (for example through the `latest-run` link) is read
+/// once; a path that is not a regular file (a FIFO, a device, a folder named `*.wandb`) is refused
+/// without being opened. Damaged files are read as far as possible: every intact record
 /// is shown and each damaged span is reported.
 #[derive(Debug, Parser)]
 #[command(
@@ -19,7 +21,8 @@ use crate::jsonout::NonFinite;
     about,
     long_about,
     after_help = "Exit status: 0 when no damage was found (a torn tail is only a warning), 1 when \
-                  some file is damaged, 2 for usage errors and unreadable inputs, 130 when \
+                  some file is damaged or no input held a .wandb file, 2 for usage errors and \
+                  unreadable or refused inputs, 130 when \
                   --follow is interrupted. A closed output pipe (| head) ends quietly with 0.\n\
                   Data goes to stdout, diagnostics to stderr; colour only on a terminal and never \
                   with NO_COLOR set. RAYON_NUM_THREADS limits the threads used."

@@ -11,6 +11,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use wandb_format::inputs::{self, InputError};
 use wandb_format::{Damage, DamageReason, FILE_HEADER, LogFile, RawRecord};
 
 use crate::error::Error;
@@ -94,11 +95,11 @@ pub(crate) fn open(path: &Path) -> Result<Opened, Error> {
             let reason = if torn_tail {
                 "file ends inside its 7-byte header".to_string()
             } else {
-                let mut hex = String::new();
-                for byte in &found {
-                    let _ = write!(hex, "{byte:02x}");
+                // Up to 16 bytes shown, in hex and as text, as every tool shows them.
+                match inputs::check_header(path, false) {
+                    Err(InputError::NotWandb { found, .. }) => inputs::not_wandb_reason(&found),
+                    _ => inputs::not_wandb_reason(&found),
                 }
-                format!("not a .wandb file: header is {hex}, expected 3a572642e1be00")
             };
             Ok(Opened::NoHeader(Reported {
                 offset: 0,

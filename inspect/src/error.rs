@@ -24,27 +24,6 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    /// A glob pattern that is not valid.
-    #[error("{pattern}: invalid glob pattern: {source}")]
-    Pattern {
-        /// The pattern as given.
-        pattern: String,
-        /// What is wrong with it.
-        #[source]
-        source: glob::PatternError,
-    },
-    /// A glob pattern that matched no file.
-    #[error("{pattern}: no such file, and no file matches it as a pattern")]
-    NoMatch {
-        /// The pattern as given.
-        pattern: String,
-    },
-    /// A folder that holds no `.wandb` file (searched three levels deep).
-    #[error("{path}: no .wandb file in this folder", path = .path.display())]
-    NoRecordFiles {
-        /// The folder.
-        path: PathBuf,
-    },
     /// An error from the format crate (opening or following a file).
     #[error(transparent)]
     Format(#[from] wandb_format::Error),

@@ -13,9 +13,10 @@ pub enum Exit {
     /// `verify --strict`). A closed output pipe also ends the run with this status.
     #[default]
     Ok = 0,
-    /// Every file was read, and at least one holds damage.
+    /// Every file was read, and at least one holds damage; or no input held a `.wandb` file.
     Damage = 1,
-    /// A usage error, or a file that could not be read at all (missing, unreadable, I/O error).
+    /// A usage error, or an input that could not be read at all (missing, unreadable, not a
+    /// regular file, I/O error).
     Error = 2,
     /// `--follow` was stopped by Ctrl-C (128 + SIGINT, as shells report it).
     Interrupted = 130,

@@ -55,15 +55,23 @@ pub fn run(cli: &Cli, console: &mut Console<'_>) -> Exit {
     }
 }
 
-/// The files for `paths`; errors are reported, and make the status [`Exit::Error`].
+/// The files for `paths`. Errors are reported and make the status [`Exit::Error`]; inputs
+/// holding no run are warnings, and when nothing at all was found the status is 1.
 fn resolve(paths: &[PathBuf], console: &mut Console<'_>) -> (Vec<PathBuf>, Exit) {
-    let (files, errors) = inputs::resolve(paths);
+    let resolved = inputs::resolve(paths);
     let mut exit = Exit::Ok;
-    for error in &errors {
+    for error in &resolved.errors {
         console.error(error);
         exit = Exit::Error;
     }
-    (files, exit)
+    for warning in &resolved.warnings {
+        console.warning(warning);
+    }
+    if resolved.files.is_empty() && exit == Exit::Ok {
+        console.error(&"no .wandb file found");
+        exit = Exit::Damage;
+    }
+    (resolved.files, exit)
 }
 
 fn usage(console: &mut Console<'_>, message: String) -> io::Result<Exit> {

@@ -2,12 +2,16 @@
 //! machine, progress bars, and printing the report. `main.rs` only calls [`run`].
 //!
 //! Output: the report goes to stdout (a table, or JSON Lines with `--json`, see
-//! [`crate::Report`]); progress, warnings and errors go to stderr. Progress bars are drawn only
-//! when stderr is a terminal and neither `--json`, `--quiet`, `NO_COLOR` nor
-//! `WANDB_SYNC_NO_PROGRESS` asks otherwise.
+//! [`crate::Report`]); progress, warnings and errors go to stderr. On a terminal, an overall line
+//! (runs done/total, rows, bytes, rate, ETA) sits above one bar per running run, each named
+//! `entity/project/run-id`, redrawn at most 10 times a second; they are drawn only when stderr is
+//! a terminal and neither `--json`, `--quiet`, `--verbose`, `NO_COLOR` nor
+//! `WANDB_SYNC_NO_PROGRESS` asks otherwise. Elsewhere each finished run is one plain line.
 //!
 //! Exit codes: 0 every run synced (or was skipped); 1 some run failed or was only partly
-//! synced (damaged data skipped, files refused); 2 usage error or nothing could run.
+//! synced (damaged data skipped, files refused), a path was refused (not a regular file, not a
+//! `.wandb` log), or no run was found at all; 2 usage error (a path that does not exist, a
+//! pattern matching nothing) or nothing could run.
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
@@ -17,12 +21,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use clap::Parser;
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use wandb_settings::{Env, LoadContext, LoadOptions};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use wandb_settings::{Env, LoadContext, LoadOptions, Overrides};
 
 use crate::error::Error;
 use crate::http::RetryPolicy;
-use crate::options::{Observer, SyncOptions, default_jobs};
+use crate::options::{Observer, PlannedRun, SyncOptions, default_jobs};
 use crate::report::RunReport;
 use crate::sync::sync_paths;
 
@@ -37,15 +41,21 @@ pub const REQUESTS_CA_BUNDLE: &str = "REQUESTS_CA_BUNDLE";
 
 /// Parallel, resumable, exactly-once upload of offline W&B runs.
 ///
-/// PATH is a .wandb file, a run folder, a wandb/ folder, or a glob of those. The server and API
-/// key come from this machine: WANDB_BASE_URL or base_url in the settings files, and
-/// WANDB_API_KEY or the netrc entry for the server's host.
+/// PATH is a .wandb file, a run folder (wandb/latest-run too), a wandb/ folder, the folder holding
+/// wandb/, or a glob of those; each file is synced once. Only runs in offline-run-* folders are
+/// synced unless --include-online. The server comes from --base-url, else WANDB_BASE_URL or
+/// base_url in the settings files; the API key from WANDB_API_KEY or the netrc entry for the
+/// server's host.
 #[derive(Debug, Parser)]
 #[command(name = "wandb-sync", version, about, long_about)]
 pub struct Cli {
     /// Files or folders to sync.
     #[arg(value_name = "PATH", required = true)]
     pub paths: Vec<PathBuf>,
+    /// The server's API URL (default: WANDB_BASE_URL, base_url in the settings files, else
+    /// https://api.wandb.ai).
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
     /// Upload to this entity instead of the run's.
     #[arg(short, long)]
     pub entity: Option<String>,
@@ -94,16 +104,6 @@ pub struct Cli {
     /// Bytes of output per file_stream request (tuning and tests).
     #[arg(long, hide = true)]
     pub chunk_bytes: Option<usize>,
-    /// Refuse saved files whose symlink leads out of the run folder. By default such a link (what
-    /// `wandb.save` makes) is followed when its target is a regular file owned by the link's owner
-    /// or readable by everyone; either way, files of other users, devices, FIFOs and files on
-    /// /proc or /sys are refused and named in the report.
-    #[arg(long)]
-    pub no_follow_links: bool,
-    /// Seconds a server may stay unreachable (connection refused, DNS failure) before giving up
-    /// (tuning and tests).
-    #[arg(long, hide = true, value_name = "SECONDS")]
-    pub unreachable_timeout: Option<u64>,
 }
 
 /// Runs the command: parses nothing (clap already did), syncs, prints, returns the exit code.
@@ -128,6 +128,12 @@ pub fn run(cli: Cli) -> ExitCode {
     progress.clear();
     match result {
         Ok(report) => {
+            for warning in &report.warnings {
+                eprintln!("wandb-sync: warning: {warning}");
+            }
+            if report.runs.is_empty() {
+                eprintln!("wandb-sync: no run found");
+            }
             let text = if cli.json {
                 report.to_json_lines()
             } else {
@@ -135,6 +141,12 @@ pub fn run(cli: Cli) -> ExitCode {
             };
             print_stdout(&text);
             ExitCode::from(u8::try_from(report.exit_code()).unwrap_or(1))
+        }
+        Err(Error::Inputs(problems)) => {
+            for problem in &problems {
+                eprintln!("wandb-sync: error: {problem}");
+            }
+            ExitCode::from(2)
         }
         Err(e) => {
             eprintln!("wandb-sync: {e}");
@@ -165,8 +177,17 @@ fn options_from(cli: &Cli) -> Result<SyncOptions, Error> {
     let ctx = LoadContext::from_process()
         .map_err(|e| Error::Usage(format!("cannot read the working directory: {e}")))?;
     let env = ctx.env.clone();
-    let loaded = wandb_settings::load(&ctx, &LoadOptions::default())
-        .map_err(|e| Error::Settings(e.to_string()))?;
+    let mut load = LoadOptions::default();
+    if let Some(url) = &cli.base_url {
+        // The flag wins over WANDB_BASE_URL and the settings files, as an explicit argument.
+        load.init_args = Overrides::default().base_url(url.trim_end_matches('/'));
+    }
+    let loaded = wandb_settings::load(&ctx, &load).map_err(|e| {
+        Error::Settings(
+            e.to_string()
+                .replace("from init argument", "from --base-url"),
+        )
+    })?;
     let settings = loaded.settings;
     let base_url = settings.base_url.clone();
     let api_key = match wandb_settings::lookup_api_key(&base_url, &env) {
@@ -217,10 +238,6 @@ fn options_from(cli: &Cli) -> Result<SyncOptions, Error> {
         opts.retry = RetryPolicy::fast();
         opts.live_poll = Duration::from_millis(50);
     }
-    opts.no_follow_links = cli.no_follow_links;
-    if let Some(secs) = cli.unreachable_timeout {
-        opts.retry.unreachable_budget = Duration::from_secs(secs);
-    }
     Ok(opts)
 }
 
@@ -246,23 +263,61 @@ pub(crate) fn parse_replace_tags(spec: &str) -> Result<Vec<(String, String)>, Er
     Ok(out)
 }
 
-/// Progress bars (terminal) or one line per finished run (stderr), or nothing.
+/// Progress on a terminal (an overall line above one bar per running run), or one line per
+/// finished run (stderr), or nothing.
 struct Progress {
     bars: Option<MultiProgress>,
     quiet: bool,
-    running: Mutex<HashMap<PathBuf, ProgressBar>>,
+    state: Mutex<ProgressState>,
+}
+
+#[derive(Default)]
+struct ProgressState {
+    overall: Option<ProgressBar>,
+    /// Names of the planned runs, by `.wandb` path.
+    names: HashMap<PathBuf, String>,
+    /// Running runs: their bar and the bytes counted so far.
+    running: HashMap<PathBuf, (ProgressBar, u64)>,
+    runs_total: usize,
+    runs_done: usize,
+    rows_done: u64,
+}
+
+impl ProgressState {
+    fn name(&self, path: &Path) -> String {
+        self.names
+            .get(path)
+            .cloned()
+            .unwrap_or_else(|| path.display().to_string())
+    }
+
+    fn update_overall(&self) {
+        if let Some(overall) = &self.overall {
+            overall.set_prefix(format!("{}/{}", self.runs_done, self.runs_total));
+            overall.set_message(format!("{} rows", self.rows_done));
+        }
+    }
 }
 
 impl Progress {
     fn new(bars: bool, quiet: bool) -> Arc<Self> {
         Arc::new(Progress {
-            bars: bars.then(MultiProgress::new),
+            // At most 10 redraws a second, however often the runs report.
+            bars: bars
+                .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10))),
             quiet,
-            running: Mutex::new(HashMap::new()),
+            state: Mutex::new(ProgressState::default()),
         })
     }
 
+    fn state(&self) -> std::sync::MutexGuard<'_, ProgressState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn clear(&self) {
+        if let Some(overall) = self.state().overall.take() {
+            overall.finish_and_clear();
+        }
         if let Some(bars) = &self.bars {
             let _ = bars.clear();
         }
@@ -270,49 +325,77 @@ impl Progress {
 }
 
 impl Observer for Progress {
+    fn sync_planned(&self, runs: &[PlannedRun]) {
+        let mut state = self.state();
+        state.names = runs
+            .iter()
+            .map(|run| (run.path.clone(), run.name.clone()))
+            .collect();
+        state.runs_total = runs.len();
+        let Some(bars) = &self.bars else {
+            return;
+        };
+        let total: u64 = runs.iter().map(|run| run.bytes).sum();
+        let overall = bars.add(ProgressBar::new(total));
+        if let Ok(style) = ProgressStyle::with_template(
+            "runs {prefix} {bar:30} {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}",
+        ) {
+            overall.set_style(style);
+        }
+        state.overall = Some(overall);
+        state.update_overall();
+    }
+
     fn run_started(&self, path: &Path, bytes: u64) {
         let Some(bars) = &self.bars else {
             return;
         };
         let bar = bars.add(ProgressBar::new(bytes));
-        if let Ok(style) = ProgressStyle::with_template("{bar:30} {bytes}/{total_bytes} {msg}") {
+        if let Ok(style) = ProgressStyle::with_template("  {bar:30} {bytes}/{total_bytes} {msg}") {
             bar.set_style(style);
         }
-        bar.set_message(short_name(path));
-        self.running
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(path.to_path_buf(), bar);
+        let mut state = self.state();
+        bar.set_message(state.name(path));
+        state.running.insert(path.to_path_buf(), (bar, 0));
     }
 
     fn run_progress(&self, path: &Path, bytes_done: u64) {
-        if let Some(bar) = self
-            .running
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(path)
-        {
-            bar.set_position(bytes_done);
+        let mut state = self.state();
+        let Some((bar, counted)) = state.running.get_mut(path) else {
+            return;
+        };
+        bar.set_position(bytes_done);
+        let delta = bytes_done.saturating_sub(*counted);
+        *counted = (*counted).max(bytes_done);
+        if let Some(overall) = &state.overall {
+            overall.inc(delta);
         }
     }
 
     fn run_finished(&self, report: &RunReport) {
-        let bar = self
-            .running
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&report.path);
-        if let Some(bar) = bar {
+        let mut state = self.state();
+        if let Some((bar, counted)) = state.running.remove(&report.path) {
             bar.finish_and_clear();
+            if let Some(overall) = &state.overall {
+                overall.inc(bar.length().unwrap_or(counted).saturating_sub(counted));
+            }
         }
+        state.runs_done += 1;
+        state.rows_done += report.rows;
+        state.update_overall();
         if self.quiet {
             return;
         }
+        let name = crate::sync::run_name(
+            report.entity.as_deref(),
+            report.project.as_deref(),
+            &report.run_id,
+        );
         let line = format!(
-            "{} {} ({} rows)",
+            "{} {name} ({} rows, {})",
             report.result.as_str(),
-            report.path.display(),
-            report.rows
+            report.rows,
+            report.path.display()
         );
         match &self.bars {
             Some(bars) => {
@@ -321,13 +404,6 @@ impl Observer for Progress {
             None => eprintln!("{line}"),
         }
     }
-}
-
-fn short_name(path: &Path) -> String {
-    path.parent()
-        .and_then(Path::file_name)
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| path.display().to_string())
 }
 
 struct StderrLogger;

@@ -1,15 +1,16 @@
 //! Finding the `.wandb` files to sync and planning the order.
 //!
-//! A path argument may be a `.wandb` file, a run folder (one holding `*.wandb` files), a
-//! `wandb/` folder (whose `*/*.wandb` are used), or a glob of those (expanded here when the
-//! shell did not). The same file reached twice, for example through the `latest-run` symlink,
-//! is synced once: files are identified by device and inode, and the path without a symlinked
-//! folder is preferred. Files are then grouped by destination run (entity, project, run id):
+//! Paths are resolved by the rules every tool shares ([`wandb_format::inputs`]: `.wandb` files,
+//! run folders, `wandb/` folders, globs; symlinked run folders such as `latest-run` judged by the
+//! folder they point to; each file once, by device and inode; anything but a regular file refused
+//! unopened). On top of them sync adds W&B's two filters: a run counts as online when the folder
+//! holding it (symlinks resolved) does not start with `offline-`, and as synced when
+//! `<file>.synced` exists. Files are then grouped by destination run (entity, project, run id):
 //! groups sync in parallel, the fragments of one group in start-time order.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use wandb_format::inputs::{self, InputError};
 use wandb_format::proto::record::RecordType;
 use wandb_format::{Entry, LogFile, Recovery};
 
@@ -29,127 +30,52 @@ pub(crate) struct Found {
     pub(crate) online: bool,
 }
 
-/// Expands the path arguments into `.wandb` files, deduplicated, in argument order.
-pub(crate) fn discover(paths: &[PathBuf]) -> Result<Vec<Found>> {
-    let mut files: Vec<PathBuf> = Vec::new();
-    for arg in paths {
-        let expanded = expand(arg)?;
-        for path in expanded {
-            collect(&path, &mut files)?;
+/// What the paths stand for.
+#[derive(Debug, Default)]
+pub(crate) struct Discovered {
+    /// The files to consider, in argument order, without duplicates.
+    pub(crate) found: Vec<Found>,
+    /// Paths refused: not regular files, not `.wandb` logs, unreadable entries.
+    pub(crate) refused: Vec<InputError>,
+    /// Inputs that hold no run.
+    pub(crate) warnings: Vec<InputError>,
+}
+
+/// Expands the path arguments into `.wandb` files.
+///
+/// A path that does not exist, or a pattern that is invalid or matches nothing, stops everything
+/// ([`Error::Inputs`]); other problems are returned for the report and the other files go on.
+/// Every file found has its header checked (without blocking), so a file that is not a `.wandb`
+/// log is refused by name even when it would be skipped; in live mode a file still shorter than
+/// its header passes.
+pub(crate) fn discover(paths: &[PathBuf], live: bool) -> Result<Discovered> {
+    let resolved = inputs::resolve(paths);
+    let mut out = Discovered::default();
+    let mut stop = Vec::new();
+    for problem in resolved.problems {
+        if problem.is_warning() {
+            out.warnings.push(problem);
+        } else if problem.is_about_argument() {
+            stop.push(problem);
+        } else {
+            out.refused.push(problem);
         }
     }
-    let mut seen: HashMap<(u64, u64), usize> = HashMap::new();
-    let mut out: Vec<Found> = Vec::new();
-    for path in files {
-        let id = file_id(&path);
-        if let Some(id) = id {
-            if let Some(&index) = seen.get(&id) {
-                // Prefer the path that does not go through a symlinked folder.
-                if through_symlink(&out[index].path) && !through_symlink(&path) {
-                    out[index] = found(path);
-                }
-                continue;
-            }
-            seen.insert(id, out.len());
+    if !stop.is_empty() {
+        return Err(Error::Inputs(stop));
+    }
+    for input in resolved.files {
+        if let Err(problem) = inputs::check_header(&input.path, live) {
+            out.refused.push(problem);
+            continue;
         }
-        out.push(found(path));
+        out.found.push(Found {
+            synced: synced_marker(&input.path).exists(),
+            online: !input.is_offline(),
+            path: input.path,
+        });
     }
     Ok(out)
-}
-
-fn found(path: PathBuf) -> Found {
-    let synced = synced_marker(&path).exists();
-    let online = !path
-        .parent()
-        .and_then(Path::file_name)
-        .is_some_and(|n| n.to_string_lossy().starts_with("offline-"));
-    Found {
-        path,
-        synced,
-        online,
-    }
-}
-
-fn expand(arg: &Path) -> Result<Vec<PathBuf>> {
-    if arg.exists() {
-        return Ok(vec![arg.to_path_buf()]);
-    }
-    let text = arg.to_string_lossy();
-    if text.contains(['*', '?', '[']) {
-        let matches: Vec<PathBuf> = glob::glob(&text)
-            .map_err(|e| Error::Usage(format!("{text}: invalid glob: {e}")))?
-            .filter_map(std::result::Result::ok)
-            .collect();
-        if !matches.is_empty() {
-            return Ok(matches);
-        }
-    }
-    Err(Error::NoSuchPath {
-        path: arg.to_path_buf(),
-    })
-}
-
-fn collect(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    if path.is_file() {
-        if is_wandb_file(path) {
-            out.push(path.to_path_buf());
-            return Ok(());
-        }
-        return Err(Error::Usage(format!(
-            "{}: not a .wandb file, run folder or wandb folder",
-            path.display()
-        )));
-    }
-    let direct = wandb_files_in(path)?;
-    if !direct.is_empty() {
-        out.extend(direct);
-        return Ok(());
-    }
-    // A wandb folder: */*.wandb.
-    let mut subdirs: Vec<PathBuf> = std::fs::read_dir(path)
-        .map_err(|e| Error::io(path, "list folder", e))?
-        .filter_map(std::result::Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.is_dir())
-        .collect();
-    subdirs.sort();
-    for dir in subdirs {
-        out.extend(wandb_files_in(&dir)?);
-    }
-    Ok(())
-}
-
-fn wandb_files_in(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| Error::io(dir, "list folder", e))?
-        .filter_map(std::result::Result::ok)
-        .map(|e| e.path())
-        .filter(|p| is_wandb_file(p) && p.is_file())
-        .collect();
-    files.sort();
-    Ok(files)
-}
-
-fn is_wandb_file(path: &Path) -> bool {
-    path.extension().is_some_and(|e| e == "wandb")
-}
-
-#[cfg(unix)]
-fn file_id(path: &Path) -> Option<(u64, u64)> {
-    use std::os::unix::fs::MetadataExt as _;
-    let meta = std::fs::metadata(path).ok()?;
-    Some((meta.dev(), meta.ino()))
-}
-
-#[cfg(not(unix))]
-fn file_id(_path: &Path) -> Option<(u64, u64)> {
-    None
-}
-
-fn through_symlink(path: &Path) -> bool {
-    path.parent()
-        .and_then(|p| std::fs::symlink_metadata(p).ok())
-        .is_some_and(|m| m.file_type().is_symlink())
 }
 
 /// The run id in a file name `run-<id>.wandb`.

@@ -26,6 +26,10 @@ pub enum Error {
         /// The path as given.
         path: PathBuf,
     },
+    /// Paths given on the command line that do not exist, or patterns that are invalid or match
+    /// nothing (one line per problem; exit code 2).
+    #[error("{}", lines(.0))]
+    Inputs(Vec<wandb_format::inputs::InputError>),
     /// No API key was found for the server.
     #[error(
         "no api key for {base_url}: set WANDB_API_KEY or add a `machine {host}` entry to your netrc file"
@@ -148,8 +152,15 @@ impl Error {
             self,
             Error::Usage(_)
                 | Error::NoSuchPath { .. }
+                | Error::Inputs(_)
                 | Error::NoApiKey { .. }
                 | Error::Settings(_)
         )
     }
+}
+
+/// One problem per line.
+fn lines(problems: &[wandb_format::inputs::InputError]) -> String {
+    let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    lines.join("\n")
 }

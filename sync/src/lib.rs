@@ -48,6 +48,6 @@ pub use crate::cli::{
 };
 pub use crate::error::{Error, Result};
 pub use crate::http::RetryPolicy;
-pub use crate::options::{NoProgress, Observer, SyncOptions, default_jobs};
+pub use crate::options::{NoProgress, Observer, PlannedRun, SyncOptions, default_jobs};
 pub use crate::report::{DamageReport, RefusedFile, Report, RunReport, RunResult, Totals};
 pub use crate::sync::sync_paths;

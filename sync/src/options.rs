@@ -10,8 +10,23 @@ use wandb_settings::Secret;
 use crate::http::RetryPolicy;
 use crate::report::RunReport;
 
+/// A run about to be synced, as [`Observer::sync_planned`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PlannedRun {
+    /// The `.wandb` file.
+    pub path: PathBuf,
+    /// `entity/project/run-id` as far as known before the server answers (the entity is left out
+    /// when the run does not name one).
+    pub name: String,
+    /// The size of the `.wandb` file.
+    pub bytes: u64,
+}
+
 /// Progress notifications (the CLI draws progress bars from them).
 pub trait Observer: Send + Sync {
+    /// Every run that will be synced, before the first starts (skipped runs are not listed).
+    fn sync_planned(&self, _runs: &[PlannedRun]) {}
     /// A run started syncing; `bytes` is the size of its `.wandb` file.
     fn run_started(&self, _path: &std::path::Path, _bytes: u64) {}
     /// Bytes of the `.wandb` file processed so far.

@@ -5,6 +5,9 @@
 //! JSON Lines on stdout, each line an envelope `{"type": ..., "data": ...}`:
 //!
 //! * `{"type": "run", "data": <RunReport>}`: one per `.wandb` file considered, in input order.
+//!   A path refused before reading (not a regular file, not a `.wandb` log) is a `failed` run
+//!   with the reason in `error`.
+//! * `{"type": "warning", "data": {"message": ...}}`: an input that holds no run.
 //! * `{"type": "summary", "data": {"runs": N, "synced": N, "failed": N, "skipped": N,
 //!   "rows": N, "files": N, "bytes": N, "seconds": F, "exit_code": N}}`: last line.
 //!
@@ -159,8 +162,10 @@ impl RunReport {
 /// The whole sync.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
-    /// One entry per `.wandb` file considered, in input order.
+    /// One entry per `.wandb` file considered, in input order, after the paths refused.
     pub runs: Vec<RunReport>,
+    /// Inputs that hold no run.
+    pub warnings: Vec<String>,
     /// Seconds spent.
     pub seconds: f64,
 }
@@ -189,9 +194,10 @@ pub struct Totals {
 }
 
 impl Report {
-    /// 0 when every run synced (or was skipped), 1 when some failed or were only partly synced.
+    /// 0 when every run synced (or was skipped), 1 when some failed or were only partly synced,
+    /// or when no run was found at all.
     pub fn exit_code(&self) -> i32 {
-        if self.runs.iter().any(|r| r.result.is_failure()) {
+        if self.runs.is_empty() || self.runs.iter().any(|r| r.result.is_failure()) {
             1
         } else {
             0
@@ -229,21 +235,23 @@ impl Report {
             out.push_str(&line.to_string());
             out.push('\n');
         }
+        for warning in &self.warnings {
+            let line = serde_json::json!({"type": "warning", "data": {"message": warning}});
+            out.push_str(&line.to_string());
+            out.push('\n');
+        }
         let line = serde_json::json!({"type": "summary", "data": self.totals()});
         out.push_str(&line.to_string());
         out.push('\n');
         out
     }
 
-    /// A human-readable table.
+    /// A human-readable table (the warnings are not in it: the CLI prints them on stderr).
     pub fn to_text(&self) -> String {
         let mut out = String::new();
         for run in &self.runs {
-            let place = match (&run.entity, &run.project) {
-                (Some(e), Some(p)) => format!("{e}/{p}/{}", run.run_id),
-                (None, Some(p)) => format!("{p}/{}", run.run_id),
-                _ => run.run_id.clone(),
-            };
+            let place =
+                crate::sync::run_name(run.entity.as_deref(), run.project.as_deref(), &run.run_id);
             out.push_str(&format!(
                 "{:<15} {place}  rows {}/{}  files {}  bytes {}  ({})\n",
                 run.result.as_str(),
@@ -268,6 +276,17 @@ impl Report {
             if let Some(e) = &run.error {
                 out.push_str(&format!("    error: {e}\n"));
             }
+            match run.result {
+                RunResult::SkippedOnline => out.push_str(
+                    "    an online run (its folder's name does not start with offline-): \
+                     --include-online syncs it\n",
+                ),
+                RunResult::SkippedSynced => {
+                    out.push_str("    already synced: --include-synced syncs it again\n");
+                }
+                RunResult::DryRun => dry_run_plan(run, &mut out),
+                _ => {}
+            }
             if let Some(url) = &run.url
                 && matches!(run.result, RunResult::Synced | RunResult::Partial)
             {
@@ -280,5 +299,55 @@ impl Report {
             t.runs, t.synced, t.failed, t.skipped, t.rows, t.files, t.bytes, t.seconds
         ));
         out
+    }
+}
+
+/// What a `--dry-run` would have sent for `run`, request by request.
+fn dry_run_plan(run: &RunReport, out: &mut String) {
+    let project = run.project.as_deref().unwrap_or("the default project");
+    let entity = run
+        .entity
+        .as_deref()
+        .unwrap_or("the server's default entity");
+    out.push_str(&format!(
+        "    would send UpsertBucket: run {} in project {project}, entity {entity} (config, tags, \
+         metadata)\n",
+        run.run_id
+    ));
+    let mut streamed = vec![format!("{} history row(s)", run.rows)];
+    if run.events > 0 {
+        streamed.push(format!("{} system-metrics line(s)", run.events));
+    }
+    if run.console_lines > 0 {
+        streamed.push(format!("{} console line(s)", run.console_lines));
+    }
+    streamed.push("the summary".into());
+    let exit = run.exit_code.map_or_else(
+        || "no exit code".to_owned(),
+        |code| format!("exit code {code}"),
+    );
+    out.push_str(&format!(
+        "    would send file_stream: {}, then complete with {exit}\n",
+        streamed.join(", ")
+    ));
+    if run.files.is_empty() {
+        return;
+    }
+    let files_dir = run
+        .path
+        .parent()
+        .unwrap_or(std::path::Path::new("."))
+        .join("files");
+    out.push_str(&format!(
+        "    would send CreateRunFiles for {} file(s), then a PUT of each:\n",
+        run.files.len()
+    ));
+    for name in &run.files {
+        match std::fs::metadata(files_dir.join(name)) {
+            Ok(meta) if meta.is_file() => {
+                out.push_str(&format!("        {name} ({} bytes)\n", meta.len()));
+            }
+            _ => out.push_str(&format!("        {name} (made from the run's records)\n")),
+        }
     }
 }

@@ -8,7 +8,7 @@ use crate::api::Api;
 use crate::discover::{self, Found};
 use crate::error::{Error, Result};
 use crate::http::Http;
-use crate::options::SyncOptions;
+use crate::options::{PlannedRun, SyncOptions};
 use crate::process::Carry;
 use crate::report::{Report, RunReport, RunResult};
 use crate::runsync::{FilePlan, sync_file};
@@ -23,7 +23,8 @@ pub fn sync_paths(opts: &SyncOptions) -> Result<Report> {
     if opts.paths.is_empty() {
         return Err(Error::Usage("no paths given".into()));
     }
-    let found = discover::discover(&opts.paths)?;
+    let discovered = discover::discover(&opts.paths, opts.live)?;
+    let found = discovered.found;
     let api = if opts.dry_run {
         None
     } else {
@@ -42,17 +43,24 @@ pub fn sync_paths(opts: &SyncOptions) -> Result<Report> {
         Some(Api { http })
     };
 
-    // Reports in input order; skipped files are settled now, the rest planned.
+    // Refused paths first, then the files in input order; skipped files are settled now, the
+    // rest planned.
+    let mut refused: Vec<RunReport> = Vec::new();
+    for problem in &discovered.refused {
+        let path = problem.path().to_path_buf();
+        let mut report = RunReport::new(path.clone(), run_id_of(&path), RunResult::Failed);
+        report.error = Some(problem.to_string());
+        refused.push(report);
+    }
     let mut reports: Vec<Option<RunReport>> = vec![None; found.len()];
     let mut plans: Vec<(usize, FilePlan)> = Vec::new();
     for (index, file) in found.iter().enumerate() {
         if let Some(result) = skip_reason(file, opts) {
-            let run_id = file
-                .path
-                .file_stem()
-                .map(|s| s.to_string_lossy().trim_start_matches("run-").to_owned())
-                .unwrap_or_default();
-            reports[index] = Some(RunReport::new(file.path.clone(), run_id, result));
+            reports[index] = Some(RunReport::new(
+                file.path.clone(),
+                run_id_of(&file.path),
+                result,
+            ));
             continue;
         }
         match discover::plan(file, opts) {
@@ -86,6 +94,20 @@ pub fn sync_paths(opts: &SyncOptions) -> Result<Report> {
     for group in &mut groups {
         group.sort_by(|a, b| (a.1.start_micros, &a.1.path).cmp(&(b.1.start_micros, &b.1.path)));
     }
+    let planned: Vec<PlannedRun> = groups
+        .iter()
+        .flatten()
+        .map(|(_, plan)| PlannedRun {
+            path: plan.path.clone(),
+            name: run_name(
+                plan.entity.as_deref(),
+                plan.project.as_deref(),
+                &plan.run_id,
+            ),
+            bytes: plan.size,
+        })
+        .collect();
+    opts.observer.sync_planned(&planned);
 
     let queue = Mutex::new(groups.into_iter().collect::<VecDeque<_>>());
     let results: Mutex<Vec<(usize, RunReport)>> = Mutex::new(Vec::new());
@@ -127,11 +149,40 @@ pub fn sync_paths(opts: &SyncOptions) -> Result<Report> {
             *slot = Some(report);
         }
     }
-    let runs = reports.into_iter().flatten().collect();
+    let runs = refused
+        .into_iter()
+        .chain(reports.into_iter().flatten())
+        .collect();
     Ok(Report {
         runs,
+        warnings: discovered
+            .warnings
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// The run id in a file name `run-<id>.wandb`.
+fn run_id_of(path: &std::path::Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().trim_start_matches("run-").to_owned())
+        .unwrap_or_default()
+}
+
+/// `entity/project/run-id`, leaving out the parts not known yet (the server picks the entity
+/// when the run does not name one).
+pub(crate) fn run_name(entity: Option<&str>, project: Option<&str>, run_id: &str) -> String {
+    let mut name = String::new();
+    for part in [entity, project].into_iter().flatten() {
+        if !part.is_empty() {
+            name.push_str(part);
+            name.push('/');
+        }
+    }
+    name.push_str(run_id);
+    name
 }
 
 /// A client of the worker's own, or the shared one if a new client cannot be built.

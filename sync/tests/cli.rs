@@ -178,3 +178,234 @@ fn json_report_for_scripts() {
     assert_eq!(summary["exit_code"], 0);
     assert!(backend.state().runs.iter().all(|r| r.project == "other"));
 }
+
+#[path = "../../format/tests/input_rules/table.rs"]
+mod input_rules;
+
+/// Runs `wandb-sync ARGS` in `cwd` with no credentials, stdout and stderr to files, killed after
+/// 60 s so that a hang (on a FIFO, say) fails the test instead of blocking it.
+fn run_bounded(cwd: &Path, envs: &[(&str, &str)], args: &[&str]) -> (Option<i32>, String, String) {
+    let out_dir = tempfile::tempdir().unwrap();
+    let stdout = out_dir.path().join("stdout");
+    let stderr = out_dir.path().join("stderr");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wandb-sync"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("WANDB_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.current_dir(cwd)
+        .env("HOME", out_dir.path())
+        .env("NETRC", out_dir.path().join("netrc"))
+        .env("WANDB_CONFIG_DIR", out_dir.path().join("config"))
+        .env("WANDB_SYNC_TEST_FAST_RETRY", "1")
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&stdout).unwrap())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .args(args);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("wandb-sync {args:?} did not finish in 60 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    (
+        status.code(),
+        std::fs::read_to_string(stdout).unwrap(),
+        std::fs::read_to_string(stderr).unwrap(),
+    )
+}
+
+/// The shared input rules, through the binary: `--dry-run --json` lists every file found (online
+/// ones skipped), refuses what is not a regular `.wandb` log by name, warns about inputs holding
+/// no run, and exits with 2 (a missing input), 1 (something refused, or nothing found) or 0.
+#[test]
+fn the_input_rules_table_through_the_binary() {
+    use input_rules::{CASES, Problem};
+    let tmp = tempfile::tempdir().unwrap();
+    input_rules::build(tmp.path());
+    for case in CASES {
+        let mut args = vec!["--dry-run", "--json"];
+        args.extend(case.args);
+        let (code, stdout, stderr) = run_bounded(tmp.path(), &[], &args);
+        let context = format!("case: {}\nstdout:\n{stdout}\nstderr:\n{stderr}", case.name);
+        let lines: Vec<serde_json::Value> = stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let runs: Vec<(String, String, String)> = lines
+            .iter()
+            .filter(|l| l["type"] == "run")
+            .map(|l| {
+                let d = &l["data"];
+                (
+                    d["path"].as_str().unwrap().to_owned(),
+                    d["result"].as_str().unwrap().to_owned(),
+                    d["error"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        if case.problems.iter().any(|(p, _)| p.about_argument()) {
+            assert_eq!(code, Some(2), "{context}");
+            assert!(runs.is_empty(), "{context}");
+            for (problem, path) in case.problems {
+                let want = format!("wandb-sync: error: {path}: {}", problem.message());
+                assert!(stderr.contains(&want), "missing {want:?}\n{context}");
+            }
+            continue;
+        }
+        let mut want_runs: Vec<(String, String)> = Vec::new();
+        for (problem, path) in case.problems {
+            if problem.is_warning() {
+                let want = format!("wandb-sync: warning: {path}: {}", problem.message());
+                assert!(stderr.contains(&want), "missing {want:?}\n{context}");
+                assert!(
+                    lines.iter().any(|l| l["type"] == "warning"
+                        && l["data"]["message"]
+                            .as_str()
+                            .unwrap()
+                            .starts_with(&format!("{path}: "))),
+                    "{context}"
+                );
+            } else {
+                want_runs.push(((*path).to_owned(), "failed".to_owned()));
+                let error = &runs
+                    .iter()
+                    .find(|(p, result, _)| p == path && result == "failed")
+                    .unwrap_or_else(|| panic!("no failed run for {path}\n{context}"))
+                    .2;
+                assert!(
+                    error.starts_with(&format!("{path}: {}", problem.message())),
+                    "{error}\n{context}"
+                );
+            }
+        }
+        for (path, offline) in case.files {
+            if case
+                .problems
+                .iter()
+                .any(|(p, at)| *p == Problem::NotWandb && at == path)
+            {
+                continue;
+            }
+            let result = if *offline {
+                "dry_run"
+            } else {
+                "skipped_online"
+            };
+            want_runs.push(((*path).to_owned(), result.to_owned()));
+        }
+        let got: Vec<(String, String)> = runs
+            .iter()
+            .map(|(p, r, _)| (p.clone(), r.clone()))
+            .collect();
+        assert_eq!(got, want_runs, "{context}");
+        let refused = case.problems.iter().any(|(p, _)| !p.is_warning());
+        let want_code = if refused || case.files.is_empty() {
+            1
+        } else {
+            0
+        };
+        assert_eq!(code, Some(want_code), "{context}");
+    }
+}
+
+/// `wandb-sync wandb/latest-run` (what the quickstart suggests) syncs the run the link points to:
+/// the run is judged by its target folder's name, not the link's. Without a terminal each run is
+/// one plain line on stderr, named `entity/project/run-id`.
+#[test]
+fn a_latest_run_link_is_synced_as_the_run_it_points_to() {
+    let home = tempfile::tempdir().unwrap();
+    let wandb = home.path().join("wandb");
+    let path = write_run(&wandb, &RunSpec::new("latest", 12));
+    std::os::unix::fs::symlink(path.parent().unwrap(), wandb.join("latest-run")).unwrap();
+    let backend = TestBackend::start().unwrap();
+    let env = [
+        ("WANDB_BASE_URL", backend.base_url()),
+        ("WANDB_API_KEY", backend.api_key().to_owned()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (code, stdout, stderr) = run_bounded(home.path(), &env, &["wandb/latest-run"]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let state = backend.state();
+    let [run] = state.runs.as_slice() else {
+        panic!("{:?}", state.runs.len());
+    };
+    assert_eq!(run.history.len(), 12);
+    let name = format!("{}/{}/{}", run.entity, run.project, run.run_id);
+    assert!(
+        stderr.contains(&format!(
+            "synced {name} (12 rows, wandb/latest-run/run-latest.wandb)"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains(&format!("synced          {name}")),
+        "{stdout}"
+    );
+}
+
+/// `--base-url` wins over `WANDB_BASE_URL`.
+#[test]
+fn the_base_url_flag_wins_over_the_environment() {
+    let home = tempfile::tempdir().unwrap();
+    let path = write_run(&home.path().join("wandb"), &RunSpec::new("flag", 5));
+    let wrong = TestBackend::start().unwrap();
+    let right = TestBackend::start().unwrap();
+    let env = [
+        ("WANDB_BASE_URL", wrong.base_url()),
+        ("WANDB_API_KEY", right.api_key().to_owned()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let url = right.base_url();
+    let (code, stdout, stderr) = run_bounded(
+        home.path(),
+        &env,
+        &["--base-url", &url, path.to_str().unwrap()],
+    );
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert_eq!(right.state().runs.len(), 1);
+    assert!(wrong.state().counters.requests.is_empty());
+    let (code, _, stderr) = run_bounded(
+        home.path(),
+        &env,
+        &["--base-url", "ftp://nope", path.to_str().unwrap()],
+    );
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("--base-url"), "{stderr}");
+}
+
+/// `--dry-run` lists, per run, the requests it would send and the files it would upload.
+#[test]
+fn dry_run_lists_the_requests_and_files_it_would_send() {
+    let home = tempfile::tempdir().unwrap();
+    let mut spec = RunSpec::new("plan", 40);
+    spec.files = vec!["a.txt".into()];
+    let path = write_run(&home.path().join("wandb"), &spec);
+    let size = std::fs::metadata(path.parent().unwrap().join("files/a.txt"))
+        .unwrap()
+        .len();
+    let (code, stdout, stderr) = run_bounded(home.path(), &[], &["--dry-run", "wandb"]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    for want in [
+        "dry_run         ",
+        "    would send UpsertBucket: run plan in project ",
+        "    would send file_stream: 40 history row(s)",
+        ", the summary, then complete with exit code 0\n",
+        "    would send CreateRunFiles for ",
+        &format!("        a.txt ({size} bytes)\n"),
+        "        wandb-summary.json (made from the run's records)\n",
+    ] {
+        assert!(stdout.contains(want), "missing {want:?} in\n{stdout}");
+    }
+}

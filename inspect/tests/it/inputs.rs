@@ -62,13 +62,99 @@ fn a_run_folder_works_for_history() {
 }
 
 #[test]
-fn folders_without_record_files_are_errors() {
+fn folders_without_record_files_are_a_warning_and_exit_1() {
     let tmp = tempfile::tempdir().unwrap();
     let output = inspect(&[&"dump", &tmp.path()]);
-    assert_eq!(output.exit, Exit::Error);
+    assert_eq!(output.exit, Exit::Damage);
     assert!(
-        output.stderr.contains("no .wandb file in this folder"),
+        output.stderr.contains("warning: ") && output.stderr.contains(": holds no run: "),
         "{}",
         output.stderr
     );
+}
+
+#[path = "../../../format/tests/input_rules/table.rs"]
+mod input_rules;
+
+/// Runs the built `wandb-inspect ARGS` in `cwd`, stdout and stderr to files, killed after 60 s so
+/// that a hang (on a FIFO, say) fails the test instead of blocking it.
+fn run_binary(cwd: &std::path::Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let out_dir = tempfile::tempdir().unwrap();
+    let stdout = out_dir.path().join("stdout");
+    let stderr = out_dir.path().join("stderr");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wandb-inspect"))
+        .current_dir(cwd)
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&stdout).unwrap())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .args(args)
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("wandb-inspect {args:?} did not finish in 60 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    (
+        status.code(),
+        std::fs::read_to_string(stdout).unwrap(),
+        std::fs::read_to_string(stderr).unwrap(),
+    )
+}
+
+/// The shared input rules, through the binary: `verify` reads every file found, in order, refuses
+/// what is not a regular file by name (exit 2), reports bytes that are not a `.wandb` log as
+/// damage (exit 1), warns about inputs holding no run, and exits with 1 when nothing was found.
+#[test]
+fn the_input_rules_table_through_the_binary() {
+    use input_rules::{CASES, Problem};
+    let tmp = tempfile::tempdir().unwrap();
+    input_rules::build(tmp.path());
+    for case in CASES {
+        let mut args = vec!["verify"];
+        args.extend(case.args);
+        let (code, stdout, stderr) = run_binary(tmp.path(), &args);
+        let context = format!("case: {}\nstdout:\n{stdout}\nstderr:\n{stderr}", case.name);
+        let verified: Vec<&str> = stdout
+            .lines()
+            .filter(|line| line.contains(": OK (") || line.contains(": DAMAGED ("))
+            .map(|line| line.split(": ").next().unwrap())
+            .collect();
+        let want: Vec<&str> = case.files.iter().map(|(path, _)| *path).collect();
+        assert_eq!(verified, want, "{context}");
+        for (problem, path) in case.problems {
+            let want = match problem {
+                Problem::NoRun => format!("wandb-inspect: warning: {path}: {}", problem.message()),
+                Problem::NotWandb => {
+                    format!("{path}: damage: offset 0, 12 bytes: {}", problem.message())
+                }
+                _ => format!("wandb-inspect: error: {path}: {}", problem.message()),
+            };
+            assert!(
+                stdout.contains(&want) || stderr.contains(&want),
+                "missing {want:?}\n{context}"
+            );
+        }
+        let error = case
+            .problems
+            .iter()
+            .any(|(p, _)| !p.is_warning() && *p != Problem::NotWandb);
+        let damage = case.problems.iter().any(|(p, _)| *p == Problem::NotWandb);
+        let want_code = if error {
+            2
+        } else if damage || case.files.is_empty() {
+            1
+        } else {
+            0
+        };
+        assert_eq!(code, Some(want_code), "{context}");
+    }
 }

@@ -88,7 +88,7 @@ fn unreadable_inputs_exit_2_and_the_rest_is_still_checked() {
     let output = inspect(&[&"verify", &tmp.path().join("nothing-*.wandb")]);
     assert_eq!(output.exit, Exit::Error);
     assert!(
-        output.stderr.contains("no file matches it"),
+        output.stderr.contains("nothing matches it as a pattern"),
         "{}",
         output.stderr
     );
