@@ -73,7 +73,8 @@ pub(crate) struct Api {
 }
 
 impl Api {
-    fn graphql(
+    /// Posts one GraphQL operation and returns its `data`; a reply with `errors` is permanent.
+    pub(crate) fn graphql(
         &self,
         operation: &str,
         query: &str,
@@ -200,22 +201,7 @@ impl Api {
                 slots.len()
             )));
         }
-        let mut headers = HeaderMap::new();
-        if let Some(list) = data
-            .pointer("/createRunFiles/uploadHeaders")
-            .and_then(Value::as_array)
-        {
-            for item in list.iter().filter_map(Value::as_str) {
-                if let Some((key, value)) = item.split_once(':')
-                    && let (Ok(name), Ok(value)) = (
-                        HeaderName::from_bytes(key.trim().as_bytes()),
-                        HeaderValue::from_str(value.trim()),
-                    )
-                {
-                    headers.insert(name, value);
-                }
-            }
-        }
+        let headers = upload_headers(data.pointer("/createRunFiles/uploadHeaders"));
         Ok((slots, headers))
     }
 
@@ -301,6 +287,27 @@ impl Api {
             deadline,
         )
     }
+}
+
+/// The `uploadHeaders` of a reply (`["Name:value", ...]`) as headers; malformed ones are skipped.
+pub(crate) fn upload_headers(list: Option<&Value>) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for item in list
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
+        if let Some((key, value)) = item.split_once(':')
+            && let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(key.trim().as_bytes()),
+                HeaderValue::from_str(value.trim()),
+            )
+        {
+            headers.insert(name, value);
+        }
+    }
+    headers
 }
 
 fn graphql_errors(errors: &Value) -> String {

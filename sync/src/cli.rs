@@ -104,6 +104,16 @@ pub struct Cli {
     /// Bytes of output per file_stream request (tuning and tests).
     #[arg(long, hide = true)]
     pub chunk_bytes: Option<usize>,
+    /// Refuse saved files whose symlink leads out of the run folder. By default such a link (what
+    /// `wandb.save` makes) is followed when its target is a regular file owned by the link's owner
+    /// or readable by everyone; either way, files of other users, devices, FIFOs and files on
+    /// /proc or /sys are refused and named in the report.
+    #[arg(long)]
+    pub no_follow_links: bool,
+    /// Seconds a server may stay unreachable (connection refused, DNS failure) before giving up
+    /// (tuning and tests).
+    #[arg(long, hide = true, value_name = "SECONDS")]
+    pub unreachable_timeout: Option<u64>,
 }
 
 /// Runs the command: parses nothing (clap already did), syncs, prints, returns the exit code.
@@ -237,6 +247,10 @@ fn options_from(cli: &Cli) -> Result<SyncOptions, Error> {
     {
         opts.retry = RetryPolicy::fast();
         opts.live_poll = Duration::from_millis(50);
+    }
+    opts.no_follow_links = cli.no_follow_links;
+    if let Some(secs) = cli.unreachable_timeout {
+        opts.retry.unreachable_budget = Duration::from_secs(secs);
     }
     Ok(opts)
 }

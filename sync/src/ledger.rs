@@ -16,11 +16,13 @@
 //! | `alerts_sent` | alerts acknowledged |
 //! | `files` | uploaded files: path → size and SHA-256 |
 //! | `complete` | the final file_stream request (`complete`, `exitcode`) was acknowledged |
+//! | `artifacts` | per artifact record (by client id): server id, files acknowledged with the artifact that stores them, manifest uploaded, committed, used (absent in ledgers written before artifacts were synced) |
+//! | `artifact_uses` | `use_artifact` records acknowledged with `UseArtifact` |
 //!
 //! Because every line is sent to `base + index` and indexes are fixed by the file's content,
 //! re-sending after a crash overwrites the same lines with the same text: no duplicate, no gap.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -48,6 +50,26 @@ pub(crate) struct UploadedFile {
     pub(crate) sha256: String,
 }
 
+/// How far one artifact got; each step is recorded once the server acknowledged it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ArtifactProgress {
+    /// Collection name, for people reading the ledger.
+    pub(crate) name: String,
+    /// The artifact digest.
+    pub(crate) digest: String,
+    /// The id `CreateArtifact` returned.
+    pub(crate) server_id: Option<String>,
+    /// Files the server acknowledged (uploaded, or already held), with the id of the artifact
+    /// that stores them (`birthArtifactID`).
+    pub(crate) files: BTreeMap<String, String>,
+    /// The manifest was uploaded.
+    pub(crate) manifest_uploaded: bool,
+    /// `CommitArtifact` succeeded, or the server already had the artifact committed.
+    pub(crate) committed: bool,
+    /// `UseArtifact` after commit (`use_after_commit`) succeeded.
+    pub(crate) used: bool,
+}
+
 /// The ledger's content.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct LedgerData {
@@ -64,6 +86,12 @@ pub(crate) struct LedgerData {
     pub(crate) files: BTreeMap<String, UploadedFile>,
     pub(crate) complete: bool,
     pub(crate) exit_code: Option<i32>,
+    /// Artifacts by key (see `crate::artifacts`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) artifacts: BTreeMap<String, ArtifactProgress>,
+    /// Keys of the `use_artifact` records the server acknowledged.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub(crate) artifact_uses: BTreeSet<String>,
 }
 
 impl LedgerData {
@@ -83,6 +111,8 @@ impl LedgerData {
             files: BTreeMap::new(),
             complete: false,
             exit_code: None,
+            artifacts: BTreeMap::new(),
+            artifact_uses: BTreeSet::new(),
         }
     }
 }
@@ -262,6 +292,30 @@ mod tests {
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         assert_eq!(leftovers, vec!["run-x.wandb.ledger.json".to_owned()]);
+    }
+
+    #[test]
+    fn ledgers_without_artifacts_still_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let wandb = dir.path().join("run-x.wandb");
+        // A ledger as written before artifacts were synced.
+        let old = r#"{"version":1,"destination":{"base_url":"http://h","entity":"e","project":"p","run_id":"x"},
+            "storage_id":"sid","history_base":0,"events_base":0,"console_base":0,"record_offset":7,
+            "history_acked":1,"events_acked":0,"alerts_sent":0,"files":{},"complete":false,"exit_code":null}"#;
+        fs::write(ledger_path(&wandb), old).unwrap();
+        let mut ledger = Ledger::load(&wandb).unwrap();
+        let data = ledger.data.clone().unwrap();
+        assert_eq!(data.record_offset, 7);
+        assert!(data.artifacts.is_empty());
+        ledger
+            .update(|d| {
+                d.artifacts.entry("c1".into()).or_default().committed = true;
+                d.artifact_uses.insert("u".into());
+            })
+            .unwrap();
+        let again = Ledger::load(&wandb).unwrap().data.unwrap();
+        assert!(again.artifacts["c1"].committed);
+        assert!(again.artifact_uses.contains("u"));
     }
 
     #[test]

@@ -24,6 +24,7 @@
 //! ```
 
 mod api;
+mod artifacts;
 mod cli;
 mod console;
 mod discover;

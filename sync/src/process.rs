@@ -16,9 +16,10 @@ use wandb_format::proto::{
     SummaryRecord, history_item,
 };
 
+use crate::artifacts::ArtifactItem;
 use crate::console::{Stream, Terminal};
 use crate::fastrec::{FastItem, FastRecord};
-use crate::jsonbuild::{Item, JsonTree, Path, build_object, canonical};
+use crate::jsonbuild::{Item, JsonTree, Node, Path, build_object, canonical};
 use crate::runconfig::RunConfig;
 use wandb_format::json::write_str;
 
@@ -160,8 +161,15 @@ pub(crate) struct Processor {
     pub(crate) new_files: Vec<FileRequest>,
     /// Whether a `preempting` record was seen.
     pub(crate) preempting: bool,
+    /// `artifact` and `use_artifact` records, in file order (replayed ones included: the
+    /// ledger's artifact entries decide what is left to do).
+    pub(crate) artifacts: Vec<ArtifactItem>,
     /// I/O error from the console spool, if any.
     pub(crate) spool_error: Option<std::io::Error>,
+    /// The `_step` of the last history row (canonical JSON), empty before the first: the
+    /// summary's `_step` is always this, as wandb-core sends it (a killed run may have a later
+    /// summary record, or none at all).
+    last_step: String,
     /// Where temporary files go (unused for now; the system temp dir is used).
     _temp_dir: Option<PathBuf>,
     /// Reused for each history line.
@@ -190,7 +198,9 @@ impl Processor {
             n_oversize_lines: 0,
             new_files: Vec::new(),
             preempting: false,
+            artifacts: Vec::new(),
             spool_error: None,
+            last_step: String::new(),
             _temp_dir: None,
             line_buf: String::new(),
             items_buf: Vec::new(),
@@ -199,8 +209,12 @@ impl Processor {
 
     /// The state to hand to the next fragment.
     pub(crate) fn into_carry(self) -> Carry {
+        let mut summary = self.summary;
+        if !self.last_step.is_empty() {
+            summary.set(&["_step"], &self.last_step);
+        }
         Carry {
-            summary: self.summary,
+            summary,
             config: self.config,
             spool: self.spool,
         }
@@ -270,6 +284,12 @@ impl Processor {
                     chunk.preempting = true;
                 }
             }
+            RecordType::Artifact(artifact) => self
+                .artifacts
+                .push(ArtifactItem::Log(Box::new(artifact.clone()))),
+            RecordType::UseArtifact(used) => self
+                .artifacts
+                .push(ArtifactItem::Use(Box::new(used.clone()))),
             _ => {}
         }
     }
@@ -301,6 +321,9 @@ impl Processor {
         }
         let index = self.n_history;
         self.n_history += 1;
+        if let Some(step) = fast.iter().find(|item| item.segment() == "_step") {
+            self.note_step(step.value_json);
+        }
         if !emit {
             return;
         }
@@ -316,6 +339,18 @@ impl Processor {
             }
         }
         self.emit_history_line(items, index, chunk);
+    }
+
+    /// Remembers the `_step` of the row just read (see [`Processor::summary_json`]).
+    fn note_step(&mut self, value_json: &str) {
+        let Ok(step) = canonical(value_json) else {
+            return;
+        };
+        if self.last_step != step {
+            self.last_step.clear();
+            self.last_step.push_str(&step);
+            self.summary_version += 1;
+        }
     }
 
     /// Builds the line of `items` and adds it to the chunk as history line `index`.
@@ -411,6 +446,17 @@ impl Processor {
         }
         let index = self.n_history;
         self.n_history += 1;
+        let step = history
+            .item
+            .iter()
+            .find(|item| match item.nested_key.as_slice() {
+                [] => item.key == "_step",
+                [key] => key == "_step",
+                _ => false,
+            });
+        if let Some(step) = step {
+            self.note_step(&step.value_json);
+        }
         if !emit {
             return;
         }
@@ -535,9 +581,18 @@ impl Processor {
         self.spool_text(&rest);
     }
 
-    /// The summary as the one-line JSON text sent on file_stream and uploaded.
+    /// The summary as the one-line JSON text sent on file_stream and uploaded, with the last
+    /// history row's `_step`, as wandb-core sends it: a killed 0.15-0.17 run has no summary
+    /// record, and a killed later one may have a summary record of a row the file lost.
     pub(crate) fn summary_json(&self) -> String {
-        self.summary.to_json()
+        let current =
+            matches!(self.summary.get("_step"), Some(Node::Raw(s)) if *s == self.last_step);
+        if self.last_step.is_empty() || current {
+            return self.summary.to_json();
+        }
+        let mut summary = self.summary.clone();
+        summary.set(&["_step"], &self.last_step);
+        summary.to_json()
     }
 }
 
@@ -684,5 +739,50 @@ mod tests {
             chunk.events,
             r#""{\"system.cpu\":12.5,\"_wandb\":true,\"_timestamp\":3.5,\"_runtime\":2.5}""#
         );
+    }
+
+    /// The summary's `_step` is the last row's, as wandb-core sends it: a killed 0.15-0.17 run
+    /// has rows but no summary record, and a killed later run may end with the summary record of
+    /// a row whose history record was lost.
+    #[test]
+    fn summary_step_is_the_last_rows() {
+        let summary = |items: &[(&str, &str)]| Record {
+            record_type: Some(RecordType::Summary(SummaryRecord {
+                update: items
+                    .iter()
+                    .map(|(k, v)| SummaryItem {
+                        key: (*k).to_owned(),
+                        value_json: (*v).to_owned(),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        let mut p = Processor::new(Carry::default());
+        let mut chunk = Chunk::default();
+        assert_eq!(p.summary_json(), "{}");
+        // Replayed rows count too (a resumed sync).
+        p.apply(
+            &history_record(&[("_step", "0"), ("a", "1")]),
+            false,
+            0,
+            &mut chunk,
+        );
+        p.apply(
+            &history_record(&[("_step", "1"), ("a", "2")]),
+            true,
+            0,
+            &mut chunk,
+        );
+        assert_eq!(p.summary_json(), r#"{"_step":1}"#);
+        let version = p.summary_version;
+        p.apply(&summary(&[("a", "3"), ("_step", "2")]), true, 0, &mut chunk);
+        assert!(p.summary_version > version);
+        assert_eq!(p.summary_json(), r#"{"a":3,"_step":1}"#);
+        // The next fragment of the run starts from it.
+        let next = Processor::new(p.into_carry());
+        assert_eq!(next.summary_json(), r#"{"a":3,"_step":1}"#);
     }
 }

@@ -29,6 +29,7 @@ use wandb_format::proto::record::RecordType;
 use wandb_format::{Damage, Entry, Follower, LogFile, Recovery, ScanItem, decode};
 
 use crate::api::{Api, UploadSlot, UpsertParams, escape_segment};
+use crate::artifacts;
 use crate::error::{Error, Result};
 use crate::fastrec::{self, FastRecord};
 use crate::files::{
@@ -250,6 +251,8 @@ struct RunSync<'a> {
     upload_context: UploadContext,
     refused: Vec<RefusedFile>,
     refused_seen: HashSet<String>,
+    /// Notes about artifacts for the report.
+    artifact_warnings: Vec<String>,
     damage: Vec<DamageReport>,
     dry_files: BTreeSet<String>,
     summary_sent_version: u64,
@@ -306,6 +309,7 @@ impl<'a> RunSync<'a> {
             },
             refused: Vec::new(),
             refused_seen: HashSet::new(),
+            artifact_warnings: Vec::new(),
             damage: Vec::new(),
             dry_files: BTreeSet::new(),
             summary_sent_version: 0,
@@ -903,6 +907,11 @@ impl<'a> RunSync<'a> {
             self.stop_sender();
             return Err(self.thread_error());
         }
+        // Artifacts, before the final request (as wandb-core waits for them).
+        if let Err(e) = self.sync_artifacts() {
+            self.stop_sender();
+            return Err(e);
+        }
 
         let exit_code = match &self.processor.exit {
             Some(exit) if exit.not_complete => None,
@@ -948,6 +957,35 @@ impl<'a> RunSync<'a> {
             write_marker(&synced_marker(&self.plan.path))?;
         }
         Ok(())
+    }
+
+    /// Uploads the file's artifacts and sends its `use_artifact` records (see
+    /// [`crate::artifacts`]); refused staged files go into the report.
+    fn sync_artifacts(&mut self) -> Result<()> {
+        let items = std::mem::take(&mut self.processor.artifacts);
+        let Some(target) = &self.target else {
+            return Ok(());
+        };
+        if items.is_empty() {
+            return Ok(());
+        }
+        let ctx = artifacts::Context {
+            api: self.api.filter(|_| !self.opts.dry_run),
+            dest: &target.dest,
+            ledger: &self.shared.ledger,
+            policy: &self.upload_context.policy,
+            owner_uid: self.upload_context.run.as_ref().map(|r| r.owner_uid),
+            deadline: self.deadline,
+        };
+        let mut outcome = artifacts::Outcome::default();
+        let result = artifacts::sync_all(&ctx, &items, &mut outcome);
+        for refused in outcome.refused {
+            if self.refused_seen.insert(refused.path.clone()) {
+                self.refused.push(refused);
+            }
+        }
+        self.artifact_warnings.extend(outcome.warnings);
+        result
     }
 
     fn stop_sender(&mut self) {
@@ -1009,6 +1047,7 @@ impl<'a> RunSync<'a> {
                 p.n_oversize_lines
             ));
         }
+        report.warnings.append(&mut self.artifact_warnings);
         report.damage = std::mem::take(&mut self.damage);
         report.refused = std::mem::take(&mut self.refused);
         for refusal in self

@@ -14,5 +14,7 @@ mod hostile;
 mod cli;
 // Fragments of one run, --live.
 mod runs;
+// Artifacts: committed once through faults and kill -9, staged files, the official sync.
+mod artifacts;
 // Stalled and unreachable servers: every wait bounded by the run's budget.
 mod network;

@@ -4,7 +4,8 @@
 
 use serde_json::Value;
 
-use crate::state::RunState;
+use crate::artifacts::ArtifactState;
+use crate::state::{BackendState, RunState};
 
 /// The parts of a reconstructed run that must match between two syncs of the same data.
 pub fn essence(run: &RunState) -> Value {
@@ -33,6 +34,57 @@ pub fn essence(run: &RunState) -> Value {
         "exit_code": run.exit_code, "preempting": run.preempting,
         "alerts": run.alerts.iter().map(|a| (a.title.clone(), a.text.clone())).collect::<Vec<_>>(),
     })
+}
+
+/// The parts of a reconstructed artifact that must match between two syncs of the same run:
+/// name, type, digest, description, metadata, aliases and tags (sorted), committed, the
+/// creating and using runs, and each file with its digest, size, reference and the SHA-256 of
+/// the content the server holds. Server ids, client ids, counters and the manifest's
+/// `local_path`/`birthArtifactID` (machine paths and server ids) are left out.
+pub fn artifact_essence(artifact: &ArtifactState) -> Value {
+    let mut files = serde_json::Map::new();
+    for (path, file) in &artifact.files {
+        files.insert(
+            path.clone(),
+            serde_json::json!({
+                "digest": file.digest, "size": file.size, "reference": file.reference,
+                "stored": file.stored, "sha256": file.sha256,
+            }),
+        );
+    }
+    let mut aliases = artifact.aliases.clone();
+    aliases.sort();
+    let mut tags = artifact.tags.clone();
+    tags.sort();
+    let mut used_by = artifact.used_by.clone();
+    used_by.sort();
+    serde_json::json!({
+        "entity": artifact.entity, "project": artifact.project,
+        "type": artifact.artifact_type, "name": artifact.name, "digest": artifact.digest,
+        "description": artifact.description, "metadata": artifact.metadata,
+        "aliases": aliases, "tags": tags, "committed": artifact.committed,
+        "version": artifact.version, "created_by": artifact.created_by, "used_by": used_by,
+        "files": files,
+    })
+}
+
+/// [`artifact_essence`] of every artifact, keyed by `name:digest` (creation order differs
+/// between clients that upload artifacts concurrently).
+pub fn artifacts_essence(state: &BackendState) -> Value {
+    let mut out = serde_json::Map::new();
+    for artifact in &state.artifacts {
+        out.insert(
+            format!("{}:{}", artifact.name, artifact.digest),
+            artifact_essence(artifact),
+        );
+    }
+    let mut keys: Vec<String> = out.keys().cloned().collect();
+    keys.sort();
+    Value::Object(
+        keys.into_iter()
+            .filter_map(|k| out.remove(&k).map(|v| (k, v)))
+            .collect(),
+    )
 }
 
 /// A run config with the parts that legitimately differ between syncs normalized: the random
