@@ -96,15 +96,15 @@ fn dump_command(args: &DumpArgs, console: &mut Console<'_>) -> io::Result<Exit> 
         color: console.out_color(),
     };
     if args.follow {
+        if exit != Exit::Ok {
+            return Ok(exit);
+        }
         let [file] = files.as_slice() else {
             return usage(
                 console,
                 format!("--follow takes exactly one file, got {}", files.len()),
             );
         };
-        if exit != Exit::Ok {
-            return Ok(exit);
-        }
         options.headers = false;
         let poll = Duration::from_millis(args.poll_ms.max(1));
         return follow::follow(file, options, poll, console);

@@ -158,3 +158,28 @@ fn the_input_rules_table_through_the_binary() {
         assert_eq!(code, Some(want_code), "{context}");
     }
 }
+
+/// Every command refuses a FIFO named `*.wandb` by name and type, with exit 2, instead of blocking
+/// on it (`dump --follow` and `history` too).
+#[test]
+fn every_command_refuses_a_fifo_without_blocking() {
+    let tmp = tempfile::tempdir().unwrap();
+    input_rules::build(tmp.path());
+    let fifo = "fifo/offline-run-f/run-ffff.wandb";
+    let want = format!(
+        "wandb-inspect: error: {fifo}: {}",
+        input_rules::Problem::Fifo.message()
+    );
+    for args in [
+        &["verify", fifo][..],
+        &["dump", fifo],
+        &["dump", "--follow", fifo],
+        &["summary", fifo],
+        &["history", fifo],
+        &["summary", "fifo"],
+    ] {
+        let (code, stdout, stderr) = run_binary(tmp.path(), args);
+        assert_eq!(code, Some(2), "{args:?}\n{stdout}{stderr}");
+        assert_eq!(stderr.trim_end(), want, "{args:?}");
+    }
+}
