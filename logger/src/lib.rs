@@ -46,6 +46,13 @@
 //! [`Run::finish`], never as a panic. Derived summaries are coalesced and written at each
 //! flush; the final summary is exact.
 //!
+//! # Media
+//!
+//! Images (8-bit grey, RGB or RGBA pixels encoded as PNG, or a PNG or JPEG file), histograms
+//! (NumPy's bins for a list of values, or precomputed bins) and tables are written as the
+//! official SDK writes them: see [`media`]. [`Run::media`] stores an image or table file under
+//! `files/media/` and returns the value to log under its key.
+//!
 //! # Process events
 //!
 //! * A forked child gets a fresh [`singleton`] and never writes to or finishes its parent's
@@ -61,6 +68,7 @@ mod diag;
 mod error;
 mod fork;
 mod integration;
+pub mod media;
 mod options;
 mod records;
 mod registry;

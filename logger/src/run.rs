@@ -22,6 +22,7 @@ use wandb_settings::{RunPaths, Settings};
 
 use crate::error::{Error, FinishError, Result};
 use crate::fork;
+use crate::media::FileMedia;
 use crate::options::{
     Alert, Backpressure, LogOptions, Metric, SavePolicy, WriterOptions, config_map,
 };
@@ -686,6 +687,34 @@ impl Run {
             return Ok(());
         }
         self.log(Row::serialize(row)?)
+    }
+
+    /// Stores a media file (an [`Image`](crate::media::Image) or a
+    /// [`Table`](crate::media::Table)) logged under `key` at the current step, and returns the
+    /// value to log under `key` (see [`crate::media`]). Log it in the next call, before
+    /// anything else moves the step.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for a key that cannot name a file, the writer's first
+    /// failure, [`Error::Finished`], or [`Error::ForkedChild`].
+    pub fn media(&self, key: &str, media: &dyn FileMedia) -> Result<Value> {
+        let step = self.step()?;
+        self.media_at(key, step, media)
+    }
+
+    /// [`Run::media`] for a known step (the step the value is logged at: the `step` of
+    /// [`Run::log_at`], or the current step).
+    pub fn media_at(&self, key: &str, step: u64, media: &dyn FileMedia) -> Result<Value> {
+        let rel = crate::media::media_path(key, step, media)?;
+        let value = Value::from(media.value_for(&rel));
+        if !self.core.is_disabled() {
+            self.core.send(Command::MediaFile {
+                rel,
+                bytes: Arc::clone(media.bytes()),
+            })?;
+        }
+        Ok(value)
     }
 
     /// The current step (the step the next committed row gets).

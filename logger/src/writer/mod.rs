@@ -89,6 +89,13 @@ pub(crate) enum Command {
     Metric(Box<Metric>),
     /// `save`: copy a file into `files/` and announce it.
     Save(SaveCmd),
+    /// A media file (image, table): write it under `files/` and announce it.
+    MediaFile {
+        /// Destination relative to `files/`, with `/` separators.
+        rel: String,
+        /// The file's content.
+        bytes: Arc<[u8]>,
+    },
     /// A question about the run's state.
     Query(Query),
     /// A flush barrier: answered once everything sent before is written as far as asked.
@@ -432,6 +439,7 @@ impl Worker {
                 let result = self.save(&save);
                 let _ = save.reply.send(result);
             }
+            Command::MediaFile { rel, bytes } => self.write_media(&rel, &bytes),
             Command::Query(query) => self.answer(query),
             Command::Flush { durability, reply } => {
                 self.flush_point(durability);
@@ -508,7 +516,7 @@ impl Worker {
                 Value::Json(json) if is_nested_object(&json) => {
                     self.path_buf.clear();
                     self.path_buf.push(key.as_str().to_owned());
-                    if let json::Value::Object(map) = *json {
+                    if let Ok(map) = json.into_object() {
                         self.merge_object(map);
                     }
                 }
@@ -573,7 +581,7 @@ impl Worker {
         for (key, value) in map {
             self.path_buf.push(key);
             if is_nested_object(&value) {
-                if let json::Value::Object(inner) = value {
+                if let Ok(inner) = value.into_object() {
                     self.merge_object(inner);
                 }
             } else {
@@ -838,6 +846,31 @@ impl Worker {
             self.resave.push((save.src.clone(), dest.clone()));
         }
         self.status().map(|()| dest)
+    }
+
+    /// Writes a media file under `files/` and its `files` record (policy `now`, as the SDK
+    /// announces media); a failure is the run's failure, like any other write.
+    fn write_media(&mut self, rel: &str, bytes: &[u8]) {
+        if self.failed {
+            return;
+        }
+        let dest = self.files_dir.join(rel);
+        let written = dest
+            .parent()
+            .map_or(Ok(()), |parent| {
+                fs::create_dir_all(parent)
+                    .map_err(|e| Error::io(parent, "create folder in files/", e))
+            })
+            .and_then(|()| {
+                fs::write(&dest, bytes).map_err(|e| Error::io(&dest, "write media file", e))
+            });
+        match written {
+            Ok(()) => {
+                let record = records::files(rel, SavePolicy::Now, self.stream_info());
+                self.write_record(record);
+            }
+            Err(e) => self.fail(e),
+        }
     }
 
     // ---------------------------------------------------------------------------------------

@@ -8,3 +8,10 @@ mod official_sync;
 /// A run written by our logger reconstructs the same state whether the official `wandb sync` or ours
 /// uploads it.
 mod logger_compat;
+
+/// Runs written by official SDK versions 0.15 to 0.31, synced by the official `wandb sync` and by
+/// ours: the same reconstructed state, apart from the deliberate differences.
+mod sdk_versions;
+
+/// Media from our logger against the SDK's for the same inputs, and uploaded by both syncs.
+mod media;
