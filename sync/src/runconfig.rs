@@ -420,7 +420,57 @@ mod tests {
         });
         assert_eq!(
             config.to_json(),
-            r#"{"lr":{"value":0.1},"_wandb":{"value":{"cli_version":"0.31.0","python_version":"3.11.7","t":{"3":[1,2,76],"4":"3.11.7","5":"0.31.0"},"m":[{"1":"step","6":[3],"7":[]},{"1":"loss","5":1,"6":[],"7":[1]}]}}}"#
+            r#"{"lr":{"value":0.1},"_wandb":{"value":{"cli_version":"0.31.0","python_version":"3.11.7","t":{"3":[1,2,76],"4":"3.11.7","5":"0.31.0"},"m":[{"1":"step","6":[3],"7":[]},{"1":"loss","5":1,"6":[3],"7":[1]}]}}}"#
         );
+    }
+
+    /// What the official `wandb sync` 0.31 sends for metric records of older SDKs (checked on
+    /// files written by 0.18.7 and 0.25.1, and on hand-made records without `defined`).
+    #[test]
+    fn metrics_as_wandb_core_lists_them() {
+        let mut config = RunConfig::default();
+        let step_sync = Some(MetricOptions {
+            step_sync: true,
+            ..Default::default()
+        });
+        config.apply_metric(&MetricRecord {
+            glob_name: "val/*".into(),
+            options: Some(MetricOptions {
+                step_sync: true,
+                defined: true,
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        // 0.18: a glob's expansion, as a named record without `defined`.
+        config.apply_metric(&MetricRecord {
+            name: "val/acc".into(),
+            options: step_sync.clone(),
+            ..Default::default()
+        });
+        // 0.19+: the same, flagged; wandb-core leaves it out.
+        config.apply_metric(&MetricRecord {
+            name: "val/loss".into(),
+            options: step_sync.clone(),
+            expanded_from_glob: true,
+            ..Default::default()
+        });
+        assert_eq!(
+            config.metrics_json(),
+            r#"[{"1":"val/acc","6":[1,3],"7":[]},{"2":"val/*","6":[1],"7":[]}]"#
+        );
+    }
+
+    /// A telemetry message that is present but sets no flag this proto knows (0.15-0.18 set
+    /// import and env fields wandb-core no longer has) is `[]`, as wandb-core writes it.
+    #[test]
+    fn present_empty_telemetry_messages_are_empty_lists() {
+        let mut config = RunConfig::default();
+        config.apply_telemetry(&TelemetryRecord {
+            imports_init: Some(Default::default()),
+            env: Some(Default::default()),
+            ..Default::default()
+        });
+        assert_eq!(config.telemetry_json(), r#"{"1":[],"3":[76],"8":[]}"#);
     }
 }
