@@ -79,9 +79,13 @@ fn run_logged(mut cmd: Command, log: &Path) -> (ExitStatus, String) {
 
 /// Makes the offline run and returns its directory.
 fn make_offline_run(python: &Path, home: &Path) -> PathBuf {
+    make_offline_run_with(python, home, OFFLINE_SCRIPT)
+}
+
+/// Makes an offline run with `script` and returns its directory.
+fn make_offline_run_with(python: &Path, home: &Path, script: &str) -> PathBuf {
     let mut cmd = wandb_command(python, home);
-    cmd.env("WANDB_MODE", "offline")
-        .args(["-c", OFFLINE_SCRIPT]);
+    cmd.env("WANDB_MODE", "offline").args(["-c", script]);
     let (status, output) = run_logged(cmd, &home.join("offline.log"));
     assert!(status.success(), "offline run failed:\n{output}");
     let runs: Vec<PathBuf> = fs::read_dir(home.join("wandb"))
@@ -265,4 +269,76 @@ fn official_wandb_sync_survives_faults() {
         .filter(|e| e.fault.is_some())
         .collect();
     assert_eq!(failed.len(), 5);
+}
+
+/// An offline run with a Table and `log_artifact` of a file and of a directory.
+const ARTIFACT_SCRIPT: &str = r#"
+import os, wandb
+os.makedirs("data/dir/sub", exist_ok=True)
+open("data/weights.bin", "wb").write(bytes(range(256)) * 40)
+open("data/dir/a.txt", "w").write("alpha\n")
+open("data/dir/sub/b.txt", "w").write("beta\n")
+run = wandb.init(project="p")
+run.log({"tbl": wandb.Table(columns=["x", "y"], data=[[1, "a"], [2, "b"]])})
+model = wandb.Artifact("model", type="model", metadata={"k": 1})
+model.add_file("data/weights.bin")
+run.log_artifact(model, aliases=["best"])
+dataset = wandb.Artifact("dataset", type="dataset")
+dataset.add_dir("data/dir")
+run.log_artifact(dataset)
+run.finish()
+"#;
+
+#[test]
+fn official_wandb_sync_uploads_artifacts_through_faults() {
+    let Some(python) = sdk_python() else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    let run_dir = make_offline_run_with(&python, home.path(), ARTIFACT_SCRIPT);
+    let run_id = run_id_of(&run_dir);
+    let backend = TestBackend::start().unwrap();
+    let faults = backend.faults();
+    faults.fail_next(
+        Route::GraphqlOperation("CreateArtifactFiles".to_owned()),
+        1,
+        500,
+    );
+    faults.reset_next(Route::ArtifactUpload, 1);
+    faults.fail_next(Route::GraphqlOperation("CommitArtifact".to_owned()), 1, 503);
+    official_sync(&python, home.path(), &backend, &run_dir);
+    assert_eq!(faults.injected_count(), 3, "{:?}", faults.injected());
+
+    let state = backend.state();
+    assert!(state.errors.is_empty(), "{:?}", state.errors);
+    let mut names: Vec<&str> = state.artifacts.iter().map(|a| a.name.as_str()).collect();
+    names.sort_unstable();
+    let table = format!("run-{run_id}-tbl");
+    assert_eq!(names, ["dataset", "model", table.as_str()]);
+    for artifact in &state.artifacts {
+        assert!(artifact.committed, "{} not committed", artifact.name);
+        assert_eq!(artifact.created_by.as_deref(), Some(run_id.as_str()));
+        assert_eq!(artifact.entity, DEFAULT_ENTITY);
+        assert!(
+            artifact.errors.is_empty(),
+            "{}: {:?}",
+            artifact.name,
+            artifact.errors
+        );
+        assert!(!artifact.files.is_empty());
+        for (path, file) in &artifact.files {
+            assert!(
+                file.stored && file.digest_matches,
+                "{}: {path}",
+                artifact.name
+            );
+        }
+    }
+    let model = state.artifacts_named("model")[0];
+    assert_eq!(model.aliases, ["latest", "best"]);
+    assert_eq!(model.metadata, Some(json!({"k": 1})));
+    let dataset = state.artifacts_named("dataset")[0];
+    let files: Vec<&str> = dataset.files.keys().map(String::as_str).collect();
+    assert_eq!(files, ["a.txt", "sub/b.txt"]);
+    assert_eq!(state.artifacts_named(&table)[0].artifact_type, "run_table");
 }
