@@ -258,6 +258,7 @@ impl Http {
         let started = Instant::now();
         let mut n_attempts: u32 = 0;
         let host = host_of(url);
+        let mut unreachable_until: Option<Instant> = None;
         loop {
             let left = attempt.deadline.saturating_duration_since(Instant::now());
             if left < MIN_ATTEMPT {
@@ -322,6 +323,7 @@ impl Http {
                                 });
                             }
                             announce(&host, cause, true);
+                            unreachable_until = Some(since + self.retry.unreachable_budget);
                         }
                         None => {}
                     }
@@ -339,10 +341,14 @@ impl Http {
             let now = Instant::now();
             let out_of_attempts =
                 !attempt.unlimited_attempts && n_attempts >= self.retry.max_attempts;
-            let wait = match retry_after {
+            let mut wait = match retry_after {
                 Some(wait) => wait.min(self.retry.max_retry_after),
                 None => backoff(&self.retry, n_attempts),
             };
+            if let Some(until) = unreachable_until.take() {
+                // The last try of an unreachable host comes when its budget ends, not after.
+                wait = wait.min(until.saturating_duration_since(now));
+            }
             if out_of_attempts {
                 return Err(Error::RetriesExhausted {
                     what: what.to_owned(),
@@ -396,7 +402,17 @@ fn unreachable_cause(error: &reqwest::Error, text: &str) -> Option<Unreachable> 
         return None;
     }
     let lower = text.to_ascii_lowercase();
-    if lower.contains("tls") || lower.contains("handshake") || lower.contains("corrupt message") {
+    // rustls' words for a handshake that cannot succeed (the URL is in the text too, so no
+    // match on a bare "tls", which a host name may contain).
+    if [
+        "handshake",
+        "corrupt message",
+        "peer is incompatible",
+        "invalidcontenttype",
+    ]
+    .iter()
+    .any(|w| lower.contains(w))
+    {
         return Some(Unreachable::Tls("TLS handshake failed"));
     }
     if lower.contains("dns error") || lower.contains("failed to lookup address") {
