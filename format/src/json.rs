@@ -23,8 +23,9 @@
 //! * **Objects.** Key order is kept. A key that occurs more than once keeps the position of its
 //!   first occurrence and the value of its last one, as Python's `json.loads` does
 //!   (`{"a":1,"b":2,"a":3}` reads as `{"a":3,"b":2}`).
-//! * **Limits.** Nesting is limited to [`MAX_DEPTH`] arrays and objects; the parser uses an explicit
-//!   stack, so hostile input can never overflow the call stack. Only the four JSON whitespace bytes
+//! * **Limits.** Nesting is limited to [`MAX_DEPTH`] (10,000, Go's limit) arrays and objects; the
+//!   parser, the writer, comparisons, `Clone` and `Drop` use explicit stacks, so neither hostile
+//!   input nor a deep value can overflow the call stack (even a 2 MiB thread's). Only the four JSON whitespace bytes
 //!   are skipped; a byte-order mark or anything after the value is an error. Errors carry the byte
 //!   offset at which the input went wrong and what was expected there.
 //!
@@ -62,8 +63,15 @@ pub use crate::gofloat::{GoFloat, is_plain_decimal};
 
 /// Deepest nesting of arrays and objects that [`parse`] accepts (the outermost container is level 1).
 ///
-/// Go's `simplejsonext` allows about 500 levels, `serde_json` 128; real W&B values rarely exceed 5.
-pub const MAX_DEPTH: usize = 512;
+/// Go's `encoding/json` (which W&B's server uses) allows 10,000 levels, and so do we; `serde_json`
+/// allows 128, real W&B values rarely exceed 5. Parsing, writing ([`Value::write_to`]), comparing
+/// ([`Value::equivalent`]) and dropping values use explicit stacks or bounded recursion, so values
+/// this deep are safe on a thread with a small (2 MiB) stack.
+pub const MAX_DEPTH: usize = 10_000;
+
+/// Levels that [`Value::write_to`] handles by plain recursion before it switches to an explicit
+/// stack.
+const RECURSION_LEVELS: usize = 64;
 
 // ---------------------------------------------------------------------------------------------
 // Value and Map
@@ -73,7 +81,7 @@ pub const MAX_DEPTH: usize = 512;
 ///
 /// The derived `PartialEq` is structural: `Float(NaN) != Float(NaN)` and `Float(1.0) != Int(1)`.
 /// Use [`Value::equivalent`] to compare numbers by value and treat `NaN` as equal to itself.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Default)]
 pub enum Value {
     /// `null`.
     #[default]
@@ -94,6 +102,136 @@ pub enum Value {
     Array(Vec<Value>),
     /// An object with keys in insertion order.
     Object(Map),
+}
+
+impl Clone for Value {
+    /// A deep copy, made with an explicit stack for nested containers.
+    fn clone(&self) -> Self {
+        match self {
+            Value::Null => Value::Null,
+            Value::Bool(b) => Value::Bool(*b),
+            Value::Int(i) => Value::Int(*i),
+            Value::UInt(u) => Value::UInt(*u),
+            Value::Float(f) => Value::Float(*f),
+            Value::String(s) => Value::String(s.clone()),
+            Value::Array(_) | Value::Object(_) => clone_deep(self),
+        }
+    }
+}
+
+/// Copies a container without recursion: each open container is a frame holding the copies made so
+/// far and the originals left.
+fn clone_deep(root: &Value) -> Value {
+    enum Frame<'a> {
+        Array(Vec<Value>, std::slice::Iter<'a, Value>),
+        Object(
+            Vec<(String, Value)>,
+            std::slice::Iter<'a, (String, Value)>,
+            String,
+        ),
+    }
+    let mut stack: Vec<Frame<'_>> = Vec::new();
+    let mut current = root;
+    loop {
+        let mut done = match current {
+            Value::Array(items) => {
+                stack.push(Frame::Array(Vec::with_capacity(items.len()), items.iter()));
+                None
+            }
+            Value::Object(map) => {
+                let entries = Vec::with_capacity(map.entries.len());
+                stack.push(Frame::Object(entries, map.entries.iter(), String::new()));
+                None
+            }
+            scalar => Some(scalar.clone()),
+        };
+        loop {
+            let Some(top) = stack.last_mut() else {
+                return done.unwrap_or_default();
+            };
+            match top {
+                Frame::Array(copies, originals) => {
+                    copies.extend(done.take());
+                    if let Some(next) = originals.next() {
+                        current = next;
+                        break;
+                    }
+                    done = Some(Value::Array(std::mem::take(copies)));
+                }
+                Frame::Object(copies, originals, key) => {
+                    if let Some(value) = done.take() {
+                        copies.push((std::mem::take(key), value));
+                    }
+                    if let Some((next_key, next)) = originals.next() {
+                        key.clone_from(next_key);
+                        current = next;
+                        break;
+                    }
+                    done = Some(Value::Object(Map {
+                        entries: std::mem::take(copies),
+                    }));
+                }
+            }
+            stack.pop();
+        }
+    }
+}
+
+impl PartialEq for Value {
+    /// Structural equality (see the type's docs), compared with an explicit stack.
+    fn eq(&self, other: &Self) -> bool {
+        let mut pending = vec![(self, other)];
+        while let Some((a, b)) = pending.pop() {
+            let same = match (a, b) {
+                (Value::Null, Value::Null) => true,
+                (Value::Bool(x), Value::Bool(y)) => x == y,
+                (Value::Int(x), Value::Int(y)) => x == y,
+                (Value::UInt(x), Value::UInt(y)) => x == y,
+                (Value::Float(x), Value::Float(y)) => x == y,
+                (Value::String(x), Value::String(y)) => x == y,
+                (Value::Array(x), Value::Array(y)) => {
+                    pending.extend(x.iter().zip(y));
+                    x.len() == y.len()
+                }
+                (Value::Object(x), Value::Object(y)) => {
+                    for ((kx, vx), (ky, vy)) in x.iter().zip(y) {
+                        if kx != ky {
+                            return false;
+                        }
+                        pending.push((vx, vy));
+                    }
+                    x.len() == y.len()
+                }
+                _ => false,
+            };
+            if !same {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+impl Drop for Value {
+    /// Drops nested containers with an explicit stack: the derived drop would recurse once per
+    /// level, and values may be nested [`MAX_DEPTH`] deep.
+    fn drop(&mut self) {
+        let mut stack = match self {
+            Value::Array(items) if items.iter().any(Value::is_container) => std::mem::take(items),
+            Value::Object(map) if map.entries.iter().any(|(_, v)| v.is_container()) => {
+                map.entries.drain(..).map(|(_, value)| value).collect()
+            }
+            _ => return,
+        };
+        while let Some(mut value) = stack.pop() {
+            match &mut value {
+                Value::Array(items) => stack.append(items),
+                Value::Object(map) => stack.extend(map.entries.drain(..).map(|(_, v)| v)),
+                _ => {}
+            }
+            // `value` is now a scalar or an empty container: dropping it does not recurse.
+        }
+    }
 }
 
 /// The members of a JSON object: keys in insertion order, each key at most once.
@@ -306,7 +444,20 @@ fn num_equivalent(a: Num, b: Num) -> bool {
 
 impl Value {
     /// Writes the value as compact JSON, exactly as wandb-core would (see the module docs).
+    ///
+    /// Values nested deeper than a few dozen levels are written with an explicit stack, so any depth
+    /// the parser accepts is written without deep recursion.
     pub fn write_to(&self, out: &mut String) {
+        self.write_nested(out, 0);
+    }
+
+    /// [`Value::write_to`] at nesting level `level`: recursion for the shallow values W&B deals in,
+    /// [`Value::write_deep`] past [`RECURSION_LEVELS`].
+    fn write_nested(&self, out: &mut String, level: usize) {
+        if level >= RECURSION_LEVELS {
+            self.write_deep(out);
+            return;
+        }
         match self {
             Value::Null => out.push_str("null"),
             Value::Bool(true) => out.push_str("true"),
@@ -321,7 +472,7 @@ impl Value {
                     if i > 0 {
                         out.push(',');
                     }
-                    item.write_to(out);
+                    item.write_nested(out, level + 1);
                 }
                 out.push(']');
             }
@@ -333,9 +484,66 @@ impl Value {
                     }
                     write_str(out, key);
                     out.push(':');
-                    value.write_to(out);
+                    value.write_nested(out, level + 1);
                 }
                 out.push('}');
+            }
+        }
+    }
+
+    /// Writes the value with an explicit stack instead of recursion.
+    fn write_deep(&self, out: &mut String) {
+        /// A container being written: the members left, and whether one was written yet.
+        enum Open<'a> {
+            Array(std::slice::Iter<'a, Value>, bool),
+            Object(std::slice::Iter<'a, (String, Value)>, bool),
+        }
+        let mut stack: Vec<Open<'_>> = Vec::new();
+        let mut next = Some(self);
+        loop {
+            if let Some(value) = next.take() {
+                match value {
+                    Value::Array(items) => {
+                        out.push('[');
+                        stack.push(Open::Array(items.iter(), false));
+                    }
+                    Value::Object(map) => {
+                        out.push('{');
+                        stack.push(Open::Object(map.entries.iter(), false));
+                    }
+                    scalar => scalar.write_nested(out, 0),
+                }
+            }
+            let Some(open) = stack.last_mut() else {
+                return;
+            };
+            match open {
+                Open::Array(items, started) => match items.next() {
+                    Some(item) => {
+                        if std::mem::replace(started, true) {
+                            out.push(',');
+                        }
+                        next = Some(item);
+                    }
+                    None => {
+                        out.push(']');
+                        stack.pop();
+                    }
+                },
+                Open::Object(members, started) => match members.next() {
+                    Some((key, value)) => {
+                        if std::mem::replace(started, true) {
+                            out.push(',');
+                        }
+                        write_str(out, key);
+                        out.push(':');
+                        next = Some(value);
+                    }
+                    None => {
+                        out.push('}');
+                        stack.pop();
+                    }
+                },
             }
         }
     }
@@ -346,23 +554,50 @@ impl Value {
     /// exactly, including object key order. `parse(&v.to_string())` is always equivalent to `v`.
     #[must_use]
     pub fn equivalent(&self, other: &Value) -> bool {
-        match (self, other) {
-            (Value::Null, Value::Null) => true,
-            (Value::Bool(a), Value::Bool(b)) => a == b,
-            (Value::String(a), Value::String(b)) => a == b,
-            (Value::Array(a), Value::Array(b)) => {
-                a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.equivalent(y))
+        // Pairs still to compare: an explicit stack, so any depth is compared without recursion.
+        let mut pending = vec![(self, other)];
+        while let Some((a, b)) = pending.pop() {
+            let same = match (a, b) {
+                (Value::Null, Value::Null) => true,
+                (Value::Bool(x), Value::Bool(y)) => x == y,
+                (Value::String(x), Value::String(y)) => x == y,
+                (Value::Array(x), Value::Array(y)) => {
+                    pending.extend(x.iter().zip(y));
+                    x.len() == y.len()
+                }
+                (Value::Object(x), Value::Object(y)) => {
+                    for ((kx, vx), (ky, vy)) in x.iter().zip(y) {
+                        if kx != ky {
+                            return false;
+                        }
+                        pending.push((vx, vy));
+                    }
+                    x.len() == y.len()
+                }
+                _ => match (a.as_num(), b.as_num()) {
+                    (Some(x), Some(y)) => num_equivalent(x, y),
+                    _ => false,
+                },
+            };
+            if !same {
+                return false;
             }
-            (Value::Object(a), Value::Object(b)) => {
-                a.len() == b.len()
-                    && a.iter()
-                        .zip(b)
-                        .all(|((ka, va), (kb, vb))| ka == kb && va.equivalent(vb))
+        }
+        true
+    }
+
+    /// Calls `visit` on this value and every value inside it, with the number of containers around
+    /// it, without recursion.
+    #[cfg(any(test, feature = "fuzzing"))]
+    fn for_each_nested(&self, mut visit: impl FnMut(&Value, usize)) {
+        let mut stack = vec![(self, 0)];
+        while let Some((value, level)) = stack.pop() {
+            visit(value, level);
+            match value {
+                Value::Array(items) => stack.extend(items.iter().map(|v| (v, level + 1))),
+                Value::Object(map) => stack.extend(map.values().map(|v| (v, level + 1))),
+                _ => {}
             }
-            _ => match (self.as_num(), other.as_num()) {
-                (Some(a), Some(b)) => num_equivalent(a, b),
-                _ => false,
-            },
         }
     }
 
@@ -373,6 +608,36 @@ impl Value {
             Value::Float(f) => Some(Num::Float(*f)),
             _ => None,
         }
+    }
+
+    /// The members, if this is an object; else the value back. (`Value` implements `Drop`, so
+    /// a pattern cannot move its members out.)
+    ///
+    /// # Errors
+    ///
+    /// The value itself when it is not an object.
+    pub fn into_object(mut self) -> Result<Map, Value> {
+        match &mut self {
+            Value::Object(map) => Ok(std::mem::take(map)),
+            _ => Err(self),
+        }
+    }
+
+    /// The items, if this is an array; else the value back.
+    ///
+    /// # Errors
+    ///
+    /// The value itself when it is not an array.
+    pub fn into_array(mut self) -> Result<Vec<Value>, Value> {
+        match &mut self {
+            Value::Array(items) => Ok(std::mem::take(items)),
+            _ => Err(self),
+        }
+    }
+
+    /// Whether the value is an array or an object.
+    fn is_container(&self) -> bool {
+        matches!(self, Value::Array(_) | Value::Object(_))
     }
 
     /// Whether the value is `null`.
@@ -456,21 +721,22 @@ impl Value {
 
     #[cfg(any(test, feature = "fuzzing"))]
     fn depth(&self) -> usize {
-        match self {
-            Value::Array(items) => 1 + items.iter().map(Value::depth).max().unwrap_or(0),
-            Value::Object(map) => 1 + map.values().map(Value::depth).max().unwrap_or(0),
-            _ => 0,
-        }
+        let mut depth = 0;
+        self.for_each_nested(|value, level| {
+            if matches!(value, Value::Array(_) | Value::Object(_)) {
+                depth = depth.max(level + 1);
+            }
+        });
+        depth
     }
 
     #[cfg(any(test, feature = "fuzzing"))]
     fn has_non_finite(&self) -> bool {
-        match self {
-            Value::Float(f) => !f.is_finite(),
-            Value::Array(items) => items.iter().any(Value::has_non_finite),
-            Value::Object(map) => map.values().any(Value::has_non_finite),
-            _ => false,
-        }
+        let mut found = false;
+        self.for_each_nested(|value, _| {
+            found |= matches!(value, Value::Float(f) if !f.is_finite());
+        });
+        found
     }
 }
 
@@ -1844,7 +2110,9 @@ mod tests {
         assert!(matches!(negative_zero, Value::Float(f) if f == 0.0 && f.is_sign_negative()));
         assert_eq!(negative_zero.to_string(), "-0");
         assert!(matches!(parse("NaN"), Ok(Value::Float(f)) if f.is_nan()));
-        assert!(matches!(parse(" [NaN, -Infinity] "), Ok(Value::Array(items)) if items.len() == 2));
+        assert!(
+            matches!(parse(" [NaN, -Infinity] "), Ok(Value::Array(ref items)) if items.len() == 2)
+        );
     }
 
     #[test]
@@ -2115,6 +2383,57 @@ mod tests {
         let err = parse_bytes(b"[\"ab\xff\"]").expect_err("invalid UTF-8");
         assert_eq!((err.offset(), err.kind()), (4, &JsonErrorKind::InvalidUtf8));
         assert_eq!(err.to_string(), "invalid JSON at byte 4: invalid UTF-8");
+    }
+
+    /// Runs `f` on a thread with a 2 MiB stack (what the tools' worker threads may have), so deep
+    /// recursion would overflow.
+    fn on_small_stack(f: impl FnOnce() + Send + 'static) {
+        std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(f)
+            .expect("spawn")
+            .join()
+            .expect("small-stack thread panicked");
+    }
+
+    #[test]
+    fn deep_values_up_to_go_s_limit_on_a_small_stack() {
+        on_small_stack(|| {
+            let arrays = |depth: usize| format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
+            let objects =
+                |depth: usize| format!("{}1{}", "{\"k\":".repeat(depth), "}".repeat(depth));
+            let mixed = |depth: usize| {
+                format!(
+                    "{}null{}",
+                    "[{\"a\":".repeat(depth / 2),
+                    "}]".repeat(depth / 2)
+                )
+            };
+            for depth in [600, 10_000] {
+                for text in [arrays(depth), objects(depth), mixed(depth)] {
+                    let value = parse(&text).expect("deep but valid");
+                    assert_eq!(value.depth(), depth);
+                    let written = value.to_string();
+                    assert_eq!(written, text);
+                    let again = parse(&written).expect("reads back");
+                    assert!(value.equivalent(&again));
+                    assert!(value == again);
+                    let copy = value.clone();
+                    drop(value);
+                    drop(again);
+                    assert_eq!(copy.depth(), depth);
+                }
+            }
+            for text in [arrays(10_001), objects(10_001), mixed(10_002)] {
+                let err = parse(&text).expect_err("deeper than Go allows");
+                assert_eq!(err.kind(), &JsonErrorKind::TooDeep);
+                assert!(
+                    err.to_string()
+                        .ends_with("arrays and objects nested deeper than 10000"),
+                    "{err}"
+                );
+            }
+        });
     }
 
     #[test]

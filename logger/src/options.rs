@@ -305,9 +305,12 @@ impl InitOptions {
 
 /// A `Serialize` value as a JSON object (config and summary updates).
 pub(crate) fn config_map<T: Serialize + ?Sized>(value: &T) -> Result<json::Map> {
-    match json::to_value(value).map_err(|source| Error::Serialize { source })? {
-        json::Value::Object(map) => Ok(map),
-        other => Err(Error::NotAnObject {
+    match json::to_value(value)
+        .map_err(|source| Error::Serialize { source })?
+        .into_object()
+    {
+        Ok(map) => Ok(map),
+        Err(other) => Err(Error::NotAnObject {
             found: json_kind(&other),
         }),
     }

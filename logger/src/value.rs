@@ -281,9 +281,9 @@ impl TryFrom<json::Value> for Row {
     type Error = Error;
 
     fn try_from(value: json::Value) -> Result<Row> {
-        match value {
-            json::Value::Object(map) => Ok(Row::from(map)),
-            other => Err(Error::NotAnObject {
+        match value.into_object() {
+            Ok(map) => Ok(Row::from(map)),
+            Err(other) => Err(Error::NotAnObject {
                 found: json_kind(&other),
             }),
         }

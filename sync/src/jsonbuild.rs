@@ -282,9 +282,7 @@ impl JsonTree {
 
     /// Parses canonical text of a JSON object into a tree (one level; members stay text).
     pub(crate) fn from_text(text: &str) -> Option<JsonTree> {
-        let Ok(Value::Object(map)) = json::parse(text) else {
-            return None;
-        };
+        let map = json::parse(text).ok()?.into_object().ok()?;
         Some(JsonTree::from_map(map))
     }
 
