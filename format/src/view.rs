@@ -626,3 +626,109 @@ impl<'a> Iterator for KeyPath<'a> {
         (self.remaining, Some(self.remaining))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use prost::Message as _;
+
+    use super::*;
+    use crate::proto::{self, record::RecordType};
+
+    fn varint(n: u64, out: &mut Vec<u8>) {
+        prost::encoding::encode_varint(n, out);
+    }
+
+    fn field(number: u32, data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        varint(u64::from(number << 3 | 2), &mut out);
+        varint(data.len() as u64, &mut out);
+        out.extend_from_slice(data);
+        out
+    }
+
+    fn item(key: &str, value_json: &str) -> Vec<u8> {
+        [field(1, key.as_bytes()), field(16, value_json.as_bytes())].concat()
+    }
+
+    fn keys(items: Items<'_>) -> ViewResult<Vec<String>> {
+        items
+            .map(|item| item.map(|item| item.key.to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn a_repeated_history_field_reads_merged_as_prost_merges_it() {
+        let step = [0x08, 0x03];
+        let payload = [
+            field(2, &[field(1, &item("a", "1")), field(2, &step)].concat()),
+            field(19, b"u"),
+            field(2, &field(1, &item("b", "2"))),
+        ]
+        .concat();
+        let view = RecordView::parse(&payload).unwrap();
+        let history = view.history().unwrap();
+        assert_eq!(keys(history.items()).unwrap(), ["a", "b"]);
+        assert_eq!(history.step().unwrap(), 3);
+        let Some(RecordType::History(decoded)) =
+            proto::Record::decode(&payload[..]).unwrap().record_type
+        else {
+            panic!("not a history record")
+        };
+        let prost_keys: Vec<_> = decoded.item.iter().map(|i| i.key.clone()).collect();
+        assert_eq!(prost_keys, ["a", "b"]);
+        assert_eq!(decoded.step.unwrap().num, 3);
+    }
+
+    #[test]
+    fn a_replaced_record_type_is_still_checked() {
+        let bad_summary = field(3, &field(1, &[field(1, b"\xff"), field(16, b"1")].concat()));
+        let payload = [bad_summary, field(2, &field(1, &item("a", "1")))].concat();
+        assert!(proto::Record::decode(&payload[..]).is_err());
+        assert!(RecordView::parse(&payload).is_err());
+    }
+
+    #[test]
+    fn a_tenth_varint_byte_above_one_is_rejected() {
+        let mut num = vec![0x08];
+        num.extend([0xFF; 9]);
+        num.push(0x01);
+        assert_eq!(RecordView::parse(&num).unwrap().num, -1);
+        *num.last_mut().unwrap() = 0x02;
+        assert!(proto::Record::decode(&num[..]).is_err());
+        assert_eq!(
+            RecordView::parse(&num).unwrap_err().wire_error(),
+            WireError::Varint
+        );
+    }
+
+    #[test]
+    fn nesting_stops_where_prost_stops() {
+        // Unknown field 15 as nested groups inside a history item: the item's fields are read
+        // with 98 levels left, so 98 nested groups fit and 99 do not.
+        for (n_groups, ok) in [(98, true), (99, false)] {
+            let groups = [vec![0x7B; n_groups], vec![0x7C; n_groups]].concat();
+            let payload = field(2, &field(1, &[item("a", "1"), groups].concat()));
+            assert_eq!(proto::Record::decode(&payload[..]).is_ok(), ok);
+            let view = RecordView::parse(&payload).unwrap();
+            assert_eq!(
+                keys(view.history().unwrap().items()).is_ok(),
+                ok,
+                "{n_groups}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_fields_in_summary_items_are_not_typed_values() {
+        // Field 6 is `HistoryItem.value.number` (fixed64) but unknown in a `SummaryItem`.
+        let summary_item = [item("a", "1"), vec![0x30, 0x01]].concat();
+        let payload = field(3, &field(1, &summary_item));
+        assert!(proto::Record::decode(&payload[..]).is_ok());
+        let view = RecordView::parse(&payload).unwrap();
+        assert_eq!(keys(view.updates().unwrap().updates()).unwrap(), ["a"]);
+        let history = field(2, &field(1, &summary_item));
+        assert!(proto::Record::decode(&history[..]).is_err());
+        let view = RecordView::parse(&history).unwrap();
+        assert!(keys(view.history().unwrap().items()).is_err());
+    }
+}
