@@ -3,12 +3,13 @@
 //!
 //! For each `artifact` record, in file order (wandb-core `core/pkg/artifacts/saver.go`):
 //!
-//! 1. Every file entry is checked before anything is sent: entries with a `ref` (`s3://`,
-//!    `file://`, …) go into the manifest as references and are never read; entries with a
-//!    `local_path` (the SDK stages them outside the run folder) are opened with
-//!    [`files::open_outside_run`] and must still have the MD5 the record declares. A missing,
-//!    refused or changed file is reported by name and the artifact is not uploaded (the run is
-//!    `partial`): a committed artifact without its files would be worse than none.
+//! 1. Entries with a `ref` (`s3://`, `file://`, …) go into the manifest as references and are
+//!    never read. Entries with a `local_path` (the SDK stages them outside the run folder)
+//!    must exist before anything is sent, and are opened with [`files::open_outside_run`] when
+//!    they are uploaded (once, so a large checkpoint is read once), where they must still have
+//!    the MD5 the record declares. A missing, refused or changed file is reported by name and
+//!    the artifact is not committed (the run is `partial`): a committed artifact without its
+//!    files would be worse than none.
 //! 2. `CreateArtifact` with the record's type, name, digest, aliases, metadata, client ids and
 //!    the run as creator. When the server already has this digest committed, the artifact
 //!    counts as committed and nothing else is sent.
@@ -228,8 +229,9 @@ fn log_artifact(
             record.name, record.r#type, record.digest
         ));
     }
-    // Check every staged file first: nothing goes to the server for an artifact that cannot
-    // be completed.
+    // Missing staged files are found before anything is sent. Each file is opened (and
+    // checked under the safety rules, and against its digest) only when it is uploaded, so a
+    // large checkpoint is read once; a file refused then leaves the artifact uncommitted.
     let mut staged = Vec::new();
     let mut bad = false;
     for entry in &manifest.contents {
@@ -242,8 +244,13 @@ fn log_artifact(
             digest: entry.digest.clone(),
         };
         if !state.files.contains_key(&file.path)
-            && let Err(refusal) = open_staged(ctx, &file)
+            && let Err(e) = std::fs::symlink_metadata(&file.local_path)
         {
+            let refusal = Refusal {
+                path: file.local_path.clone(),
+                reason: e.to_string(),
+                kind: RefusalKind::Io(e.kind()),
+            };
             outcome.refused.push(refused_file(record, &file, &refusal));
             bad = true;
         }
@@ -292,7 +299,7 @@ fn log_artifact(
         if !state.manifest_uploaded {
             let manifest_id =
                 create_manifest(api, ctx, record, &created.id, base_id.as_deref(), "", false)?.id;
-            upload_files(
+            let refused = upload_files(
                 api,
                 ctx,
                 &key,
@@ -301,6 +308,12 @@ fn log_artifact(
                 &staged,
                 &mut state,
             )?;
+            if !refused.is_empty() {
+                for (file, refusal) in refused {
+                    outcome.refused.push(refused_file(record, file, &refusal));
+                }
+                return Ok(());
+            }
             let text = manifest_json(record, &state.files, &mut outcome.warnings);
             let digest =
                 base64::engine::general_purpose::STANDARD.encode(Md5::digest(text.as_bytes()));
@@ -550,16 +563,18 @@ fn update_manifest(
 }
 
 /// Asks for upload URLs of the files the ledger does not have yet and PUTs those the server
-/// lacks; each acknowledged file goes into `state.files` with the artifact storing it.
-fn upload_files(
+/// lacks; each acknowledged file goes into `state.files` with the artifact storing it. Returns
+/// the files refused when they were opened (the artifact must not be committed then).
+fn upload_files<'s>(
     api: &Api,
     ctx: &Context<'_>,
     key: &str,
     artifact_id: &str,
     manifest_id: &str,
-    staged: &[Staged],
+    staged: &'s [Staged],
     state: &mut ArtifactProgress,
-) -> Result<()> {
+) -> Result<Vec<(&'s Staged, Refusal)>> {
+    let mut refused = Vec::new();
     let todo: Vec<&Staged> = staged
         .iter()
         .filter(|s| !state.files.contains_key(&s.path))
@@ -621,6 +636,7 @@ fn upload_files(
         let next = AtomicUsize::new(0);
         let done: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
         let first_error: Mutex<Option<Error>> = Mutex::new(None);
+        let refusals: Mutex<Vec<(&Staged, Refusal)>> = Mutex::new(Vec::new());
         std::thread::scope(|scope| {
             for _ in 0..UPLOAD_THREADS.min(puts.len()) {
                 scope.spawn(|| {
@@ -636,20 +652,23 @@ fn upload_files(
                         {
                             break;
                         }
-                        let result = open_staged(ctx, file)
-                            .map_err(|refusal| Error::Permanent {
-                                what: format!("artifact file {}", file.path),
-                                detail: refusal.to_string(),
-                            })
-                            .and_then(|snapshot| {
-                                api.http.put(
-                                    &format!("PUT artifact file {}", file.path),
-                                    url,
-                                    headers,
-                                    &snapshot,
-                                    ctx.deadline,
-                                )
-                            });
+                        let snapshot = match open_staged(ctx, file) {
+                            Ok(snapshot) => snapshot,
+                            Err(refusal) => {
+                                refusals
+                                    .lock()
+                                    .unwrap_or_else(PoisonError::into_inner)
+                                    .push((*file, refusal));
+                                continue;
+                            }
+                        };
+                        let result = api.http.put(
+                            &format!("PUT artifact file {}", file.path),
+                            url,
+                            headers,
+                            &snapshot,
+                            ctx.deadline,
+                        );
                         match result {
                             Ok(()) => done
                                 .lock()
@@ -677,8 +696,13 @@ fn upload_files(
         {
             return Err(e);
         }
+        refused.extend(
+            refusals
+                .into_inner()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
     }
-    Ok(())
+    Ok(refused)
 }
 
 /// The manifest as W&B stores it: `version`, `storagePolicy`, `storagePolicyConfig`, and the

@@ -469,10 +469,13 @@ fn missing_or_changed_staged_files_are_reported_and_make_the_run_partial() {
         "{:?}",
         run.refused
     );
-    // Neither incomplete artifact reached the server; the Table did.
+    // The artifact with a missing file never reached the server; the one with a changed file
+    // is left uncommitted, without the changed bytes; the Table is committed.
     let state = backend.state();
     assert!(state.artifacts_named("dataset").is_empty());
-    assert!(state.artifacts_named("model").is_empty());
+    let model = state.artifacts_named("model")[0];
+    assert!(!model.committed);
+    assert_eq!(model.counters.file_puts, 0);
     assert!(state.artifacts_named("run-gone-tbl")[0].committed);
 }
 
