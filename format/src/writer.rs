@@ -143,6 +143,9 @@ pub struct Writer {
 impl Writer {
     /// Creates a new file at `path` (failing if it exists), writes the file header and syncs the file
     /// and its directory, so the new file itself survives a crash.
+    ///
+    /// If the header cannot be written and synced (a full disk, a file size limit), the new file is
+    /// removed again: a failed creation leaves no empty or partial `.wandb` file behind.
     pub fn create(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let mut file = OpenOptions::new()
@@ -150,10 +153,19 @@ impl Writer {
             .create_new(true)
             .open(&path)
             .map_err(|e| Error::io(&path, "create", e))?;
-        file.write_all(&FILE_HEADER)
-            .map_err(|e| Error::io(&path, "write", e))?;
-        file.sync_all().map_err(|e| Error::io(&path, "fsync", e))?;
-        sync_parent_dir(&path)?;
+        let written = file
+            .write_all(&FILE_HEADER)
+            .map_err(|e| Error::io(&path, "write", e))
+            .and_then(|()| file.sync_all().map_err(|e| Error::io(&path, "fsync", e)))
+            .and_then(|()| sync_parent_dir(&path));
+        if let Err(error) = written {
+            drop(file);
+            // The file is ours (`create_new`); if removing it fails too, the first error matters.
+            if std::fs::remove_file(&path).is_ok() {
+                let _ = sync_parent_dir(&path);
+            }
+            return Err(error);
+        }
         Ok(Writer {
             file,
             path,

@@ -25,6 +25,7 @@ fn entry() {
     };
     match name.as_str() {
         "disk_full" => disk_full(),
+        "init_disk_full" => init_disk_full(),
         "kill9" => kill9(),
         "panic_drop" => panic_drop(),
         "panic_elsewhere" => panic_elsewhere(),
@@ -42,6 +43,24 @@ fn say(line: &str) {
     // The test harness may have printed "test child::entry ... " without a newline.
     writeln!(out, "\n{line}").unwrap();
     out.flush().unwrap();
+}
+
+/// `init` with a file size limit of 3 bytes (fewer than the 7-byte header): prints the error, or
+/// that it succeeded.
+fn init_disk_full() {
+    // SAFETY: as in `disk_full`.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+        let limit = libc::rlimit {
+            rlim_cur: 3,
+            rlim_max: 3,
+        };
+        assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
+    }
+    match wandb_logger::init(InitOptions::new().id("initfull")) {
+        Ok(_) => say("INIT_FULL ok"),
+        Err(error) => say(&format!("INIT_FULL error {error}")),
+    }
 }
 
 fn disk_full() {

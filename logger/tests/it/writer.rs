@@ -263,6 +263,38 @@ fn unusable_folder_is_an_error_not_a_panic() {
     assert!(err.to_string().contains("create run directory"), "{err}");
 }
 
+/// `init` on a full disk (a 3-byte file size limit, in a child process) fails and leaves no
+/// `.wandb` file behind, empty or partial.
+#[test]
+fn init_on_a_full_disk_fails_and_leaves_no_record_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run_child("init_disk_full", dir.path(), &[]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "child failed:\n{stdout}\n{stderr}");
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("INIT_FULL "))
+        .unwrap_or_else(|| panic!("no result line:\n{stdout}\n{stderr}"));
+    assert!(line.starts_with("error "), "{line}");
+    // The failure is the record file's header, not something earlier.
+    assert!(line.contains("run-initfull.wandb"), "{line}");
+    let mut left = Vec::new();
+    let mut folders = vec![dir.path().to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        for entry in fs::read_dir(&folder).unwrap() {
+            let entry = entry.unwrap();
+            let kind = entry.file_type().unwrap();
+            if kind.is_dir() {
+                folders.push(entry.path());
+            } else if entry.path().extension().is_some_and(|e| e == "wandb") {
+                left.push(entry.path());
+            }
+        }
+    }
+    assert!(left.is_empty(), "init left {left:?} ({line})");
+}
+
 /// A file size limit (RLIMIT_FSIZE, with SIGXFSZ ignored) makes writes fail like a full disk:
 /// the next calls and `finish` report it, nothing panics, and the file reads back cleanly up
 /// to the failure. Runs in a child process (the limit is per process).
