@@ -50,6 +50,8 @@ pub(crate) struct Shared {
     pub(crate) started: Instant,
     /// Whether GraphQL variables go into the request log.
     pub(crate) record_variables: bool,
+    /// The network model connections go through, if any.
+    pub(crate) link: Option<Arc<crate::link::Link>>,
 }
 
 impl Shared {
@@ -227,10 +229,27 @@ pub(crate) async fn accept_loop(
 async fn serve_connection(stream: TcpStream, shared: Arc<Shared>) {
     let _ = stream.set_nodelay(true);
     let control = Arc::new(ConnControl::default());
-    let io = TokioIo::new(ConnIo {
+    let socket = ConnIo {
         stream,
         control: Arc::clone(&control),
-    });
+    };
+    match shared.link.clone() {
+        None => serve_io(TokioIo::new(socket), shared, control).await,
+        Some(link) => {
+            // The client's bytes reach hyper through the link model's pumps.
+            let (server_side, link_side) = tokio::io::duplex(256 << 10);
+            let carried = tokio::spawn(crate::link::carry(socket, link_side, link));
+            serve_io(TokioIo::new(server_side), shared, control).await;
+            // Serving ended (or a fault killed the connection): the pumps see the pipe close.
+            carried.abort();
+        }
+    }
+}
+
+async fn serve_io<I>(io: TokioIo<I>, shared: Arc<Shared>, control: Arc<ConnControl>)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let handler_control = Arc::clone(&control);
     let service =
         service_fn(move |req| handle(req, Arc::clone(&shared), Arc::clone(&handler_control)));
