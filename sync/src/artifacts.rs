@@ -10,6 +10,8 @@
 //!    the MD5 the record declares. A missing, refused or changed file is reported by name and
 //!    the artifact is not committed (the run is `partial`): a committed artifact without its
 //!    files would be worse than none.
+//!    A manifest of more than 100,000 entries, which the SDK writes to a gzipped JSON-lines
+//!    file in its staging folder, is read from there the same way (and left in place).
 //! 2. `CreateArtifact` with the record's type, name, digest, aliases, metadata, client ids and
 //!    the run as creator. When the server already has this digest committed, the artifact
 //!    counts as committed and nothing else is sent.
@@ -213,16 +215,37 @@ fn log_artifact(
         ));
         return Ok(());
     };
-    if !manifest.manifest_file_path.is_empty() {
-        outcome.refused.push(RefusedFile {
-            path: manifest.manifest_file_path.clone(),
-            reason: format!(
-                "artifact {}:{} keeps its manifest in a separate file, which wandb-sync does not read yet; the artifact was not uploaded",
-                record.name, record.r#type
-            ),
-        });
-        return Ok(());
-    }
+    // Manifests of more than 100,000 entries are in a gzipped JSON-lines file the SDK
+    // staged (read where it is, never deleted, so a re-sync can read it again).
+    let from_file;
+    let (record, manifest) = if manifest.manifest_file_path.is_empty() {
+        (record, manifest)
+    } else {
+        let mut owned = record.clone();
+        let mut contents = match read_manifest_file(ctx, &manifest.manifest_file_path) {
+            Ok(contents) => contents,
+            Err(reason) => {
+                outcome.refused.push(RefusedFile {
+                    path: manifest.manifest_file_path.clone(),
+                    reason: format!(
+                        "manifest file of artifact {}:{} ({reason}); the artifact was not uploaded",
+                        record.name, record.r#type
+                    ),
+                });
+                return Ok(());
+            }
+        };
+        contents.sort_by(|a, b| a.path.cmp(&b.path));
+        if let Some(m) = owned.manifest.as_mut() {
+            m.contents = contents;
+            m.manifest_file_path.clear();
+        }
+        from_file = owned;
+        let Some(manifest) = &from_file.manifest else {
+            return Ok(());
+        };
+        (&from_file, manifest)
+    };
     if manifest_digest(&manifest.contents) != record.digest {
         outcome.warnings.push(format!(
             "artifact {}:{}: its digest {} is not the digest of its manifest; sent as recorded",
@@ -380,6 +403,74 @@ fn log_artifact(
         save_progress(ctx, &key, &state)?;
     }
     Ok(())
+}
+
+/// Reads the entries of a manifest the SDK wrote to a gzipped JSON-lines file (one
+/// `{"path", "digest", "size", "ref", "local_path", "birthArtifactID", "skip_cache", "extra"}`
+/// object per line), under the rules for files outside the run folder.
+fn read_manifest_file(
+    ctx: &Context<'_>,
+    path: &str,
+) -> std::result::Result<Vec<ArtifactManifestEntry>, String> {
+    use std::io::BufRead as _;
+    let uid = ctx
+        .owner_uid
+        .ok_or_else(|| "the owner of the run folder is unknown".to_owned())?;
+    let snapshot = files::open_outside_run(std::path::Path::new(path), uid, ctx.policy)
+        .map_err(|refusal| refusal.reason)?;
+    let reader = std::io::BufReader::new(flate2::read::GzDecoder::new(snapshot.reader()));
+    let mut entries = Vec::new();
+    for (index, line) in reader.lines().enumerate() {
+        let line = line.map_err(|e| format!("line {}: {e}", index + 1))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let value: Value =
+            serde_json::from_str(&line).map_err(|e| format!("line {}: {e}", index + 1))?;
+        let text = |name: &str| {
+            value
+                .get(name)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let (Some(entry_path), Some(digest)) = (
+            value.get("path").and_then(Value::as_str),
+            value.get("digest").and_then(Value::as_str),
+        ) else {
+            return Err(format!(
+                "line {}: an entry without path or digest",
+                index + 1
+            ));
+        };
+        let extra = value
+            .get("extra")
+            .and_then(Value::as_object)
+            .map(|map| {
+                map.iter()
+                    .map(|(key, v)| wandb_format::proto::ExtraItem {
+                        key: key.clone(),
+                        value_json: v.to_string(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        entries.push(ArtifactManifestEntry {
+            path: entry_path.to_owned(),
+            digest: digest.to_owned(),
+            r#ref: text("ref"),
+            size: value.get("size").and_then(Value::as_i64).unwrap_or(0),
+            local_path: text("local_path"),
+            birth_artifact_id: text("birthArtifactID"),
+            skip_cache: value
+                .get("skip_cache")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            extra,
+            ..Default::default()
+        });
+    }
+    Ok(entries)
 }
 
 /// What `CreateArtifact` answered.

@@ -631,3 +631,71 @@ fn sdk_artifacts_match_the_official_wandb_sync() {
     let puts = |s: &BackendState| total(s, |a| a.counters.file_puts);
     assert_eq!(puts(&theirs), puts(&mine));
 }
+
+#[test]
+fn a_manifest_kept_in_a_separate_file_is_read_where_it_is() {
+    use std::io::Write as _;
+    let backend = TestBackend::start().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let staging = home.path().join("staging");
+    std::fs::create_dir_all(&staging).unwrap();
+    // As the SDK writes manifests of more than 100,000 entries: gzipped JSON lines.
+    let spec = standard("bigman").pop().unwrap();
+    let mut record = artifact_record("bigman", &spec, &staging);
+    let Some(RecordType::Artifact(artifact)) = record.record_type.as_mut() else {
+        unreachable!()
+    };
+    let manifest = artifact.manifest.as_mut().unwrap();
+    let list = home.path().join("entries.jl.gz");
+    let mut gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(&list).unwrap(),
+        flate2::Compression::fast(),
+    );
+    for entry in manifest.contents.drain(..) {
+        let mut line =
+            serde_json::json!({"path": entry.path, "digest": entry.digest, "size": entry.size});
+        if !entry.local_path.is_empty() {
+            line["local_path"] = entry.local_path.into();
+        }
+        if !entry.r#ref.is_empty() {
+            line["ref"] = entry.r#ref.into();
+        }
+        writeln!(gz, "{line}").unwrap();
+    }
+    gz.finish().unwrap();
+    manifest.manifest_file_path = list.to_string_lossy().into_owned();
+
+    let dir = home.path().join("wandb/offline-run-20260101_000000-bigman");
+    std::fs::create_dir_all(dir.join("files")).unwrap();
+    let mut all = records(&RunSpec::new("bigman", 3));
+    let exit = all.pop().unwrap();
+    all.push(record);
+    all.push(exit);
+    let path = dir.join("run-bigman.wandb");
+    let mut writer = Writer::create(&path).unwrap();
+    for r in &all {
+        writer.append_record(r).unwrap();
+    }
+    writer.close().unwrap();
+
+    let report = sync_paths(&options(&backend, vec![path])).unwrap();
+    assert_eq!(
+        report.runs[0].result,
+        RunResult::Synced,
+        "{:?}",
+        report.runs[0]
+    );
+    assert!(list.exists(), "the manifest file was removed");
+    let state = backend.state();
+    let dataset = state.artifacts_named("dataset")[0];
+    assert!(dataset.committed);
+    assert!(dataset.errors.is_empty(), "{:?}", dataset.errors);
+    let paths: Vec<&str> = dataset.files.keys().map(String::as_str).collect();
+    assert_eq!(paths, ["a.txt", "remote.csv", "sub/b.txt"]);
+    assert!(dataset.files["sub/b.txt"].stored);
+    assert!(
+        report.runs[0].warnings.is_empty(),
+        "{:?}",
+        report.runs[0].warnings
+    );
+}
