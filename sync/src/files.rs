@@ -540,7 +540,9 @@ pub(crate) fn open_run_file(
             "symlink leading out of the run folder (--no-follow-links)",
         ));
     }
-    if inside && meta.nlink() > 1 {
+    // Judged on the handle's link count, not on where the name seemed to lead: a file reached
+    // without a symlink whose other names are not all in the run is treated as a link out.
+    if candidate.link_owners.is_empty() && meta.nlink() > 1 {
         let n_inside = run
             .root
             .as_deref()
