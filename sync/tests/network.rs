@@ -145,6 +145,32 @@ fn a_stalled_server_costs_at_most_the_budget_and_the_rerun_completes_once() {
     }
 }
 
+#[test]
+fn a_stalled_run_fails_alone_and_the_other_runs_go_on() {
+    let home = tempfile::tempdir().unwrap();
+    let wandb = home.path().join("wandb");
+    for id in ["first", "second"] {
+        let mut spec = RunSpec::new(id, 50);
+        spec.files = vec!["a.txt".into()];
+        write_run(&wandb, &spec);
+    }
+    let backend = TestBackend::start().unwrap();
+    backend.faults().stall_next(Route::Upload, 1);
+    let key = backend.api_key().to_owned();
+    let child = command(home.path(), &backend.base_url(), &key)
+        .args(["--timeout", "3", "-j", "2"])
+        .arg(&wandb)
+        .spawn()
+        .unwrap();
+    let out = wait_guarded(child, "two runs");
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(all.contains("2 run(s): 1 synced, 1 failed"), "{all}");
+    assert_eq!(backend.faults().injected_count(), 1);
+    let state = backend.state();
+    assert_eq!(state.runs.iter().filter(|r| r.complete).count(), 1, "{all}");
+}
+
 /// A port on 127.0.0.1 that nothing listens on.
 fn closed_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
