@@ -23,7 +23,8 @@
 //!   anonymous temp file when large, so the body always has the length and hash that were
 //!   declared, even when the file is still being written.
 //! * **Secrets.** A snapshot whose bytes contain the API key (or the `Authorization` token made
-//!   from it) is refused.
+//!   from it) is refused (keys shorter than 12 characters, which would match ordinary text, are
+//!   not looked for).
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, Metadata, OpenOptions};
@@ -39,6 +40,9 @@ use wandb_settings::Secret;
 
 /// Snapshots up to this size are kept in memory; larger ones go to an anonymous temp file.
 pub(crate) const MEMORY_SNAPSHOT_BYTES: u64 = 16 << 20;
+
+/// Shortest API key looked for in uploads.
+const MIN_SCANNED_KEY_LEN: usize = 12;
 
 /// Most directory entries a glob expansion (or a hard-link count) looks at.
 const MAX_WALK_ENTRIES: usize = 200_000;
@@ -85,7 +89,12 @@ impl FollowPolicy {
     /// The policy for a sync with this API key.
     pub(crate) fn new(no_follow_links: bool, api_key: Option<&Secret>) -> Self {
         let mut forbidden = Vec::new();
-        if let Some(key) = api_key.map(Secret::expose).filter(|k| !k.is_empty()) {
+        // A key this short would match ordinary text everywhere (W&B's keys have 40 or more
+        // characters); it is not looked for.
+        if let Some(key) = api_key
+            .map(Secret::expose)
+            .filter(|k| k.len() >= MIN_SCANNED_KEY_LEN)
+        {
             forbidden.push(key.as_bytes().to_vec());
             let token = base64::engine::general_purpose::STANDARD.encode(format!("api:{key}"));
             forbidden.push(token.into_bytes());

@@ -11,8 +11,10 @@
 //!   acknowledged; an interrupted sync resumes and every history line lands at its offset once.
 //!   `.synced` is written only when everything was acknowledged.
 //! * **Parallel.** Runs sync in parallel; fragments of the same run in start-time order.
-//! * **Robust.** Damaged files upload everything valid; file paths leaving `files/` are refused;
-//!   two processes never sync the same file at once; retries follow W&B's rules.
+//! * **Robust.** Damaged files upload everything valid; a saved file is uploaded only if the
+//!   run's author could read it anyway (see `files.rs`), never with the API key in it; two
+//!   processes never sync the same file at once; retries follow W&B's rules and every request
+//!   is bounded by the run's time budget.
 //!
 //! ```no_run
 //! use wandb_sync::{SyncOptions, sync_paths};
@@ -50,5 +52,7 @@ pub use crate::cli::{
 pub use crate::error::{Error, Result};
 pub use crate::http::RetryPolicy;
 pub use crate::options::{NoProgress, Observer, PlannedRun, SyncOptions, default_jobs};
-pub use crate::report::{DamageReport, RefusedFile, Report, RunReport, RunResult, Totals};
+pub use crate::report::{
+    ArtifactReport, DamageReport, RefusedFile, Report, RunReport, RunResult, Totals,
+};
 pub use crate::sync::sync_paths;
