@@ -52,7 +52,7 @@ use crate::error::{Error, Result};
 use crate::files::{self, FollowPolicy, Refusal, RefusalKind, Snapshot};
 use crate::http::RetryClass;
 use crate::ledger::{ArtifactProgress, Destination, Ledger};
-use crate::report::RefusedFile;
+use crate::report::{ArtifactReport, RefusedFile};
 
 const CREATE_ARTIFACT: &str = "mutation CreateArtifact($input: CreateArtifactInput!) { createArtifact(input: $input) { ...CreatedArtifact } } fragment CreatedArtifact on CreateArtifactPayload { artifact { id state artifactSequence { latestArtifact { id } } } }";
 
@@ -104,8 +104,8 @@ pub(crate) struct Outcome {
     pub(crate) refused: Vec<RefusedFile>,
     /// Notes for the report.
     pub(crate) warnings: Vec<String>,
-    /// Artifacts committed (or found committed) by this sync.
-    pub(crate) committed: u64,
+    /// Artifacts committed (or found committed) by this sync; in a dry run, those checked.
+    pub(crate) artifacts: Vec<ArtifactReport>,
 }
 
 /// Syncs every artifact record of a file, in order. A request that fails for good stops here
@@ -282,7 +282,24 @@ fn log_artifact(
     if bad {
         return Ok(());
     }
+    let summary = ArtifactReport {
+        name: record.name.clone(),
+        kind: record.r#type.clone(),
+        files: staged.len() as u64,
+        bytes: manifest
+            .contents
+            .iter()
+            .filter(|e| e.r#ref.is_empty() && !e.local_path.is_empty())
+            .map(|e| u64::try_from(e.size).unwrap_or(0))
+            .sum(),
+        references: manifest
+            .contents
+            .iter()
+            .filter(|e| !e.r#ref.is_empty())
+            .count() as u64,
+    };
     let Some(api) = ctx.api else {
+        outcome.artifacts.push(summary);
         return Ok(());
     };
     let dest = ctx.dest;
@@ -390,7 +407,7 @@ fn log_artifact(
         state.committed = true;
         save_progress(ctx, &key, &state)?;
     }
-    outcome.committed += 1;
+    outcome.artifacts.push(summary);
     if record.use_after_commit && !state.used {
         api.graphql(
             "UseArtifact",

@@ -92,6 +92,22 @@ pub struct RefusedFile {
     pub reason: String,
 }
 
+/// One artifact of a run: committed by the sync (or found committed on the server), or, with
+/// `--dry-run`, one that would be uploaded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ArtifactReport {
+    /// Collection name (`run-<id>-<key>` for a Table).
+    pub name: String,
+    /// Artifact type (`run_table`, `model`, `dataset`, ...).
+    pub kind: String,
+    /// Files in its manifest that are uploaded from where the SDK staged them.
+    pub files: u64,
+    /// Their bytes, as the manifest declares them.
+    pub bytes: u64,
+    /// Reference entries (`s3://`, `file://`, ...), recorded but never read.
+    pub references: u64,
+}
+
 /// What happened to one `.wandb` file.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunReport {
@@ -123,6 +139,8 @@ pub struct RunReport {
     pub damage: Vec<DamageReport>,
     /// File paths refused.
     pub refused: Vec<RefusedFile>,
+    /// Artifacts committed (or to upload, with `--dry-run`), in file order.
+    pub artifacts: Vec<ArtifactReport>,
     /// Other things worth knowing (missing exit record, invalid values, oversize lines).
     pub warnings: Vec<String>,
     /// The error, for failed runs.
@@ -151,6 +169,7 @@ impl RunReport {
             exit_code: None,
             damage: Vec::new(),
             refused: Vec::new(),
+            artifacts: Vec::new(),
             warnings: Vec::new(),
             error: None,
             seconds: 0.0,
@@ -330,6 +349,13 @@ fn dry_run_plan(run: &RunReport, out: &mut String) {
         "    would send file_stream: {}, then complete with {exit}\n",
         streamed.join(", ")
     ));
+    for artifact in &run.artifacts {
+        out.push_str(&format!(
+            "    would send CreateArtifact for artifact {} ({}): {} file(s) of {} bytes to PUT, \
+             {} reference(s), then its manifest and CommitArtifact\n",
+            artifact.name, artifact.kind, artifact.files, artifact.bytes, artifact.references
+        ));
+    }
     if run.files.is_empty() {
         return;
     }

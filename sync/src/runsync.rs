@@ -253,6 +253,8 @@ struct RunSync<'a> {
     refused_seen: HashSet<String>,
     /// Notes about artifacts for the report.
     artifact_warnings: Vec<String>,
+    /// Artifacts committed (or checked, in a dry run) for the report.
+    artifact_reports: Vec<crate::report::ArtifactReport>,
     damage: Vec<DamageReport>,
     dry_files: BTreeSet<String>,
     summary_sent_version: u64,
@@ -310,6 +312,7 @@ impl<'a> RunSync<'a> {
             refused: Vec::new(),
             refused_seen: HashSet::new(),
             artifact_warnings: Vec::new(),
+            artifact_reports: Vec::new(),
             damage: Vec::new(),
             dry_files: BTreeSet::new(),
             summary_sent_version: 0,
@@ -985,6 +988,7 @@ impl<'a> RunSync<'a> {
             }
         }
         self.artifact_warnings.extend(outcome.warnings);
+        self.artifact_reports.extend(outcome.artifacts);
         result
     }
 
@@ -1048,6 +1052,7 @@ impl<'a> RunSync<'a> {
             ));
         }
         report.warnings.append(&mut self.artifact_warnings);
+        report.artifacts = std::mem::take(&mut self.artifact_reports);
         report.damage = std::mem::take(&mut self.damage);
         report.refused = std::mem::take(&mut self.refused);
         for refusal in self

@@ -227,7 +227,25 @@ fn artifacts_are_committed_once_and_never_uploaded_twice() {
         &standard("artrun"),
         &[],
     );
+    // A dry run lists the artifacts and sends nothing.
+    let mut dry = options(&backend, vec![path.clone()]);
+    dry.dry_run = true;
+    let report = sync_paths(&dry).unwrap();
+    assert_eq!(report.runs[0].result, RunResult::DryRun);
+    let planned: Vec<(&str, u64, u64)> = report.runs[0]
+        .artifacts
+        .iter()
+        .map(|a| (a.name.as_str(), a.files, a.references))
+        .collect();
+    assert_eq!(
+        planned,
+        [("run-artrun-tbl", 1, 0), ("model", 1, 0), ("dataset", 2, 1)]
+    );
+    assert_eq!(report.runs[0].artifacts[1].bytes, 65_536);
+    assert!(backend.state().artifacts.is_empty());
+
     let report = sync_paths(&options(&backend, vec![path.clone()])).unwrap();
+    assert_eq!(report.runs[0].artifacts.len(), 3);
     assert_eq!(
         report.runs[0].result,
         RunResult::Synced,
