@@ -55,6 +55,11 @@ const MAX_RECORD_BYTES: usize = 64 << 20;
 /// Parallel PUTs per run.
 const UPLOAD_THREADS: usize = 4;
 
+/// Snapshot bytes (memory and temp files) an uploader holds before it sends them: a batch of
+/// many saved files is snapshotted and sent in groups of about this size, so memory and temp
+/// space stay bounded (one file larger than this is a group of its own).
+const HELD_SNAPSHOT_BYTES: u64 = 64 << 20;
+
 /// One `.wandb` file to sync, as planned.
 #[derive(Debug, Clone)]
 pub(crate) struct FilePlan {
@@ -1381,7 +1386,23 @@ fn upload_batch(
         };
         prepared.retain(|p| p.name != name);
         prepared.push(Prepared { name, snapshot });
+        // Snapshots hold memory or temp-file space: send what is held before taking more.
+        let held: u64 = prepared.iter().map(|p| p.snapshot.len()).sum();
+        if held >= HELD_SNAPSHOT_BYTES {
+            send_prepared(api, target, std::mem::take(&mut prepared), shared, deadline)?;
+        }
     }
+    send_prepared(api, target, prepared, shared, deadline)
+}
+
+/// Asks for upload URLs for the files the ledger does not already hold, and PUTs them.
+fn send_prepared(
+    api: &Api,
+    target: &Target,
+    mut prepared: Vec<Prepared>,
+    shared: &Shared,
+    deadline: Instant,
+) -> Result<()> {
     {
         let ledger = shared.ledger();
         if let Some(data) = &ledger.data {
