@@ -42,6 +42,7 @@ fn opts(inputs: Vec<PathBuf>, output: &Path, level: i32) -> PackOptions {
         threads: 2,
         remove_source: false,
         repack: false,
+        progress: None,
     }
 }
 

@@ -91,6 +91,7 @@ pub fn run(cli: &Cli) -> u8 {
             remove_source,
             repack,
         } => {
+            let bar = progress_bar();
             let opts = PackOptions {
                 inputs: paths.clone(),
                 output: output.clone(),
@@ -100,8 +101,13 @@ pub fn run(cli: &Cli) -> u8 {
                 }),
                 remove_source: *remove_source,
                 repack: *repack,
+                progress: bar.as_ref().map(progress_of),
             };
-            match pack(&opts) {
+            let result = pack(&opts);
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
+            match result {
                 Ok(report) => {
                     for problem in &report.input_errors {
                         eprintln!("wandb-archive: error: {problem}");
@@ -185,6 +191,34 @@ pub fn run(cli: &Cli) -> u8 {
             })
         }
     }
+}
+
+/// A bar on stderr when it is a terminal: the run being packed, bytes read and their rate.
+fn progress_bar() -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal as _;
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{spinner} {msg} {bytes} read ({bytes_per_sec}), {elapsed}",
+    ) {
+        bar.set_style(style);
+    }
+    bar.enable_steady_tick(std::time::Duration::from_millis(100));
+    Some(bar)
+}
+
+fn progress_of(bar: &indicatif::ProgressBar) -> crate::pack::Progress {
+    let bar = bar.clone();
+    crate::pack::Progress(std::sync::Arc::new(move |event| {
+        use crate::pack::ProgressEvent;
+        match event {
+            ProgressEvent::Run(name) => bar.set_message(format!("packing {name}:")),
+            ProgressEvent::Bytes(n) => bar.inc(n),
+            ProgressEvent::Verifying => bar.set_message("verifying the archive:".to_string()),
+        }
+    }))
 }
 
 fn with_archive(path: &std::path::Path, f: impl FnOnce(&Archive) -> u8) -> u8 {

@@ -18,6 +18,7 @@
 //!     threads: 2,
 //!     remove_source: false,
 //!     repack: false,
+//!     progress: None,
 //! };
 //! let report = pack(&opts)?;
 //! println!("packed {} runs", report.packed.len());
@@ -47,7 +48,8 @@ mod unpack;
 pub use crate::error::{Error, Result};
 pub use crate::index::{FileEntry, INDEX_NAME, Index, Origin, RunEntry};
 pub use crate::pack::{
-    DEFAULT_LEVEL, FRAME_MAX, FRAME_MIN, PackOptions, PackReport, QUIET_PERIOD, STAGED_DIR, pack,
+    DEFAULT_LEVEL, FRAME_MAX, FRAME_MIN, PackOptions, PackReport, Progress, ProgressEvent,
+    QUIET_PERIOD, STAGED_DIR, pack,
 };
 pub use crate::read::{Archive, Damage, Member, parse_spec};
 pub use crate::unpack::{UnpackReport, link_stays_inside, unpack};

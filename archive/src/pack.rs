@@ -54,6 +54,37 @@ pub struct PackOptions {
     pub remove_source: bool,
     /// Pack runs again even if the existing archive at `output` already holds them.
     pub repack: bool,
+    /// Told about progress (the CLI draws a bar on a terminal).
+    pub progress: Option<Progress>,
+}
+
+/// What `pack` is doing, for a progress display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgressEvent<'a> {
+    /// Packing of a run starts.
+    Run(&'a str),
+    /// This many more bytes of content were read.
+    Bytes(u64),
+    /// The archive is being read back.
+    Verifying,
+}
+
+/// A progress callback.
+#[derive(Clone)]
+pub struct Progress(pub std::sync::Arc<dyn Fn(ProgressEvent<'_>) + Send + Sync>);
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Progress(..)")
+    }
+}
+
+impl Progress {
+    fn tell(progress: Option<&Progress>, event: ProgressEvent<'_>) {
+        if let Some(p) = progress {
+            (p.0)(event);
+        }
+    }
 }
 
 /// What `pack` did.
@@ -277,7 +308,14 @@ pub fn pack(opts: &PackOptions) -> Result<PackReport> {
                 })
                 .collect(),
         );
-        let entry = pack_run(&mut packer, run, &facts, &mut report)?;
+        Progress::tell(opts.progress.as_ref(), ProgressEvent::Run(&run.name));
+        let entry = pack_run(
+            &mut packer,
+            run,
+            &facts,
+            &mut report,
+            opts.progress.as_ref(),
+        )?;
         report.packed.push(entry.name.clone());
         index.runs.push(entry);
     }
@@ -309,6 +347,7 @@ pub fn pack(opts: &PackOptions) -> Result<PackReport> {
         .sync_all()
         .map_err(|e| Error::io(&temp_path, "fsync", e))?;
 
+    Progress::tell(opts.progress.as_ref(), ProgressEvent::Verifying);
     verify_written(&temp_path, &written, &index, opts.threads.max(1))?;
 
     let persisted = temp
@@ -418,6 +457,7 @@ fn pack_run(
     run: &RunSource,
     facts: &HashMap<PathBuf, RecordFacts>,
     report: &mut PackReport,
+    progress: Option<&Progress>,
 ) -> Result<RunEntry> {
     let root = absolute(&run.dir);
     let owner = run
@@ -477,7 +517,7 @@ fn pack_run(
         let header_offset = packer.stream_pos();
         packer.write(&header)?;
         let data_offset = packer.stream_pos();
-        let sha = copy_content(packer, &file.file, size, &name)?;
+        let sha = copy_content(packer, &file.file, size, &name, progress)?;
         packer.pad()?;
         report.bytes_in += size;
         entry.files.push(FileEntry {
@@ -504,7 +544,13 @@ fn pack_run(
 }
 
 /// Streams `size` bytes of `file` into the packer, hashing them; a file that shrank is an error.
-fn copy_content(packer: &mut Packer, file: &File, size: u64, name: &str) -> Result<String> {
+fn copy_content(
+    packer: &mut Packer,
+    file: &File,
+    size: u64,
+    name: &str,
+    progress: Option<&Progress>,
+) -> Result<String> {
     let mut sha = Sha256::new();
     let mut left = size;
     let mut reader = file.take(size);
@@ -523,6 +569,7 @@ fn copy_content(packer: &mut Packer, file: &File, size: u64, name: &str) -> Resu
         };
         sha.update(&buf[..n]);
         packer.write(&buf[..n])?;
+        Progress::tell(progress, ProgressEvent::Bytes(n as u64));
         left -= n as u64;
     }
     Ok(hex(&sha.finalize()))

@@ -34,6 +34,7 @@ fn opts(inputs: Vec<PathBuf>, output: &Path) -> PackOptions {
         threads: 2,
         remove_source: false,
         repack: false,
+        progress: None,
     }
 }
 
