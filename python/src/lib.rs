@@ -15,8 +15,8 @@ use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use wandb_logger::json;
 use wandb_logger::media::{Channels, Histogram, Image, Table};
 use wandb_logger::{
-    Alert, AlertLevel, Goal, InitOptions, Key, LogOptions, Metric, Overrides, Row, Run,
-    SavePolicy, SummaryStat, Value,
+    Alert, AlertLevel, Goal, InitOptions, Key, LogOptions, Metric, Overrides, Row, Run, SavePolicy,
+    SummaryStat, Value,
 };
 
 pyo3::create_exception!(
@@ -361,7 +361,13 @@ impl NativeRun {
 
     /// Saves a file with the run; returns the copy's path.
     #[pyo3(signature = (path, base=None, policy="live"))]
-    fn save(&self, py: Python<'_>, path: &str, base: Option<&str>, policy: &str) -> PyResult<String> {
+    fn save(
+        &self,
+        py: Python<'_>,
+        path: &str,
+        base: Option<&str>,
+        policy: &str,
+    ) -> PyResult<String> {
         let policy = match policy {
             "live" => SavePolicy::Live,
             "now" => SavePolicy::Now,
@@ -384,7 +390,13 @@ impl NativeRun {
 
     /// Records an alert.
     #[pyo3(signature = (title, text, level="INFO", wait_seconds=None))]
-    fn alert(&self, title: &str, text: &str, level: &str, wait_seconds: Option<f64>) -> PyResult<()> {
+    fn alert(
+        &self,
+        title: &str,
+        text: &str,
+        level: &str,
+        wait_seconds: Option<f64>,
+    ) -> PyResult<()> {
         let level = match level.to_ascii_uppercase().as_str() {
             "INFO" => AlertLevel::Info,
             "WARN" | "WARNING" => AlertLevel::Warn,
@@ -411,7 +423,12 @@ impl NativeRun {
     /// Finishes the run; a second call does nothing. Returns the number of rows written.
     #[pyo3(signature = (exit_code=0))]
     fn finish(&self, py: Python<'_>, exit_code: i32) -> PyResult<u64> {
-        let Some(mut run) = self.run.lock().unwrap_or_else(PoisonError::into_inner).take() else {
+        let Some(mut run) = self
+            .run
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        else {
             return Ok(0);
         };
         // Another thread may be inside a call with its own handle: wait for it to return.
@@ -548,7 +565,9 @@ fn init(
     macro_rules! set {
         ($($field:ident),*) => { $(if let Some(v) = $field { options = options.$field(v); })* };
     }
-    set!(project, entity, name, notes, group, job_type, dir, id, mode, resume);
+    set!(
+        project, entity, name, notes, group, job_type, dir, id, mode, resume
+    );
     if let Some(tags) = tags {
         options = options.tags(tags);
     }
