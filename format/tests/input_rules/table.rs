@@ -4,7 +4,7 @@
 //! Shared by format's test of the resolver and by the CLI tests of `wandb-sync` and
 //! `wandb-inspect` (included there with `#[path]`), so every tool is held to the same rules.
 
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use std::path::Path;
 
