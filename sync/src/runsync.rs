@@ -536,6 +536,9 @@ impl<'a> RunSync<'a> {
             self.opts
                 .observer
                 .run_progress(&self.plan.path, self.next_offset);
+            self.opts
+                .observer
+                .run_rows(&self.plan.path, self.processor.n_history);
         }
         Ok(())
     }
@@ -1385,12 +1388,12 @@ fn upload_batch(
             },
         };
         prepared.retain(|p| p.name != name);
-        prepared.push(Prepared { name, snapshot });
-        // Snapshots hold memory or temp-file space: send what is held before taking more.
+        // Snapshots hold memory or temp-file space: send what is held before holding more.
         let held: u64 = prepared.iter().map(|p| p.snapshot.len()).sum();
-        if held >= HELD_SNAPSHOT_BYTES {
+        if !prepared.is_empty() && held + snapshot.len() > HELD_SNAPSHOT_BYTES {
             send_prepared(api, target, std::mem::take(&mut prepared), shared, deadline)?;
         }
+        prepared.push(Prepared { name, snapshot });
     }
     send_prepared(api, target, prepared, shared, deadline)
 }

@@ -509,3 +509,91 @@ fn chown_tree(dir: &Path, uid: u32) {
         }
     }
 }
+
+#[test]
+fn many_large_files_are_snapshotted_and_sent_in_bounded_groups() {
+    let home = tempfile::tempdir().unwrap();
+    let mut spec = RunSpec::new("bigfiles", 10);
+    spec.files = vec!["big/*".into()];
+    let path = write_run(&home.path().join("wandb"), &spec);
+    let big = path.parent().unwrap().join("files/big");
+    std::fs::create_dir_all(&big).unwrap();
+    let mut want = Vec::new();
+    for i in 0..3u8 {
+        // 30 MiB each: every snapshot goes to a temp file, and two of them pass the 64 MiB held.
+        let data: Vec<u8> = (0..30u32 << 20).map(|j| (j % 251) as u8 ^ i).collect();
+        std::fs::write(big.join(format!("part{i}.bin")), &data).unwrap();
+        want.push((format!("big/part{i}.bin"), sha256_hex(&data)));
+    }
+    let backend = TestBackend::start().unwrap();
+    let report = sync_paths(&options(&backend, vec![path])).unwrap();
+    assert_eq!(
+        report.runs[0].result,
+        RunResult::Synced,
+        "{:?}",
+        report.runs[0]
+    );
+    let state = backend.state();
+    for (name, sha) in &want {
+        let file = state.runs[0].file(name).unwrap();
+        assert_eq!(&sha256_hex(&file.bytes), sha, "{name}");
+    }
+    // Each CreateRunFiles asked for some of the big files, never all three at once.
+    let groups: Vec<usize> = state
+        .request_log
+        .iter()
+        .filter(|e| e.operation.as_deref() == Some("CreateRunFiles"))
+        .filter_map(|e| {
+            let names = e.variables.as_ref()?.get("files")?.as_array()?;
+            let n_big = names
+                .iter()
+                .filter(|n| n.as_str().is_some_and(|n| n.starts_with("big/")))
+                .count();
+            (n_big > 0).then_some(n_big)
+        })
+        .collect();
+    // The three parts and the file `write_run` made for the pattern itself (named `*`).
+    assert_eq!(groups.iter().sum::<usize>(), 4, "{groups:?}");
+    assert!(
+        groups.len() >= 2,
+        "the three files were held at once: {groups:?}"
+    );
+}
+
+#[test]
+fn no_follow_links_refuses_even_the_users_own_link() {
+    let home = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let mut spec = RunSpec::new("nofollow", 10);
+    spec.files = vec!["saved.txt".into()];
+    let path = write_run(&home.path().join("wandb"), &spec);
+    let saved = outside.path().join("saved.txt");
+    std::fs::write(&saved, "mine").unwrap();
+    let link = path.parent().unwrap().join("files/saved.txt");
+    std::fs::remove_file(&link).unwrap();
+    std::os::unix::fs::symlink(&saved, &link).unwrap();
+    let backend = TestBackend::start().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_wandb-sync"))
+        .arg("--no-follow-links")
+        .arg(&path)
+        .env("HOME", home.path())
+        .env("WANDB_CONFIG_DIR", home.path().join("config"))
+        .env("WANDB_BASE_URL", backend.base_url())
+        .env("WANDB_API_KEY", backend.api_key())
+        .env("WANDB_SYNC_TEST_FAST_RETRY", "1")
+        .env("WANDB_SYNC_NO_PROGRESS", "1")
+        .current_dir(home.path())
+        .output()
+        .unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("saved.txt") && all.contains("--no-follow-links"),
+        "{all}"
+    );
+    assert!(backend.state().runs[0].file("saved.txt").is_none());
+}
