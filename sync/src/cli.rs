@@ -290,11 +290,12 @@ struct ProgressState {
     overall: Option<ProgressBar>,
     /// Names of the planned runs, by `.wandb` path.
     names: HashMap<PathBuf, String>,
-    /// Running runs: their bar and the bytes counted so far.
-    running: HashMap<PathBuf, (ProgressBar, u64)>,
+    /// Running runs: their bar, the bytes counted so far, the rows read so far.
+    running: HashMap<PathBuf, (ProgressBar, u64, u64)>,
     runs_total: usize,
     runs_done: usize,
-    rows_done: u64,
+    /// Rows sent by the finished runs.
+    rows_finished: u64,
 }
 
 impl ProgressState {
@@ -308,7 +309,9 @@ impl ProgressState {
     fn update_overall(&self) {
         if let Some(overall) = &self.overall {
             overall.set_prefix(format!("{}/{}", self.runs_done, self.runs_total));
-            overall.set_message(format!("{} rows", self.rows_done));
+            // At most `--jobs` runs are running: a short sum.
+            let running: u64 = self.running.values().map(|(_, _, rows)| rows).sum();
+            overall.set_message(format!("{} rows", self.rows_finished + running));
         }
     }
 }
@@ -370,12 +373,12 @@ impl Observer for Progress {
         }
         let mut state = self.state();
         bar.set_message(state.name(path));
-        state.running.insert(path.to_path_buf(), (bar, 0));
+        state.running.insert(path.to_path_buf(), (bar, 0, 0));
     }
 
     fn run_progress(&self, path: &Path, bytes_done: u64) {
         let mut state = self.state();
-        let Some((bar, counted)) = state.running.get_mut(path) else {
+        let Some((bar, counted, _)) = state.running.get_mut(path) else {
             return;
         };
         bar.set_position(bytes_done);
@@ -386,16 +389,24 @@ impl Observer for Progress {
         }
     }
 
+    fn run_rows(&self, path: &Path, rows: u64) {
+        let mut state = self.state();
+        if let Some((_, _, counted)) = state.running.get_mut(path) {
+            *counted = rows;
+            state.update_overall();
+        }
+    }
+
     fn run_finished(&self, report: &RunReport) {
         let mut state = self.state();
-        if let Some((bar, counted)) = state.running.remove(&report.path) {
+        if let Some((bar, counted, _)) = state.running.remove(&report.path) {
             bar.finish_and_clear();
             if let Some(overall) = &state.overall {
                 overall.inc(bar.length().unwrap_or(counted).saturating_sub(counted));
             }
         }
         state.runs_done += 1;
-        state.rows_done += report.rows;
+        state.rows_finished += report.rows;
         state.update_overall();
         if self.quiet {
             return;

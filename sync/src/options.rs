@@ -31,6 +31,8 @@ pub trait Observer: Send + Sync {
     fn run_started(&self, _path: &std::path::Path, _bytes: u64) {}
     /// Bytes of the `.wandb` file processed so far.
     fn run_progress(&self, _path: &std::path::Path, _bytes_done: u64) {}
+    /// History rows read from the `.wandb` file so far (reported with each `run_progress`).
+    fn run_rows(&self, _path: &std::path::Path, _rows: u64) {}
     /// A run finished (any result).
     fn run_finished(&self, _report: &RunReport) {}
 }

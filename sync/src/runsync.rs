@@ -536,6 +536,9 @@ impl<'a> RunSync<'a> {
             self.opts
                 .observer
                 .run_progress(&self.plan.path, self.next_offset);
+            self.opts
+                .observer
+                .run_rows(&self.plan.path, self.processor.n_history);
         }
         Ok(())
     }
