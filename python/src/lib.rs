@@ -7,7 +7,8 @@
 //! result is converted again. `log` releases the GIL while the row is queued, so a full queue
 //! never holds up the interpreter's other threads.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use pyo3::exceptions::{PyException, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -182,8 +183,15 @@ struct NativeRun {
     dir: Option<String>,
     disabled: bool,
     /// The Python converter for values this module does not know.
-    fallback: Mutex<Option<Py<PyAny>>>,
+    fallback: OnceLock<Py<PyAny>>,
+    /// Keys made from Python strings seen before, by object identity (the strings are kept
+    /// alive here, so an address is never reused while cached): rows usually repeat the keys
+    /// of their dict literal, and a key is then one lookup instead of an allocation.
+    keys: Mutex<HashMap<usize, (Py<PyString>, Key)>>,
 }
+
+/// Most keys cached per run.
+const KEY_CACHE: usize = 4096;
 
 impl NativeRun {
     fn handle(&self) -> PyResult<Arc<Run>> {
@@ -194,12 +202,23 @@ impl NativeRun {
             .ok_or_else(|| Error::new_err(format!("run {} is already finished", self.id)))
     }
 
-    fn fallback(&self, py: Python<'_>) -> Option<Py<PyAny>> {
-        self.fallback
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-            .map(|f| f.clone_ref(py))
+    fn key(&self, k: &Bound<'_, PyAny>) -> PyResult<Key> {
+        let addr = k.as_ptr() as usize;
+        let mut cache = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, key)) = cache.get(&addr) {
+            return Ok(key.clone());
+        }
+        let s = k.cast::<PyString>().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "keys must be strings, found {}",
+                k.repr().map(|r| r.to_string()).unwrap_or_default()
+            ))
+        })?;
+        let key = Key::new(s.to_cow()?);
+        if cache.len() < KEY_CACHE {
+            cache.insert(addr, (s.clone().unbind(), key.clone()));
+        }
+        Ok(key)
     }
 }
 
@@ -234,7 +253,7 @@ impl NativeRun {
 
     /// Sets the converter called as `converter(run, key, value, step)` for other values.
     fn set_converter(&self, converter: Py<PyAny>) {
-        *self.fallback.lock().unwrap_or_else(PoisonError::into_inner) = Some(converter);
+        let _ = self.fallback.set(converter);
     }
 
     /// Logs a row (W&B's `run.log(data, step=None, commit=None)`).
@@ -249,18 +268,18 @@ impl NativeRun {
         let this = slf.get();
         let run = this.handle()?;
         let py = slf.py();
-        let fallback = this.fallback(py).map(|f| f.into_bound(py));
+        let fallback = this.fallback.get().map(|f| f.bind(py));
         let owner = owner.cloned().unwrap_or_else(|| slf.clone().into_any());
         let converter = Converter {
-            fallback: fallback.as_ref(),
+            fallback,
             run: &owner,
             step,
         };
         let mut row = Row::with_capacity(data.len());
         for (k, v) in data.iter() {
-            let key = dict_key(&k)?;
-            let value = converter.value(&key, &v)?;
-            row.push(Key::from(key), value);
+            let key = this.key(&k)?;
+            let value = converter.value(key.as_str(), &v)?;
+            row.push(key, value);
         }
         let mut options = LogOptions::new();
         if let Some(step) = step {
@@ -597,7 +616,8 @@ fn init(
         dir: run.dir().map(|d| d.to_string_lossy().into_owned()),
         disabled: run.is_disabled(),
         run: Mutex::new(Some(Arc::new(run))),
-        fallback: Mutex::new(None),
+        fallback: OnceLock::new(),
+        keys: Mutex::new(HashMap::new()),
     })
 }
 

@@ -8,14 +8,15 @@ with ``wandb sync`` or ``wandb-sync``.
 
 from __future__ import annotations
 
-import argparse
 import atexit
-import dataclasses
-import glob as _glob
 import os
 import sys
 import threading
-from typing import Any, Iterator, Mapping, Optional, Sequence
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # Only for annotations: importing typing's names costs start-up time.
+    from typing import Any, Iterator, Optional, Sequence
 
 from . import _native
 from ._native import Error
@@ -223,12 +224,14 @@ def _convert(owner: "Run", key: str, value: Any, step: Optional[int]) -> Any:
 def _as_dict(obj: Any) -> dict:
     if obj is None:
         return {}
-    if isinstance(obj, argparse.Namespace):
-        return dict(vars(obj))
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return dataclasses.asdict(obj)
     if isinstance(obj, Mapping):
         return dict(obj)
+    if type(obj).__name__ == "Namespace" and hasattr(obj, "_get_kwargs"):  # argparse.Namespace
+        return dict(vars(obj))
+    if hasattr(obj, "__dataclass_fields__") and not isinstance(obj, type):
+        import dataclasses  # Imported when needed: it is slow to import.
+
+        return dataclasses.asdict(obj)
     raise TypeError(f"config must be a dict, an argparse.Namespace or a dataclass, not {type(obj).__name__}")
 
 
@@ -402,6 +405,7 @@ class Run:
     def __init__(self, native: Any, config: Optional[dict]) -> None:
         self._native = native
         self._pid = os.getpid()
+        self._forked = False
         self._forked_warned = False
         self.config = Config(self, config)
         self.summary = Summary(self)
@@ -443,8 +447,11 @@ class Run:
     def log(self, data: Mapping[str, Any], step: Optional[int] = None, commit: Optional[bool] = None) -> None:
         """Logs a row: at the current step, then the step advances (unless ``commit=False``);
         with ``step=``, at that step, committed when a later call moves past it."""
-        if os.getpid() != self._pid:
+        if self._forked:
             self._in_child()
+            return
+        if step is None and commit is None and type(data) is dict:
+            self._native.log(data, None, None, self)
             return
         if not isinstance(data, dict):
             if not isinstance(data, Mapping):
@@ -477,7 +484,9 @@ class Run:
         if policy not in ("live", "now", "end"):
             raise ValueError('Only "live", "end" and "now" policies are currently supported.')
         glob_str = os.fspath(glob_str)
-        paths = sorted(p for p in _glob.glob(glob_str, recursive=True) if os.path.isfile(p))
+        import glob
+
+        paths = sorted(p for p in glob.glob(glob_str, recursive=True) if os.path.isfile(p))
         if base_path is None and not os.path.isabs(glob_str):
             base_path = "."
         return [self._native.save(p, base_path, policy) if base_path is not None
@@ -647,6 +656,8 @@ def _atexit() -> None:
 def _after_fork_in_child() -> None:
     # The parent's runs stay the parent's: the child never writes to or finishes them.
     global run, config, summary
+    for r in _open_runs:
+        r._forked = True
     _open_runs.clear()
     run, config, summary = None, Config(), Summary()
 
