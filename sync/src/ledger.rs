@@ -64,7 +64,8 @@ pub(crate) struct ArtifactProgress {
     pub(crate) files: BTreeMap<String, String>,
     /// The manifest was uploaded.
     pub(crate) manifest_uploaded: bool,
-    /// `CommitArtifact` succeeded, or the server already had the artifact committed.
+    /// `CommitArtifact` succeeded, or the server already had the artifact committed (for a
+    /// record without `finalize`, a part of a distributed artifact: its manifest is uploaded).
     pub(crate) committed: bool,
     /// `UseArtifact` after commit (`use_after_commit`) succeeded.
     pub(crate) used: bool,
