@@ -279,3 +279,24 @@ def test_log_releases_the_gil(env):
         t.join(timeout=60)
     assert sorted(done) == [0, 1, 2, 3]
     run.finish()
+
+
+def test_histograms_match_numpy(env):
+    np = pytest.importorskip("numpy")
+    data = [((i * 37) % 101) / 7.0 - 3.0 for i in range(1000)] + [1e-9, 2.5]
+    for values in (data, np.array(data), np.array(data, dtype=np.float32), list(range(17)), [4.0]):
+        for bins in (1, 7, 64, 512):
+            ours = wandb.Histogram(values, num_bins=bins)
+            counts, edges = np.histogram(values, bins=bins)
+            assert ours.histogram == counts.tolist() and ours.bins == edges.tolist(), (bins, type(values))
+
+
+def test_image_from_a_pil_image(env):
+    pil = pytest.importorskip("PIL.Image")
+    np = pytest.importorskip("numpy")
+    img = pil.fromarray(np.full((3, 2, 3), 9, dtype=np.uint8))
+    run = wandb.init(id="pilimage")
+    run.log({"p": wandb.Image(img)})
+    run.finish()
+    (row,) = history(run_dirs(env)[0])
+    assert (row["p.width"], row["p.height"]) == (2, 3)

@@ -58,9 +58,16 @@ class Histogram:
         else:
             if sequence is None:
                 raise ValueError("Histogram needs a sequence or np_histogram")
-            flat = _flat_floats(sequence)
-            counts, self.bins = _native.histogram(flat, int(num_bins))
-            self.histogram = [int(c) for c in counts]
+            arr = _narrow_float_array(sequence)
+            if arr is not None:
+                # NumPy bins float16/float32 data in that precision: let it, for the same edges.
+                import numpy as np
+
+                counts, edges = np.histogram(arr, bins=int(num_bins))
+                self.histogram, self.bins = counts.tolist(), edges.tolist()
+            else:
+                counts, self.bins = _native.histogram(_flat_floats(sequence), int(num_bins))
+                self.histogram = [int(c) for c in counts]
         if len(self.histogram) > self.MAX_LENGTH:
             raise ValueError(f"The maximum length of a histogram is {self.MAX_LENGTH}")
         if len(self.histogram) + 1 != len(self.bins):
@@ -69,6 +76,16 @@ class Histogram:
     def to_json(self) -> dict:
         """The value logged: ``{"_type": "histogram", "values": [...], "bins": [...]}``."""
         return {"_type": "histogram", "values": self.histogram, "bins": self.bins}
+
+
+def _narrow_float_array(sequence: Any) -> Any:
+    """The data as a NumPy array if it is one of floats narrower than 64 bits, else None."""
+    if not hasattr(sequence, "__array__") or isinstance(sequence, (list, tuple)):
+        return None
+    import numpy as np
+
+    arr = np.asarray(sequence)
+    return arr if arr.dtype.kind == "f" and arr.dtype.itemsize < 8 else None
 
 
 def _flat_floats(sequence: Any) -> list:
@@ -107,7 +124,8 @@ class Image:
             import numpy as np
         except ImportError as e:  # pragma: no cover - numpy is needed for pixels, as in the SDK
             raise TypeError("wandb_offline.Image needs numpy for pixel data") from e
-        if not hasattr(data_or_path, "__array__") and not isinstance(data_or_path, (list, tuple)):
+        if not (hasattr(data_or_path, "__array__") or hasattr(data_or_path, "__array_interface__")
+                or isinstance(data_or_path, (list, tuple))):
             raise TypeError(f"cannot make an image of {type(data_or_path).__name__}")
         typename = type(data_or_path).__module__
         if hasattr(data_or_path, "detach"):
