@@ -39,6 +39,7 @@ pub mod live;
 pub mod records;
 pub mod seekable;
 pub mod tarfmt;
+pub mod tools;
 
 mod error;
 mod pack;

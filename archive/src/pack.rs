@@ -224,6 +224,27 @@ pub fn pack(opts: &PackOptions) -> Result<PackReport> {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
+    let real_parent = absolute(&parent);
+    if let Some(run) = runs
+        .iter()
+        .find(|r| real_parent.starts_with(absolute(&r.dir)))
+    {
+        return Err(Error::Input {
+            path: opts.output.clone(),
+            reason: format!(
+                "the archive would be written inside the run folder {}, which is packed",
+                run.dir.display()
+            ),
+        });
+    }
+    if runs.is_empty()
+        && let Some(old) = &old
+    {
+        // Nothing new: the existing archive stays as it is.
+        report.kept = old_runs.iter().map(|r| r.name.clone()).collect();
+        report.bytes_out = std::fs::metadata(old.path()).map_or(0, |m| m.len());
+        return Ok(report);
+    }
     let file_name = opts
         .output
         .file_name()

@@ -657,7 +657,7 @@ impl Archive {
 /// `*.tar.zst` file (then it is an ordinary input).
 ///
 /// `RUN` is a run's folder name in the archive or its run id (the part after the folder name's
-/// last `-`); see [`Archive::run_matches`].
+/// last `-`, or the `<id>` of its `run-<id>.wandb`); see [`Archive::record_members`].
 pub fn parse_spec(arg: &Path) -> Option<(PathBuf, Option<String>)> {
     let text = arg.to_str()?;
     if text.ends_with(".tar.zst") && arg.is_file() {
@@ -698,7 +698,9 @@ impl Archive {
                 m.kind == Kind::File
                     && !rest.contains('/')
                     && rest.ends_with(".wandb")
-                    && run.is_none_or(|r| Archive::run_matches(folder, r))
+                    && run.is_none_or(|r| {
+                        Archive::run_matches(folder, r) || rest == format!("run-{r}.wandb")
+                    })
             })
             .collect()
     }

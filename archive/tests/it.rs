@@ -672,6 +672,17 @@ fn existing_archive_keeps_its_runs_and_skips_those_it_holds() {
         second.packed,
         vec!["offline-run-20260101_000000-bbbb".to_string()]
     );
+    // Nothing new: the archive is left as it is.
+    let before = fs::read(&path).unwrap();
+    let nothing = pack(&opts(vec![a.clone()], &path)).unwrap();
+    assert_eq!(nothing.packed.len(), 0);
+    assert_eq!(fs::read(&path).unwrap(), before);
+    // An archive inside a run folder it packs is refused.
+    let inside = pack(&opts(vec![a.clone()], &a.join("files/runs.tar.zst"))).unwrap_err();
+    assert!(
+        inside.to_string().contains("inside the run folder"),
+        "{inside}"
+    );
     fs::write(a.join("files/new.txt"), b"new").unwrap();
     let mut again = opts(vec![a.clone()], &path);
     again.repack = true;
@@ -826,4 +837,36 @@ fn record_files_are_read_out_of_the_archive_by_run_folder_or_id() {
     // A record file read out of the archive is a log like the one on disk.
     let log = wandb_format::LogFile::from_bytes(&plain[0].name, bytes).unwrap();
     assert!(log.records(wandb_format::Recovery::Strict).count() > 3);
+}
+
+#[test]
+fn archive_inputs_expand_to_virtual_member_paths() {
+    use wandb_archive::tools::{Expanded, expand, read_virtual};
+    let dir = tempfile::tempdir().unwrap();
+    let (path, originals) = fixture_archive(dir.path());
+    let one = PathBuf::from(format!("{}:fxplain0", path.display()));
+    let missing = PathBuf::from(format!("{}:nope", path.display()));
+    let expanded = expand(&[dir.path().to_path_buf(), path.clone(), one, missing.clone()]);
+    assert_eq!(expanded[0], Expanded::Plain(dir.path().to_path_buf()));
+    let Expanded::Members(all) = &expanded[1] else {
+        panic!("{expanded:?}")
+    };
+    assert_eq!(all.len(), 5);
+    let Expanded::Members(plain) = &expanded[2] else {
+        panic!("{expanded:?}")
+    };
+    assert_eq!(plain.len(), 1);
+    assert!(
+        plain[0]
+            .to_str()
+            .unwrap()
+            .ends_with(".tar.zst:plain/run-fxplain0.wandb")
+    );
+    assert_eq!(
+        read_virtual(&plain[0]).unwrap().unwrap(),
+        originals["plain/run-fxplain0.wandb"]
+    );
+    assert!(matches!(&expanded[3], Expanded::Problem { input, .. } if input == &missing));
+    assert!(read_virtual(&path).is_none());
+    assert!(read_virtual(Path::new("/no/such.tar.zst:a/b.wandb")).is_none());
 }

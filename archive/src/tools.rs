@@ -1,0 +1,99 @@
+//! What other tools need to read archives in place: archive inputs expanded into one virtual
+//! path per `.wandb` member, `<archive>.tar.zst:<member name>`, and the bytes behind such a
+//! path.
+//!
+//! `wandb-inspect runs.tar.zst` reads every run's record files, `runs.tar.zst:RUN` (a run folder
+//! name or run id) one run's; each shows as `runs.tar.zst:<run folder>/<file>.wandb`.
+
+use std::path::{Path, PathBuf};
+
+use crate::read::{Archive, parse_spec};
+
+/// One input after expansion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expanded {
+    /// Not an archive: resolve it by the ordinary input rules.
+    Plain(PathBuf),
+    /// The record files an archive input stands for, as virtual paths.
+    Members(Vec<PathBuf>),
+    /// An archive input that cannot be used.
+    Problem {
+        /// The input.
+        input: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Expands each input that names an archive (`x.tar.zst`, `x.tar.zst:RUN`).
+pub fn expand(inputs: &[PathBuf]) -> Vec<Expanded> {
+    inputs
+        .iter()
+        .map(|input| {
+            let Some((archive_path, run)) = parse_spec(input) else {
+                return Expanded::Plain(input.clone());
+            };
+            let archive = match Archive::open(&archive_path) {
+                Ok(archive) => archive,
+                Err(error) => {
+                    return Expanded::Problem {
+                        input: input.clone(),
+                        reason: error.to_string(),
+                    };
+                }
+            };
+            let members = archive.record_members(run.as_deref());
+            if members.is_empty() {
+                return Expanded::Problem {
+                    input: input.clone(),
+                    reason: match &run {
+                        Some(run) => format!("the archive holds no run {run:?}"),
+                        None => "the archive holds no .wandb file".into(),
+                    },
+                };
+            }
+            Expanded::Members(
+                members
+                    .iter()
+                    .map(|m| virtual_path(&archive_path, &m.name))
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+/// `<archive>:<member>`.
+pub fn virtual_path(archive: &Path, member: &str) -> PathBuf {
+    let mut text = archive.as_os_str().to_owned();
+    text.push(":");
+    text.push(member);
+    PathBuf::from(text)
+}
+
+/// The archive and member a virtual path names, when it is one (and no real file has that name).
+pub fn split_virtual(path: &Path) -> Option<(PathBuf, String)> {
+    if path.exists() {
+        return None;
+    }
+    let text = path.to_str()?;
+    let (archive, member) = text.rsplit_once(".tar.zst:")?;
+    let archive = PathBuf::from(format!("{archive}.tar.zst"));
+    (archive.is_file() && member.contains('/')).then(|| (archive, member.to_string()))
+}
+
+/// The bytes of the member a virtual path names: `None` when `path` is not a virtual path,
+/// `Some(Err)` when the archive or member cannot be read (damage included).
+pub fn read_virtual(path: &Path) -> Option<Result<Vec<u8>, String>> {
+    let (archive_path, name) = split_virtual(path)?;
+    Some((|| {
+        let archive = Archive::open(&archive_path).map_err(|e| e.to_string())?;
+        let member = archive
+            .members()
+            .iter()
+            .find(|m| m.name == name)
+            .ok_or_else(|| format!("{}: no member {name:?}", archive_path.display()))?;
+        archive
+            .read_member(member)
+            .map_err(|e| format!("{}: {name}: {e}", archive_path.display()))
+    })())
+}
