@@ -717,3 +717,52 @@ fn a_manifest_kept_in_a_separate_file_is_read_where_it_is() {
         report.runs[0].warnings
     );
 }
+
+#[test]
+fn incremental_artifacts_register_their_manifest_with_update_artifact_manifest() {
+    let backend = TestBackend::start().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let staging = home.path().join("staging");
+    std::fs::create_dir_all(&staging).unwrap();
+    let spec = standard("incr").remove(1);
+    let mut record = artifact_record("incr", &spec, &staging);
+    if let Some(RecordType::Artifact(artifact)) = record.record_type.as_mut() {
+        artifact.incremental_beta1 = true;
+    }
+    let dir = home.path().join("wandb/offline-run-20260101_000000-incr");
+    std::fs::create_dir_all(dir.join("files")).unwrap();
+    let mut all = records(&RunSpec::new("incr", 3));
+    let exit = all.pop().unwrap();
+    all.push(record);
+    all.push(exit);
+    let path = dir.join("run-incr.wandb");
+    let mut writer = Writer::create(&path).unwrap();
+    for r in &all {
+        writer.append_record(r).unwrap();
+    }
+    writer.close().unwrap();
+
+    let report = sync_paths(&options(&backend, vec![path])).unwrap();
+    assert_eq!(
+        report.runs[0].result,
+        RunResult::Synced,
+        "{:?}",
+        report.runs[0]
+    );
+    let state = backend.state();
+    let model = state.artifacts_named("model")[0];
+    assert!(model.committed);
+    assert!(model.errors.is_empty(), "{:?}", model.errors);
+    assert_eq!(model.counters.create_manifest_calls, 1);
+    assert_eq!(model.counters.update_manifest_calls, 1);
+    assert_eq!(model.counters.manifest_puts, 1);
+    assert!(model.files["weights.bin"].stored);
+    let manifest_request = state
+        .request_log
+        .iter()
+        .find(|e| e.operation.as_deref() == Some("CreateArtifactManifest"))
+        .and_then(|e| e.variables.clone())
+        .unwrap();
+    assert_eq!(manifest_request["manifestType"], "INCREMENTAL");
+    assert_eq!(manifest_request["name"], "wandb_manifest.incremental.json");
+}
