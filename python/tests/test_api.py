@@ -300,3 +300,25 @@ def test_image_from_a_pil_image(env):
     run.finish()
     (row,) = history(run_dirs(env)[0])
     assert (row["p.width"], row["p.height"]) == (2, 3)
+
+
+def test_multiprocessing_children_never_write_to_the_parent_run(tmp_path):
+    code = """
+import multiprocessing as mp, wandb_offline as wandb
+run = wandb.init(id='mproc000')
+run.log({'parent': 1})
+def work():
+    run.log({'child': 1})
+    run.summary['child'] = 1
+if __name__ == '__main__':
+    p = mp.get_context('fork').Process(target=work)
+    p.start(); p.join(30)
+    assert p.exitcode == 0, p.exitcode
+    run.log({'parent': 2})
+    run.finish()
+"""
+    out = run_script(code, tmp_path)
+    assert out.returncode == 0, out.stderr
+    rows = history(run_dirs(tmp_path)[0])
+    assert [r.get("parent") for r in rows] == [1, 2] and all("child" not in r for r in rows)
+    assert "belongs to the parent process" in out.stderr
