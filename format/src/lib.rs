@@ -68,6 +68,7 @@ pub use crate::reader::{
 };
 pub use crate::scan::{RawRecord, Recovery, ScanItem, Scanner};
 pub use crate::view::{
-    HistoryView, ItemView, Items, KeyPath, RecordView, TypedValue, UpdatesView, ViewError,
+    Change, Changes, HistoryView, ItemView, Items, KeyPath, RecordView, TypedValue, UpdatesView,
+    ViewError,
 };
 pub use crate::writer::{AppendRecovery, Durability, Framer, Writer, frame_all};

@@ -367,6 +367,50 @@ impl<'a> UpdatesView<'a> {
     pub fn removes(&self) -> Items<'a> {
         Items::new(self.body, ItemKind::Plain, 2)
     }
+
+    /// The `update` and `remove` items in one pass, in file order; walked to the end, this checks
+    /// the whole record.
+    pub fn changes(&self) -> Changes<'a> {
+        Changes {
+            items: Items::new(self.body, ItemKind::Plain, BOTH),
+        }
+    }
+}
+
+/// `Items::wanted` for both items fields of a summary or config record.
+const BOTH: u32 = 0;
+
+/// Whether an item of [`UpdatesView::changes`] sets or removes its key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// An `update` item.
+    Update,
+    /// A `remove` item.
+    Remove,
+}
+
+/// Iterator over the items of a summary or config record, updates and removals alike.
+#[derive(Clone, Debug)]
+pub struct Changes<'a> {
+    items: Items<'a>,
+}
+
+impl<'a> Iterator for Changes<'a> {
+    type Item = ViewResult<(Change, ItemView<'a>)>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        self.items.next_field().map(|found| {
+            found.map(|(number, item)| {
+                let change = if number == 1 {
+                    Change::Update
+                } else {
+                    Change::Remove
+                };
+                (change, item)
+            })
+        })
+    }
 }
 
 /// Which item message a record holds.
@@ -401,9 +445,9 @@ impl<'a> Items<'a> {
         }
     }
 
-    /// The next wanted item; other fields are checked and skipped.
+    /// The next wanted item and its field number; other fields are checked and skipped.
     #[inline]
-    fn next_item(&mut self) -> ViewResult<Option<ItemView<'a>>> {
+    fn next_item(&mut self) -> ViewResult<Option<(u32, ItemView<'a>)>> {
         let depth = self.depth;
         loop {
             let Some((number, wire_type)) = self.cursor.next_key()? else {
@@ -416,9 +460,9 @@ impl<'a> Items<'a> {
                 }
             };
             match number {
-                _ if number == self.wanted => {
+                _ if number == self.wanted || (self.wanted == BOTH && matches!(number, 1 | 2)) => {
                     let (bytes, inner) = self.cursor.message(wire_type, depth)?;
-                    return ItemView::parse(bytes, self.kind, inner).map(Some);
+                    return Ok(Some((number, ItemView::parse(bytes, self.kind, inner)?)));
                 }
                 // The other items field: a summary's or config's removals or updates.
                 1 | 2 if self.kind == ItemKind::Plain => {
@@ -445,6 +489,14 @@ impl<'a> Iterator for Items<'a> {
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
+        self.next_field().map(|found| found.map(|(_, item)| item))
+    }
+}
+
+impl<'a> Items<'a> {
+    /// [`Iterator::next`], with the item's field number.
+    #[inline]
+    fn next_field(&mut self) -> Option<ViewResult<(u32, ItemView<'a>)>> {
         match self.next_item() {
             Ok(item) => item.map(Ok),
             Err(error) => {
@@ -526,11 +578,7 @@ impl<'a> ItemView<'a> {
 
     /// The key path: the `nested_key` parts, or the `key` alone when there are none.
     pub fn path(&self) -> KeyPath<'a> {
-        let single = match self.n_nested {
-            0 => Some(self.key),
-            1 => Some(self.first_nested),
-            _ => None,
-        };
+        let single = self.only_part();
         KeyPath {
             cursor: Cursor::new(self.body),
             single,
@@ -546,6 +594,16 @@ impl<'a> ItemView<'a> {
     /// Number of `nested_key` parts (0 when the item uses `key`).
     pub fn nested_len(&self) -> usize {
         self.n_nested
+    }
+
+    /// The path's only part (the key, or the one `nested_key` part), if it has one part.
+    #[inline]
+    pub fn only_part(&self) -> Option<&'a str> {
+        match self.n_nested {
+            0 => Some(self.key),
+            1 => Some(self.first_nested),
+            _ => None,
+        }
     }
 }
 

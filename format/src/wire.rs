@@ -94,42 +94,42 @@ pub enum Raw<'a> {
 
 /// A position in the bytes of one message.
 ///
-/// Invariant: `pos <= buf.len()`.
+/// Invariant: `rest` is a suffix of `buf`.
 #[derive(Clone, Debug)]
 pub struct Cursor<'a> {
     buf: &'a [u8],
-    pos: usize,
+    rest: &'a [u8],
 }
 
 impl<'a> Cursor<'a> {
     /// A cursor at the start of `buf`.
     #[inline]
     pub const fn new(buf: &'a [u8]) -> Self {
-        Cursor { buf, pos: 0 }
+        Cursor { buf, rest: buf }
     }
 
     /// Whether all bytes have been read.
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.pos >= self.buf.len()
+        self.rest.is_empty()
     }
 
     /// The current position, from the start of the bytes.
     #[inline]
     pub fn pos(&self) -> usize {
-        self.pos
+        self.buf.len() - self.rest.len()
     }
 
     /// Moves to `pos` (clamped to the end), which should be where a field starts.
     #[inline]
     pub fn seek(&mut self, pos: usize) {
-        self.pos = pos.min(self.buf.len());
+        self.rest = self.rest_from(pos);
     }
 
     /// The bytes not read yet.
     #[inline]
     pub fn rest(&self) -> &'a [u8] {
-        self.rest_from(self.pos)
+        self.rest
     }
 
     /// The bytes from position `from` on (empty past the end).
@@ -143,13 +143,13 @@ impl<'a> Cursor<'a> {
     pub fn varint(&mut self) -> WireResult<u64> {
         // Keys and short lengths take one byte; keys of fields 16 and up and lengths up to 16383
         // take two.
-        match *self.rest() {
-            [low, ..] if low < 0x80 => {
-                self.pos += 1;
+        match *self.rest {
+            [low, ref tail @ ..] if low < 0x80 => {
+                self.rest = tail;
                 Ok(u64::from(low))
             }
-            [low, high, ..] if high < 0x80 => {
-                self.pos += 2;
+            [low, high, ref tail @ ..] if high < 0x80 => {
+                self.rest = tail;
                 Ok(u64::from(low & 0x7F) | u64::from(high) << 7)
             }
             _ => self.varint_slow(),
@@ -159,13 +159,13 @@ impl<'a> Cursor<'a> {
     #[inline(never)]
     fn varint_slow(&mut self) -> WireResult<u64> {
         let mut value = 0u64;
-        for (count, &byte) in self.rest().iter().take(10).enumerate() {
+        for (count, &byte) in self.rest.iter().take(10).enumerate() {
             value |= u64::from(byte & 0x7F) << (7 * count);
             if byte < 0x80 {
                 if count == 9 && byte >= 0x02 {
                     return Err(WireError::Varint);
                 }
-                self.pos += count + 1;
+                self.rest = self.rest.get(count + 1..).unwrap_or_default();
                 return Ok(value);
             }
         }
@@ -176,7 +176,14 @@ impl<'a> Cursor<'a> {
     /// number (prost's `decode_key`).
     #[inline(always)]
     pub fn key(&mut self) -> WireResult<(u32, WireType)> {
-        let key = u32::try_from(self.varint()?).map_err(|_| WireError::Key)?;
+        let key = match *self.rest {
+            // Field numbers 1 to 15: one byte, which always fits `u32`.
+            [byte, ref tail @ ..] if byte < 0x80 => {
+                self.rest = tail;
+                u32::from(byte)
+            }
+            _ => u32::try_from(self.varint()?).map_err(|_| WireError::Key)?,
+        };
         let wire_type = match key & 7 {
             0 => WireType::Varint,
             1 => WireType::Fixed64,
@@ -206,18 +213,21 @@ impl<'a> Cursor<'a> {
     #[inline(always)]
     pub fn len_delimited(&mut self) -> WireResult<&'a [u8]> {
         let len = usize::try_from(self.varint()?).map_err(|_| WireError::Truncated)?;
-        let rest = self.rest();
-        if len > rest.len() {
+        if len > self.rest.len() {
             return Err(WireError::Truncated);
         }
-        self.pos += len;
-        Ok(rest.get(..len).unwrap_or_default())
+        let (bytes, tail) = self.rest.split_at(len);
+        self.rest = tail;
+        Ok(bytes)
     }
 
     #[inline(always)]
     fn fixed<const N: usize>(&mut self) -> WireResult<[u8; N]> {
-        let bytes = self.rest().first_chunk::<N>().ok_or(WireError::Truncated)?;
-        self.pos += N;
+        let (bytes, tail) = self
+            .rest
+            .split_first_chunk::<N>()
+            .ok_or(WireError::Truncated)?;
+        self.rest = tail;
         Ok(*bytes)
     }
 

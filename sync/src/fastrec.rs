@@ -8,7 +8,7 @@
 //! no typed value, and only when the whole record is valid; anything else returns `None` and the
 //! caller decodes the record with `prost`, which also words the error for damaged records.
 
-use wandb_format::{ItemView, Items, RecordView};
+use wandb_format::{Change, ItemView, RecordView};
 
 /// One history or summary item, borrowed from the payload.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -49,7 +49,9 @@ pub(crate) fn parse(payload: &[u8]) -> Option<FastRecord<'_>> {
     let view = RecordView::parse(payload).ok()?;
     if let Some(history) = view.history() {
         let mut items = Vec::with_capacity(16);
-        collect(history.items(), &mut items)?;
+        for item in history.items() {
+            items.push(plain(item.ok()?)?);
+        }
         return Some(FastRecord {
             history: true,
             items,
@@ -65,18 +67,16 @@ pub(crate) fn parse(payload: &[u8]) -> Option<FastRecord<'_>> {
         items: Vec::with_capacity(16),
         removes: Vec::new(),
     };
-    collect(summary.updates(), &mut record.items)?;
-    collect(summary.removes(), &mut record.removes)?;
-    Some(record)
-}
-
-/// Collects the items of a record, walking it to the end (which checks the whole record).
-#[inline]
-fn collect<'a>(items: Items<'a>, out: &mut Vec<FastItem<'a>>) -> Option<()> {
-    for item in items {
-        out.push(plain(item.ok()?)?);
+    // Walking the items to the end checks the whole record.
+    for change in summary.changes() {
+        let (change, item) = change.ok()?;
+        let item = plain(item)?;
+        match change {
+            Change::Update => record.items.push(item),
+            Change::Remove => record.removes.push(item),
+        }
     }
-    Some(())
+    Some(record)
 }
 
 /// An item with at most one key part and no typed value.
@@ -87,7 +87,7 @@ fn plain<'a>(item: ItemView<'a>) -> Option<FastItem<'a>> {
     }
     let nested = match item.nested_len() {
         0 => None,
-        1 => item.path().next(),
+        1 => item.only_part(),
         _ => return None,
     };
     Some(FastItem {

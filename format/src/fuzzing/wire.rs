@@ -15,7 +15,9 @@ use crate::proto::{
     ConfigRecord, HistoryItem, HistoryRecord, HistoryStep, Record, SummaryRecord, history_item,
     record::RecordType,
 };
-use crate::view::{HistoryView, ItemKind, ItemView, Items, RecordView, TypedValue, UpdatesView};
+use crate::view::{
+    Change, HistoryView, ItemKind, ItemView, Items, RecordView, TypedValue, UpdatesView,
+};
 use crate::wire::{Cursor, RECURSION_LIMIT, WireType};
 
 /// An item as both sides read it: key, nested key parts, `value_json`, typed value.
@@ -237,10 +239,33 @@ fn view_history(view: &HistoryView<'_>) -> Result<Content, String> {
 }
 
 fn view_updates(view: &UpdatesView<'_>) -> Result<Content, String> {
-    Ok(Content::Updates {
-        updates: view_items(view.updates())?,
-        removes: view_items(view.removes())?,
-    })
+    let separate = (|| {
+        Ok(Content::Updates {
+            updates: view_items(view.updates())?,
+            removes: view_items(view.removes())?,
+        })
+    })();
+    // One pass over both fields reads the same.
+    let one_pass = (|| {
+        let (mut updates, mut removes) = (Vec::new(), Vec::new());
+        for change in view.changes() {
+            let (change, item) = change.map_err(|e| e.to_string())?;
+            match change {
+                Change::Update => updates.push(item_of(&item)),
+                Change::Remove => removes.push(item_of(&item)),
+            }
+        }
+        Ok::<_, String>(Content::Updates { updates, removes })
+    })();
+    assert_eq!(
+        separate.is_ok(),
+        one_pass.is_ok(),
+        "changes() and updates()/removes() disagree"
+    );
+    if let (Ok(separate), Ok(one_pass)) = (&separate, &one_pass) {
+        assert_eq!(separate, one_pass, "changes() reads other items");
+    }
+    separate
 }
 
 /// prost's result against the view's: equal when both accept, both reject otherwise.
