@@ -212,7 +212,6 @@ impl Snapshot {
     }
 
     /// Base64 MD5 of the bytes (what artifact manifests and `Content-MD5` use).
-    #[allow(dead_code, reason = "used by artifact uploads")]
     pub(crate) fn md5_base64(&self) -> &str {
         &self.md5_base64
     }
@@ -282,7 +281,6 @@ impl Read for SnapshotReader {
 /// sends. `opts.no_follow_links` does not apply here (the caller decided to read outside).
 /// An I/O error gives a [`Refusal`] of kind [`RefusalKind::Io`]; every other refusal is
 /// [`RefusalKind::Policy`].
-#[allow(dead_code, reason = "used by artifact uploads")]
 pub(crate) fn open_outside_run(
     path: &Path,
     owner_uid: u32,
