@@ -202,19 +202,26 @@ impl NativeRun {
             .ok_or_else(|| Error::new_err(format!("run {} is already finished", self.id)))
     }
 
+    /// The key for a Python string, from the cache when it was seen before. No Python code
+    /// runs while the cache is locked (it could switch to another thread that then waits for
+    /// the lock while holding the GIL).
     fn key(&self, k: &Bound<'_, PyAny>) -> PyResult<Key> {
         let addr = k.as_ptr() as usize;
-        let mut cache = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((_, key)) = cache.get(&addr) {
+        if let Some((_, key)) = self
+            .keys
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&addr)
+        {
             return Ok(key.clone());
         }
-        let s = k.cast::<PyString>().map_err(|_| {
-            PyTypeError::new_err(format!(
-                "keys must be strings, found {}",
-                k.repr().map(|r| r.to_string()).unwrap_or_default()
-            ))
-        })?;
+        let Ok(s) = k.cast::<PyString>() else {
+            return Err(dict_key(k)
+                .err()
+                .unwrap_or_else(|| PyTypeError::new_err("keys must be strings")));
+        };
         let key = Key::new(s.to_cow()?);
+        let mut cache = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
         if cache.len() < KEY_CACHE {
             cache.insert(addr, (s.clone().unbind(), key.clone()));
         }
