@@ -870,3 +870,70 @@ fn archive_inputs_expand_to_virtual_member_paths() {
     assert!(read_virtual(&path).is_none());
     assert!(read_virtual(Path::new("/no/such.tar.zst:a/b.wandb")).is_none());
 }
+
+#[test]
+fn sdk_run_with_saved_symlink_and_staged_artifact_round_trips() {
+    let Some(python) = wandb_testkit::sdk_python() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sdk_run.py");
+    let status = Command::new(python)
+        .arg(script)
+        .arg(dir.path())
+        .env("HOME", dir.path().join("home"))
+        .env("WANDB_MODE", "offline")
+        .env_remove("WANDB_API_KEY")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let wandb_dir = dir.path().join("wandb");
+    let path = dir.path().join("sdk.tar.zst");
+    let report = pack(&opts(vec![wandb_dir.clone()], &path)).unwrap();
+    assert_eq!(report.packed.len(), 1, "{report:?}");
+    assert!(report.refused.is_empty(), "{report:?}");
+    let archive = Archive::open(&path).unwrap();
+    let run = &archive.index().unwrap().runs[0];
+    let saved = run
+        .files
+        .iter()
+        .find(|f| f.path.ends_with("files/notes.txt"))
+        .unwrap();
+    assert_eq!(saved.origin, Origin::Linked);
+    let staged: Vec<_> = run
+        .files
+        .iter()
+        .filter(|f| f.origin == Origin::Staged)
+        .collect();
+    assert_eq!(staged.len(), 1, "{run:?}");
+    let staging = staged[0].source.clone().unwrap();
+    assert!(staging.contains("artifacts/staging"), "{staging}");
+    let gnu = dir.path().join("gnu");
+    gnu_untar(&path, &gnu);
+    let run_dir = fs::read_dir(&wandb_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("offline-run-")
+        })
+        .unwrap();
+    let name = run_dir.file_name().unwrap();
+    let mut expected = tree(&run_dir);
+    let got = tree(&gnu.join(name));
+    expected.insert(
+        staged[0]
+            .path
+            .strip_prefix(&format!("{}/", run.name))
+            .unwrap()
+            .to_string(),
+        fs::read(&staging).unwrap(),
+    );
+    assert_eq!(got, expected);
+    assert_eq!(
+        fs::read(gnu.join(name).join("files/notes.txt")).unwrap(),
+        b"saved outside the run\n"
+    );
+}
