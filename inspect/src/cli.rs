@@ -61,6 +61,13 @@ pub enum Command {
     /// infinities `inf` and `-inf` (what pandas.read_csv parses as floats), strings are quoted when
     /// needed, and lists and objects are written as JSON text.
     History(HistoryArgs),
+    /// Draw line charts of history metrics to a PNG or SVG file.
+    ///
+    /// One panel per metric (in a grid), one line per run, with a legend by run name. The x axis
+    /// is each metric's define_metric step metric, else _step, unless --x says otherwise. NaN and
+    /// infinities are gaps. Long histories are downsampled to the pixels drawn (the lowest and
+    /// highest value of each pixel column kept), so every spike stays visible.
+    Plot(PlotArgs),
 }
 
 /// Arguments of `dump`.
@@ -134,6 +141,31 @@ pub struct HistoryArgs {
     /// How NaN and ±Infinity appear in JSON Lines output (CSV always writes NaN, inf, -inf).
     #[arg(long, value_enum, value_name = "AS", default_value_t)]
     pub non_finite: NonFinite,
+}
+
+/// Arguments of `plot`.
+#[derive(Debug, Args)]
+pub struct PlotArgs {
+    /// `.wandb` files, run folders, `wandb/` folders or glob patterns; each run is one line.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// The image to write: `*.png` or `*.svg`.
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// Only these metrics: comma-separated names or globs (`*` matches any text), e.g.
+    /// 'train/*,val/acc'. Default: every numeric metric.
+    #[arg(long, value_delimiter = ',', value_name = "GLOBS")]
+    pub metrics: Vec<String>,
+    /// The x axis: _step, _runtime, _timestamp or another metric. Default: each metric's
+    /// define_metric step metric, else _step.
+    #[arg(long, value_name = "KEY")]
+    pub x: Option<String>,
+    /// Smoothing weight in [0, 1): W&B's exponential moving average with debiasing (0: none).
+    #[arg(long, value_name = "W", default_value_t = 0.0)]
+    pub smooth: f64,
+    /// Logarithmic y axis (values <= 0 are left out).
+    #[arg(long)]
+    pub log_y: bool,
 }
 
 /// Table formats of `history`.

@@ -27,6 +27,14 @@ pub enum Error {
     /// An error from the format crate (opening or following a file).
     #[error(transparent)]
     Format(#[from] wandb_format::Error),
+    /// A chart could not be drawn or written.
+    #[error("{path}: drawing the chart: {message}", path = .path.display())]
+    Draw {
+        /// The output file.
+        path: PathBuf,
+        /// What the plotting library said.
+        message: String,
+    },
     /// The arguments do not make sense together.
     #[error("{0}")]
     Usage(String),

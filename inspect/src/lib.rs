@@ -30,6 +30,8 @@
 //! * `summary PATH...` describes each run: id, project, entity, name, start time, duration, exit
 //!   code, step range, metric names, final summary, counts and bytes per record type.
 //! * `history PATH --format csv|jsonl [--keys a,b]` exports the history rows as a table.
+//! * `plot PATH... -o out.png|out.svg [--metrics 'train/*'] [--x KEY] [--smooth W] [--log-y]`
+//!   draws line charts of history metrics, a panel per metric and a line per run (`plot/`).
 //!
 //! Inputs may be files, run folders, `wandb/` folders and glob patterns, in any mix (see
 //! `inputs.rs`). Several files are processed in parallel and printed in input order.
@@ -100,6 +102,7 @@ mod inputs;
 mod items;
 mod jsonout;
 mod parallel;
+mod plot;
 mod render;
 mod run;
 mod schema;
@@ -111,7 +114,9 @@ mod wire;
 #[cfg(test)]
 mod wire_tests;
 
-pub use crate::cli::{Cli, Command, DumpArgs, HistoryArgs, SummaryArgs, TableFormat, VerifyArgs};
+pub use crate::cli::{
+    Cli, Command, DumpArgs, HistoryArgs, PlotArgs, SummaryArgs, TableFormat, VerifyArgs,
+};
 pub use crate::console::Console;
 pub use crate::error::{Error, Result};
 pub use crate::exit::Exit;

@@ -9,7 +9,7 @@ use std::io::{self, BufWriter, Write as _};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::{Cli, Command, DumpArgs, HistoryArgs, SummaryArgs, VerifyArgs};
+use crate::cli::{Cli, Command, DumpArgs, HistoryArgs, PlotArgs, SummaryArgs, VerifyArgs};
 use crate::console::{self, Console};
 use crate::damage::Reported;
 use crate::dump::{self, DumpOptions, TypeFilter};
@@ -43,6 +43,7 @@ pub fn run(cli: &Cli, console: &mut Console<'_>) -> Exit {
         Command::Verify(args) => verify_command(args, console),
         Command::Summary(args) => summary_command(args, console),
         Command::History(args) => history_command(args, console),
+        Command::Plot(args) => plot_command(args, console),
     };
     let result = result.and_then(|exit| console.flush_out().map(|()| exit));
     match result {
@@ -57,7 +58,7 @@ pub fn run(cli: &Cli, console: &mut Console<'_>) -> Exit {
 
 /// The files for `paths`. Errors are reported and make the status [`Exit::Error`]; inputs
 /// holding no run are warnings, and when nothing at all was found the status is 1.
-fn resolve(paths: &[PathBuf], console: &mut Console<'_>) -> (Vec<PathBuf>, Exit) {
+pub(crate) fn resolve(paths: &[PathBuf], console: &mut Console<'_>) -> (Vec<PathBuf>, Exit) {
     let resolved = inputs::resolve(paths);
     let mut exit = Exit::Ok;
     for error in &resolved.errors {
@@ -236,8 +237,16 @@ fn history_command(args: &HistoryArgs, console: &mut Console<'_>) -> io::Result<
     Ok(exit)
 }
 
+fn plot_command(args: &PlotArgs, console: &mut Console<'_>) -> io::Result<Exit> {
+    let (files, exit) = resolve(&args.paths, console);
+    if files.is_empty() {
+        return Ok(exit);
+    }
+    Ok(exit.merge(crate::plot::plot_files(args, &files, console)?))
+}
+
 /// Reports a damaged span on stderr: a torn tail as a warning, other damage as an error.
-fn report_damage(console: &mut Console<'_>, file: &str, reported: &Reported) {
+pub(crate) fn report_damage(console: &mut Console<'_>, file: &str, reported: &Reported) {
     if reported.torn_tail {
         console.warning(&format_args!("{file}: torn tail: {}", reported.describe()));
     } else {

@@ -1,0 +1,497 @@
+//! What the viewer needs of one run, read in one pass over its `.wandb` file: the numeric history
+//! series, the `define_metric` step metrics, summary, config, system metrics, the console's last
+//! lines, logged images and the damaged spans.
+//!
+//! History records are read straight from their bytes with inspect's item reader
+//! (`items::try_for_each_item`, on format's wire cursor), as `history` does; every other record type
+//! the viewer needs is decoded with prost through `wandb_format::decode`. Damage is data: a record
+//! that does not decode is reported and skipped, as every inspect command does.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+
+use wandb_format::json::{self, Value};
+use wandb_format::proto::record::RecordType;
+use wandb_format::{Recovery, ScanItem};
+
+use crate::damage::{self, Opened, Reported};
+use crate::error::Error;
+use crate::items::{ItemValue, try_for_each_item};
+use crate::schema::{Message, RECORD, Type};
+use crate::wire::{self, RECURSION_LIMIT};
+
+/// Field number of `Record.history`.
+const HISTORY: u32 = 2;
+/// Field number of `HistoryRecord.item`.
+const ITEM: u32 = 1;
+/// How many console lines a run keeps (the last ones).
+pub(crate) const CONSOLE_LINES: usize = 200;
+
+/// One numeric series: the rows it has a value in and the values (NaN and ±inf kept).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Series {
+    /// Row indices (into [`RunData::steps`] and its siblings), increasing.
+    pub(crate) rows: Vec<u32>,
+    /// The values, one per row index.
+    pub(crate) values: Vec<f64>,
+}
+
+/// A system metric: sample times (seconds since the epoch) and values.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct SystemSeries {
+    pub(crate) times: Vec<f64>,
+    pub(crate) values: Vec<f64>,
+}
+
+/// An image logged in the history.
+#[derive(Clone, Debug)]
+#[allow(dead_code)] // read by `report`
+pub(crate) struct LoggedImage {
+    pub(crate) key: String,
+    pub(crate) step: f64,
+    /// The image file, under the run folder's `files/`.
+    pub(crate) path: PathBuf,
+}
+
+/// Everything the viewer reads of one run.
+#[derive(Debug, Default)]
+pub(crate) struct RunData {
+    /// The `.wandb` file.
+    pub(crate) path: PathBuf,
+    /// The run's display name, else its id, else the file's name.
+    pub(crate) name: String,
+    pub(crate) id: String,
+    pub(crate) project: String,
+    /// Per history row: `_step` (or `step.num`), `_runtime`, `_timestamp`; NaN where absent.
+    pub(crate) steps: Vec<f64>,
+    pub(crate) runtimes: Vec<f64>,
+    pub(crate) timestamps: Vec<f64>,
+    /// Numeric history series by key (nested keys joined with `.`), `_`-keys excluded.
+    pub(crate) metrics: BTreeMap<String, Series>,
+    /// `define_metric(name, step_metric=...)`: exact names.
+    pub(crate) step_metric: HashMap<String, String>,
+    /// `define_metric("train/*", step_metric=...)`: glob names, in the order defined.
+    pub(crate) glob_step_metric: Vec<(String, String)>,
+    /// The final summary, keys in the order first written.
+    pub(crate) summary: json::Map,
+    /// The config.
+    pub(crate) config: json::Map,
+    /// System metrics by key.
+    pub(crate) system: BTreeMap<String, SystemSeries>,
+    /// The console's last lines.
+    pub(crate) console: VecDeque<String>,
+    /// Logged images, in history order.
+    pub(crate) images: Vec<LoggedImage>,
+    /// Damaged spans.
+    pub(crate) damage: Vec<Reported>,
+    /// Exit code, once the exit record was read.
+    pub(crate) exit_code: Option<i32>,
+    /// Intact records read.
+    pub(crate) records: u64,
+}
+
+impl RunData {
+    /// The step metric of `metric`: `define_metric`'s exact name first, then the first glob that
+    /// matches; `None` means `_step`.
+    pub(crate) fn step_metric_of(&self, metric: &str) -> Option<&str> {
+        if let Some(step) = self.step_metric.get(metric) {
+            return Some(step);
+        }
+        self.glob_step_metric
+            .iter()
+            .find(|(pattern, _)| glob_match(pattern, metric))
+            .map(|(_, step)| step.as_str())
+    }
+
+    /// The x value of each point of `series` for x key `x` (`_step`, `_runtime`, `_timestamp` or
+    /// another metric, whose value in the same row is taken; NaN where it has none).
+    pub(crate) fn x_values(&self, series: &Series, x: &str) -> Vec<f64> {
+        let column = match x {
+            "_step" => Some(&self.steps),
+            "_runtime" => Some(&self.runtimes),
+            "_timestamp" => Some(&self.timestamps),
+            _ => None,
+        };
+        if let Some(column) = column {
+            return series
+                .rows
+                .iter()
+                .map(|&row| column.get(row as usize).copied().unwrap_or(f64::NAN))
+                .collect();
+        }
+        let Some(other) = self.metrics.get(x) else {
+            return vec![f64::NAN; series.rows.len()];
+        };
+        // Both row lists increase: a merge.
+        let mut at = 0;
+        series
+            .rows
+            .iter()
+            .map(|&row| {
+                while other.rows.get(at).is_some_and(|&r| r < row) {
+                    at += 1;
+                }
+                match (other.rows.get(at), other.values.get(at)) {
+                    (Some(&r), Some(&v)) if r == row => v,
+                    _ => f64::NAN,
+                }
+            })
+            .collect()
+    }
+}
+
+/// `*` matches any run of characters (W&B's `define_metric` globs and `--metrics` patterns).
+pub(crate) fn glob_match(pattern: &str, text: &str) -> bool {
+    glob::Pattern::new(pattern).is_ok_and(|p| {
+        p.matches_with(
+            text,
+            glob::MatchOptions {
+                case_sensitive: true,
+                require_literal_separator: false,
+                require_literal_leading_dot: false,
+            },
+        )
+    })
+}
+
+fn history_type() -> Option<&'static Message> {
+    match RECORD.field(HISTORY)?.ty {
+        Type::Message(message) => Some(message),
+        _ => None,
+    }
+}
+
+/// A number from an item's value: JSON numbers and W&B's `NaN`/`Infinity` tokens (strings of them
+/// too, as some writers store them); `None` for anything else.
+fn number(value: ItemValue<'_>) -> Option<f64> {
+    match value {
+        ItemValue::Float(f) => Some(f),
+        ItemValue::Int(i) => Some(i as f64),
+        ItemValue::Json(text) => {
+            let text = text.trim();
+            let text = text
+                .strip_prefix('"')
+                .and_then(|t| t.strip_suffix('"'))
+                .unwrap_or(text);
+            match text {
+                "NaN" | "nan" => Some(f64::NAN),
+                "Infinity" | "inf" => Some(f64::INFINITY),
+                "-Infinity" | "-inf" => Some(f64::NEG_INFINITY),
+                _ if text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) => {
+                    text.parse::<f64>().ok()
+                }
+                _ => None,
+            }
+        }
+        ItemValue::Bool(_) | ItemValue::Null | ItemValue::Text(_) => None,
+    }
+}
+
+/// Reads `path`. `keep` says which history keys to keep as series (the x keys and step metrics
+/// are kept whatever it says); `with_extras` also keeps the console, images and system metrics.
+pub(crate) fn load_run(
+    path: &Path,
+    keep: &dyn Fn(&str) -> bool,
+    with_extras: bool,
+) -> Result<RunData, Error> {
+    let mut run = RunData {
+        path: path.to_path_buf(),
+        ..RunData::default()
+    };
+    let file = match damage::open(path)? {
+        Opened::File(file) => file,
+        Opened::NoHeader(reported) => {
+            run.damage.push(reported);
+            finish_name(&mut run);
+            return Ok(run);
+        }
+    };
+    let file_len = file.len();
+    let run_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let history = history_type();
+    let mut scratch = String::new();
+    // Per-row scratch: (key, value) of the numeric items of the row being read.
+    let mut row_values: Vec<(String, f64)> = Vec::new();
+    // Keys looked up once: whether to keep each.
+    let mut kept: HashMap<String, bool> = HashMap::new();
+    let mut console_partial = String::new();
+    for item in file.scan(Recovery::SkipCorrupt) {
+        let raw = match item {
+            Ok(ScanItem::Record(raw)) => raw,
+            Ok(ScanItem::Damage(d)) | Err(wandb_format::Error::Corrupt { damage: d, .. }) => {
+                run.damage.push(Reported::from_damage(&d, file_len));
+                continue;
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let payload: &[u8] = &raw.payload;
+        if let (Ok(head), Some(message)) = (wire::head(payload), history)
+            && head.record_type.is_some_and(|f| f.number == HISTORY)
+        {
+            row_values.clear();
+            let (mut step, mut runtime, mut timestamp) = (f64::NAN, f64::NAN, f64::NAN);
+            let mut images: Vec<(String, String)> = Vec::new();
+            let checked = wire::validate_except(RECORD, payload, RECURSION_LIMIT, HISTORY)
+                .and_then(|()| {
+                    try_for_each_item(message, head.body, ITEM, RECURSION_LIMIT - 1, |item| {
+                        let key = item.dotted(&mut scratch);
+                        match key {
+                            "_step" => step = number(item.value).unwrap_or(f64::NAN),
+                            "_runtime" => runtime = number(item.value).unwrap_or(f64::NAN),
+                            "_timestamp" => timestamp = number(item.value).unwrap_or(f64::NAN),
+                            _ => match number(item.value) {
+                                Some(v) => row_values.push((key.to_string(), v)),
+                                None => {
+                                    if with_extras
+                                        && let ItemValue::Json(text) = item.value
+                                        && text.contains("image-file")
+                                        && let Some(file) = image_path(text)
+                                    {
+                                        images.push((key.to_string(), file));
+                                    }
+                                }
+                            },
+                        }
+                    })
+                });
+            if checked.is_err() {
+                if let Some(reported) = damage::undecodable(&raw, file_len) {
+                    run.damage.push(reported);
+                }
+                continue;
+            }
+            run.records += 1;
+            let Ok(row) = u32::try_from(run.steps.len()) else {
+                continue;
+            };
+            run.steps.push(step);
+            run.runtimes.push(runtime);
+            run.timestamps.push(timestamp);
+            for (key, value) in row_values.drain(..) {
+                if key.starts_with('_') {
+                    continue;
+                }
+                let wanted = match kept.get(&key) {
+                    Some(&wanted) => wanted,
+                    None => {
+                        let wanted = keep(&key)
+                            || run.step_metric.values().any(|s| *s == key)
+                            || run.glob_step_metric.iter().any(|(_, s)| *s == key);
+                        kept.insert(key.clone(), wanted);
+                        wanted
+                    }
+                };
+                if wanted {
+                    let series = run.metrics.entry(key).or_default();
+                    series.rows.push(row);
+                    series.values.push(value);
+                }
+            }
+            for (key, file) in images {
+                run.images.push(LoggedImage {
+                    key,
+                    step,
+                    path: run_dir.join("files").join(file),
+                });
+            }
+            continue;
+        }
+        let record = match wandb_format::decode(&raw) {
+            Ok(record) => record,
+            Err(d) => {
+                run.damage.push(Reported::from_damage(&d, file_len));
+                continue;
+            }
+        };
+        run.records += 1;
+        match record.record_type {
+            Some(RecordType::Run(r)) => {
+                set_if(&mut run.id, r.run_id);
+                set_if(&mut run.project, r.project);
+                set_if(&mut run.name, r.display_name);
+                if let Some(config) = r.config {
+                    apply_items(
+                        &mut run.config,
+                        config
+                            .update
+                            .iter()
+                            .map(|i| (&i.key, &i.nested_key, &i.value_json)),
+                    );
+                }
+            }
+            Some(RecordType::Config(config)) => {
+                apply_items(
+                    &mut run.config,
+                    config
+                        .update
+                        .iter()
+                        .map(|i| (&i.key, &i.nested_key, &i.value_json)),
+                );
+                for item in &config.remove {
+                    run.config.remove(&dotted(&item.key, &item.nested_key));
+                }
+            }
+            Some(RecordType::Summary(summary)) => {
+                apply_items(
+                    &mut run.summary,
+                    summary
+                        .update
+                        .iter()
+                        .map(|i| (&i.key, &i.nested_key, &i.value_json)),
+                );
+                for item in &summary.remove {
+                    run.summary.remove(&dotted(&item.key, &item.nested_key));
+                }
+            }
+            Some(RecordType::Metric(metric)) if !metric.step_metric.is_empty() => {
+                if !metric.name.is_empty() {
+                    run.step_metric.insert(metric.name, metric.step_metric);
+                } else if !metric.glob_name.is_empty() {
+                    run.glob_step_metric
+                        .push((metric.glob_name, metric.step_metric));
+                }
+            }
+            Some(RecordType::Stats(stats)) if with_extras => {
+                let time = stats
+                    .timestamp
+                    .map_or(f64::NAN, |t| t.seconds as f64 + f64::from(t.nanos) * 1e-9);
+                for item in stats.item {
+                    if let Some(value) = number(ItemValue::Json(&item.value_json)) {
+                        let series = run.system.entry(item.key).or_default();
+                        series.times.push(time);
+                        series.values.push(value);
+                    }
+                }
+            }
+            Some(RecordType::OutputRaw(output)) if with_extras => {
+                push_console(&mut run.console, &mut console_partial, &output.line);
+            }
+            Some(RecordType::Output(output)) if with_extras => {
+                push_console(&mut run.console, &mut console_partial, &output.line);
+            }
+            Some(RecordType::Exit(exit)) => run.exit_code = Some(exit.exit_code),
+            _ => {}
+        }
+    }
+    if !console_partial.is_empty() {
+        run.console.push_back(std::mem::take(&mut console_partial));
+        trim_console(&mut run.console);
+    }
+    finish_name(&mut run);
+    Ok(run)
+}
+
+fn finish_name(run: &mut RunData) {
+    if run.name.is_empty() {
+        run.name = if run.id.is_empty() {
+            run.path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        } else {
+            run.id.clone()
+        };
+    }
+}
+
+fn set_if(slot: &mut String, value: String) {
+    if !value.is_empty() {
+        *slot = value;
+    }
+}
+
+fn dotted(key: &str, nested: &[String]) -> String {
+    if nested.is_empty() {
+        key.to_string()
+    } else {
+        nested.join(".")
+    }
+}
+
+/// Applies summary or config updates; a config value `{"value": v, "desc": ..}` (as the SDK
+/// stores it) is shown as `v`.
+fn apply_items<'a>(
+    map: &mut json::Map,
+    items: impl Iterator<Item = (&'a String, &'a Vec<String>, &'a String)>,
+) {
+    for (key, nested, value_json) in items {
+        let key = dotted(key, nested);
+        if key.starts_with('_') {
+            continue;
+        }
+        let value = json::parse(value_json).unwrap_or_else(|_| Value::String(value_json.clone()));
+        let value = match value
+            .as_object()
+            .filter(|object| object.len() <= 2)
+            .and_then(|object| object.get("value"))
+        {
+            Some(inner) => inner.clone(),
+            None => value,
+        };
+        map.insert(key, value);
+    }
+}
+
+/// The `path` of an `image-file` value.
+fn image_path(text: &str) -> Option<String> {
+    let value = json::parse(text).ok()?;
+    let object = value.as_object()?;
+    if object.get("_type")?.as_str()? != "image-file" {
+        return None;
+    }
+    let path = object.get("path")?.as_str()?;
+    // A path from a record stays inside the run's files/.
+    if path.starts_with('/') || path.split('/').any(|part| part == "..") {
+        return None;
+    }
+    Some(path.to_string())
+}
+
+/// Appends console text, split into lines (a `\r` rewrites the current line, as a terminal does).
+fn push_console(lines: &mut VecDeque<String>, partial: &mut String, text: &str) {
+    for ch in text.chars() {
+        match ch {
+            '\n' => {
+                lines.push_back(std::mem::take(partial));
+                trim_console(lines);
+            }
+            '\r' => partial.clear(),
+            _ => partial.push(ch),
+        }
+    }
+}
+
+fn trim_console(lines: &mut VecDeque<String>) {
+    while lines.len() > CONSOLE_LINES {
+        lines.pop_front();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_and_globs() {
+        assert_eq!(number(ItemValue::Json("1.5")), Some(1.5));
+        assert!(number(ItemValue::Json("NaN")).is_some_and(f64::is_nan));
+        assert_eq!(
+            number(ItemValue::Json("-Infinity")),
+            Some(f64::NEG_INFINITY)
+        );
+        assert_eq!(number(ItemValue::Json("\"text\"")), None);
+        assert_eq!(number(ItemValue::Json("{\"_type\":\"image-file\"}")), None);
+        assert!(glob_match("train/*", "train/loss"));
+        assert!(!glob_match("train/*", "val/loss"));
+        assert!(glob_match("val/acc", "val/acc"));
+    }
+
+    #[test]
+    fn console_keeps_last_lines_and_carriage_returns() {
+        let mut lines = VecDeque::new();
+        let mut partial = String::new();
+        push_console(&mut lines, &mut partial, "a\nprogress 1\rprogress 2\nb");
+        assert_eq!(lines, ["a", "progress 2"]);
+        assert_eq!(partial, "b");
+    }
+}
