@@ -68,6 +68,13 @@ pub enum Command {
     /// infinities are gaps. Long histories are downsampled to the pixels drawn (the lowest and
     /// highest value of each pixel column kept), so every spike stays visible.
     Plot(PlotArgs),
+    /// Write one self-contained HTML page about runs, readable offline in any browser.
+    ///
+    /// A chart per metric grouped by prefix (train/, val/), with the values under the pointer,
+    /// drag to zoom and double-click to reset; system metrics; summary and config tables; the
+    /// console's last lines; thumbnails of logged images; the damage found. Nothing is loaded from
+    /// the network: style, script and images are inside the file.
+    Report(ReportArgs),
 }
 
 /// Arguments of `dump`.
@@ -166,6 +173,24 @@ pub struct PlotArgs {
     /// Logarithmic y axis (values <= 0 are left out).
     #[arg(long)]
     pub log_y: bool,
+}
+
+/// Arguments of `report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// `.wandb` files, run folders, `wandb/` folders or glob patterns.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// The HTML file to write.
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// Rewrite the page as the runs grow, until every run's exit record arrives (exit 0) or
+    /// Ctrl-C (exit 130).
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    /// With --follow, how often to rewrite the page, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 2000)]
+    pub poll_ms: u64,
 }
 
 /// Table formats of `history`.

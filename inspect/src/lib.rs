@@ -32,6 +32,8 @@
 //! * `history PATH --format csv|jsonl [--keys a,b]` exports the history rows as a table.
 //! * `plot PATH... -o out.png|out.svg [--metrics 'train/*'] [--x KEY] [--smooth W] [--log-y]`
 //!   draws line charts of history metrics, a panel per metric and a line per run (`plot/`).
+//! * `report PATH... -o report.html [--follow]` writes one self-contained HTML page: charts
+//!   grouped by prefix, system metrics, summary, config, console, images, damage (`report/`).
 //!
 //! Inputs may be files, run folders, `wandb/` folders and glob patterns, in any mix (see
 //! `inputs.rs`). Several files are processed in parallel and printed in input order.
@@ -104,6 +106,7 @@ mod jsonout;
 mod parallel;
 mod plot;
 mod render;
+mod report;
 mod run;
 mod schema;
 #[rustfmt::skip]
@@ -115,7 +118,7 @@ mod wire;
 mod wire_tests;
 
 pub use crate::cli::{
-    Cli, Command, DumpArgs, HistoryArgs, PlotArgs, SummaryArgs, TableFormat, VerifyArgs,
+    Cli, Command, DumpArgs, HistoryArgs, PlotArgs, ReportArgs, SummaryArgs, TableFormat, VerifyArgs,
 };
 pub use crate::console::Console;
 pub use crate::error::{Error, Result};

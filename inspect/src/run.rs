@@ -9,7 +9,9 @@ use std::io::{self, BufWriter, Write as _};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::{Cli, Command, DumpArgs, HistoryArgs, PlotArgs, SummaryArgs, VerifyArgs};
+use crate::cli::{
+    Cli, Command, DumpArgs, HistoryArgs, PlotArgs, ReportArgs, SummaryArgs, VerifyArgs,
+};
 use crate::console::{self, Console};
 use crate::damage::Reported;
 use crate::dump::{self, DumpOptions, TypeFilter};
@@ -44,6 +46,7 @@ pub fn run(cli: &Cli, console: &mut Console<'_>) -> Exit {
         Command::Summary(args) => summary_command(args, console),
         Command::History(args) => history_command(args, console),
         Command::Plot(args) => plot_command(args, console),
+        Command::Report(args) => report_command(args, console),
     };
     let result = result.and_then(|exit| console.flush_out().map(|()| exit));
     match result {
@@ -243,6 +246,14 @@ fn plot_command(args: &PlotArgs, console: &mut Console<'_>) -> io::Result<Exit> 
         return Ok(exit);
     }
     Ok(exit.merge(crate::plot::plot_files(args, &files, console)?))
+}
+
+fn report_command(args: &ReportArgs, console: &mut Console<'_>) -> io::Result<Exit> {
+    let (files, exit) = resolve(&args.paths, console);
+    if files.is_empty() {
+        return Ok(exit);
+    }
+    Ok(exit.merge(crate::report::report_files(args, &files, console)?))
 }
 
 /// Reports a damaged span on stderr: a torn tail as a warning, other damage as an error.

@@ -45,7 +45,6 @@ pub(crate) struct SystemSeries {
 
 /// An image logged in the history.
 #[derive(Clone, Debug)]
-#[allow(dead_code)] // read by `report`
 pub(crate) struct LoggedImage {
     pub(crate) key: String,
     pub(crate) step: f64,

@@ -1,0 +1,580 @@
+//! `wandb-inspect report`: one self-contained HTML file per set of runs, readable offline.
+//!
+//! The page holds everything it shows: the style and a small hand-written script inline, chart data
+//! as one JSON block, images as `data:` URIs, no font, no request to any address. Sections:
+//! a panel per metric grouped by the key's prefix before the first `/` (as W&B's workspace does;
+//! other keys under "Charts"), system metrics, summary and config tables, the console's last lines,
+//! thumbnails of logged images, and the damage found. Each chart is an SVG the script draws from
+//! the downsampled series (`plot::series`, 1,000 columns, so the page stays small whatever the
+//! history length); it shows the values under the pointer, zooms on a dragged x range and resets on
+//! double-click. Once every panel is drawn the script sets `data-rendered` on `<body>` to the number
+//! of charts drawn (tests read it from the DOM).
+//!
+//! `--follow` rewrites the file (temporary file and rename, so a browser never sees half a page)
+//! every poll interval until each run's exit record has arrived, or Ctrl-C.
+
+use std::fmt::Write as _;
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use base64::Engine as _;
+use wandb_format::json::{self, Value};
+
+use crate::cli::ReportArgs;
+use crate::console::Console;
+use crate::error::Error;
+use crate::exit::Exit;
+use crate::plot::data::RunData;
+use crate::plot::load_runs;
+use crate::plot::series::{ChartOptions, Line, Panel, downsample, panels};
+
+/// Pixel columns the report's series are downsampled to (a zoom shows them all).
+const COLUMNS: usize = 1000;
+/// Images shown at most, and the largest image file inlined.
+const MAX_IMAGES: usize = 24;
+const MAX_IMAGE_BYTES: u64 = 256 << 10;
+/// Console lines shown per run.
+const CONSOLE_SHOWN: usize = 100;
+
+/// Runs `report` over resolved `files`.
+pub(crate) fn report_files(
+    args: &ReportArgs,
+    files: &[PathBuf],
+    console: &mut Console<'_>,
+) -> io::Result<Exit> {
+    let keep = |_: &str| true;
+    if !args.follow {
+        let (runs, exit) = load_runs(files, &keep, true, console);
+        return Ok(exit.merge(write_report(&args.output, &runs, console)));
+    }
+    let interrupted = Arc::new(AtomicBool::new(false));
+    if let Err(error) =
+        signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&interrupted))
+    {
+        console.warning(&format_args!("cannot handle Ctrl-C: {error}"));
+    }
+    let poll = Duration::from_millis(args.poll_ms.max(50));
+    loop {
+        // Damage is reported once, at the end; while following, a quiet console.
+        let (mut sink_out, mut sink_err) = (io::sink(), io::sink());
+        let mut quiet = Console::new(&mut sink_out, &mut sink_err);
+        let (runs, _) = load_runs(files, &keep, true, &mut quiet);
+        let done = !runs.is_empty() && runs.iter().all(|run| run.exit_code.is_some());
+        if done {
+            let (runs, exit) = load_runs(files, &keep, true, console);
+            return Ok(exit.merge(write_report(&args.output, &runs, console)));
+        }
+        let status = write_report(&args.output, &runs, console);
+        if status != Exit::Ok {
+            return Ok(status);
+        }
+        // Sleep in short ticks so Ctrl-C is seen at once.
+        let mut waited = Duration::ZERO;
+        while waited < poll {
+            if interrupted.load(Ordering::Relaxed) {
+                return Ok(Exit::Interrupted);
+            }
+            let tick = Duration::from_millis(25).min(poll - waited);
+            std::thread::sleep(tick);
+            waited += tick;
+        }
+    }
+}
+
+/// Builds and writes the page; errors are reported and give [`Exit::Error`].
+fn write_report(out: &Path, runs: &[RunData], console: &mut Console<'_>) -> Exit {
+    let html = build_html(runs);
+    match write_atomic(out, html.as_bytes()) {
+        Ok(()) => Exit::Ok,
+        Err(error) => {
+            console.error(&error);
+            Exit::Error
+        }
+    }
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let io_error = |action, source| Error::Io {
+        path: path.to_path_buf(),
+        action,
+        source,
+    };
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    let mut file = std::fs::File::create(&temp).map_err(|e| io_error("create", e))?;
+    file.write_all(bytes).map_err(|e| io_error("write", e))?;
+    drop(file);
+    std::fs::rename(&temp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&temp);
+        io_error("rename into place", e)
+    })
+}
+
+/// The chart data of every section, by section name, in page order.
+pub(crate) fn sections(runs: &[RunData]) -> Vec<(String, Vec<Panel>)> {
+    let options = ChartOptions {
+        metrics: Vec::new(),
+        x: None,
+        smooth: 0.0,
+        log_y: false,
+        columns: COLUMNS,
+    };
+    let mut groups: Vec<(String, Vec<Panel>)> = Vec::new();
+    for panel in panels(runs, &options) {
+        let group = match panel.metric.split_once('/') {
+            Some((prefix, _)) => prefix.to_string(),
+            None => "Charts".to_string(),
+        };
+        match groups.iter_mut().find(|(name, _)| *name == group) {
+            Some((_, list)) => list.push(panel),
+            None => groups.push((group, vec![panel])),
+        }
+    }
+    // "Charts" (keys without a prefix) first, as W&B shows them.
+    groups.sort_by_key(|(name, _)| name != "Charts");
+    let system = system_panels(runs);
+    if !system.is_empty() {
+        groups.push(("System".to_string(), system));
+    }
+    groups
+}
+
+/// System metrics: seconds since each run's first sample on x.
+fn system_panels(runs: &[RunData]) -> Vec<Panel> {
+    let mut keys: Vec<&str> = runs
+        .iter()
+        .flat_map(|run| run.system.keys().map(String::as_str))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys.into_iter()
+        .map(|key| {
+            let lines: Vec<Line> = runs
+                .iter()
+                .filter_map(|run| {
+                    let series = run.system.get(key)?;
+                    let start = series
+                        .times
+                        .iter()
+                        .copied()
+                        .filter(|t| t.is_finite())
+                        .fold(f64::INFINITY, f64::min);
+                    let xs: Vec<f64> = series.times.iter().map(|t| t - start).collect();
+                    let hi = xs
+                        .iter()
+                        .copied()
+                        .filter(|x| x.is_finite())
+                        .fold(0.0, f64::max);
+                    Some(Line {
+                        run: run.name.clone(),
+                        points: xs.len(),
+                        segments: downsample(&xs, &series.values, false, (0.0, hi), COLUMNS),
+                    })
+                })
+                .collect();
+            Panel {
+                metric: key.to_string(),
+                x: "seconds".to_string(),
+                lines,
+            }
+        })
+        .collect()
+}
+
+/// Appends `text` escaped for HTML text and attribute values.
+fn escape(out: &mut String, text: &str) {
+    for ch in text.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(ch),
+        }
+    }
+}
+
+/// Appends a JSON string safe inside a `<script>` block (no `<`, so no `</script>`).
+fn json_str(out: &mut String, text: &str) {
+    let mut quoted = String::new();
+    json::write_str(&mut quoted, text);
+    out.push_str(&quoted.replace('<', "\\u003c"));
+}
+
+fn json_num(out: &mut String, value: f64) {
+    if value.is_finite() {
+        json::format_f64(value, out);
+    } else {
+        out.push_str("null");
+    }
+}
+
+/// The chart data as JSON: `[{"name":..,"panels":[{"metric":..,"x":..,"lines":[{"run":..,
+/// "segments":[[x,y,x,y,..],..]}]}]}]`.
+fn data_json(sections: &[(String, Vec<Panel>)], runs: &[RunData]) -> String {
+    let mut out = String::from("{\"runs\":[");
+    for (i, run) in runs.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        json_str(&mut out, &run.name);
+    }
+    out.push_str("],\"sections\":[");
+    for (i, (name, panels)) in sections.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"name\":");
+        json_str(&mut out, name);
+        out.push_str(",\"panels\":[");
+        for (j, panel) in panels.iter().enumerate() {
+            if j > 0 {
+                out.push(',');
+            }
+            out.push_str("{\"metric\":");
+            json_str(&mut out, &panel.metric);
+            out.push_str(",\"x\":");
+            json_str(&mut out, &panel.x);
+            out.push_str(",\"lines\":[");
+            for (k, line) in panel.lines.iter().enumerate() {
+                if k > 0 {
+                    out.push(',');
+                }
+                out.push_str("{\"run\":");
+                let index = runs.iter().position(|r| r.name == line.run).unwrap_or(0);
+                out.push_str(&index.to_string());
+                out.push_str(",\"segments\":[");
+                for (s, segment) in line.segments.iter().enumerate() {
+                    if s > 0 {
+                        out.push(',');
+                    }
+                    out.push('[');
+                    for (p, &(x, y)) in segment.iter().enumerate() {
+                        if p > 0 {
+                            out.push(',');
+                        }
+                        json_num(&mut out, x);
+                        out.push(',');
+                        json_num(&mut out, y);
+                    }
+                    out.push(']');
+                }
+                out.push_str("]}");
+            }
+            out.push_str("]}");
+        }
+        out.push_str("]}");
+    }
+    out.push_str("]}");
+    out
+}
+
+fn value_text(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        other => {
+            let mut text = String::new();
+            other.write_to(&mut text);
+            if text.len() > 300 {
+                let mut end = 300;
+                while !text.is_char_boundary(end) {
+                    end -= 1;
+                }
+                text.truncate(end);
+                text.push('…');
+            }
+            text
+        }
+    }
+}
+
+/// A table of keys and one column per run.
+fn table(out: &mut String, id: &str, runs: &[RunData], map: impl Fn(&RunData) -> &json::Map) {
+    let mut keys: Vec<&str> = Vec::new();
+    for run in runs {
+        for key in map(run).keys() {
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+    }
+    keys.sort_unstable();
+    if keys.is_empty() {
+        out.push_str("<p class=\"empty\">none</p>\n");
+        return;
+    }
+    let _ = write!(out, "<table id=\"{id}\"><thead><tr><th>key</th>");
+    for run in runs {
+        out.push_str("<th>");
+        escape(out, &run.name);
+        out.push_str("</th>");
+    }
+    out.push_str("</tr></thead><tbody>\n");
+    for key in keys {
+        out.push_str("<tr><td>");
+        escape(out, key);
+        out.push_str("</td>");
+        for run in runs {
+            out.push_str("<td>");
+            if let Some(value) = map(run).get(key) {
+                escape(out, &value_text(value));
+            }
+            out.push_str("</td>");
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</tbody></table>\n");
+}
+
+fn image_mime(path: &Path) -> Option<&'static str> {
+    match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+        "png" => Some("image/png"),
+        "jpg" | "jpeg" => Some("image/jpeg"),
+        "gif" => Some("image/gif"),
+        "webp" => Some("image/webp"),
+        _ => None,
+    }
+}
+
+/// The page.
+pub(crate) fn build_html(runs: &[RunData]) -> String {
+    let sections = sections(runs);
+    let mut out = String::with_capacity(1 << 16);
+    out.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n");
+    out.push_str("<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:\">\n<title>");
+    let title: Vec<&str> = runs.iter().map(|r| r.name.as_str()).collect();
+    escape(&mut out, &title.join(", "));
+    out.push_str(" · wandb-inspect report</title>\n<style>");
+    out.push_str(STYLE);
+    out.push_str("</style></head>\n<body>\n<h1>");
+    escape(&mut out, &title.join(", "));
+    out.push_str("</h1>\n<div class=\"runs\">");
+    for (i, run) in runs.iter().enumerate() {
+        let _ = write!(out, "<span class=\"run\"><i class=\"c{}\"></i>", i % 10);
+        escape(&mut out, &run.name);
+        out.push_str(" <small>");
+        escape(
+            &mut out,
+            &format!(
+                "{}{} · {} rows · {}",
+                run.project,
+                if run.id.is_empty() {
+                    String::new()
+                } else {
+                    format!("/{}", run.id)
+                },
+                run.steps.len(),
+                match run.exit_code {
+                    Some(code) => format!("exit {code}"),
+                    None => "running or killed".to_string(),
+                }
+            ),
+        );
+        out.push_str("</small></span>");
+    }
+    out.push_str("</div>\n");
+    let n_damage: usize = runs.iter().map(|r| r.damage.len()).sum();
+    if n_damage > 0 {
+        out.push_str("<section id=\"damage\"><h2>Damage</h2><table><thead><tr><th>file</th><th>offset</th><th>bytes</th><th>reason</th></tr></thead><tbody>\n");
+        for run in runs {
+            for d in &run.damage {
+                out.push_str("<tr><td>");
+                escape(&mut out, &run.path.display().to_string());
+                let _ = write!(out, "</td><td>{}</td><td>{}</td><td>", d.offset, d.length);
+                escape(
+                    &mut out,
+                    &format!(
+                        "{}{}",
+                        d.reason,
+                        if d.torn_tail { " (torn tail)" } else { "" }
+                    ),
+                );
+                out.push_str("</td></tr>\n");
+            }
+        }
+        out.push_str("</tbody></table></section>\n");
+    }
+    for (i, (name, panels)) in sections.iter().enumerate() {
+        let _ = write!(out, "<section class=\"charts\"><h2>");
+        escape(&mut out, name);
+        let _ = writeln!(
+            out,
+            " <small>{} panels</small></h2><div class=\"grid\" data-section=\"{i}\"></div></section>",
+            panels.len()
+        );
+    }
+    if sections.is_empty() {
+        out.push_str("<p class=\"empty\">no numeric history metric</p>\n");
+    }
+    out.push_str("<section><h2>Summary</h2>\n");
+    table(&mut out, "summary", runs, |run| &run.summary);
+    out.push_str("</section>\n<section><h2>Config</h2>\n");
+    table(&mut out, "config", runs, |run| &run.config);
+    out.push_str("</section>\n");
+    let mut shown = 0;
+    let mut images = String::new();
+    for run in runs {
+        for image in &run.images {
+            if shown >= MAX_IMAGES {
+                break;
+            }
+            let Some(mime) = image_mime(&image.path) else {
+                continue;
+            };
+            let small = std::fs::metadata(&image.path).is_ok_and(|m| m.len() <= MAX_IMAGE_BYTES);
+            let Some(bytes) = small.then(|| std::fs::read(&image.path).ok()).flatten() else {
+                continue;
+            };
+            shown += 1;
+            images.push_str("<figure><img alt=\"\" src=\"data:");
+            images.push_str(mime);
+            images.push_str(";base64,");
+            images.push_str(&base64::engine::general_purpose::STANDARD.encode(&bytes));
+            images.push_str("\"><figcaption>");
+            escape(
+                &mut images,
+                &format!("{} · {} · step {}", run.name, image.key, image.step),
+            );
+            images.push_str("</figcaption></figure>\n");
+        }
+    }
+    if shown > 0 {
+        out.push_str("<section id=\"images\"><h2>Images</h2><div class=\"images\">\n");
+        out.push_str(&images);
+        out.push_str("</div></section>\n");
+    }
+    if runs.iter().any(|run| !run.console.is_empty()) {
+        out.push_str("<section id=\"console\"><h2>Console <small>last lines</small></h2>\n");
+        for run in runs.iter().filter(|run| !run.console.is_empty()) {
+            out.push_str("<h3>");
+            escape(&mut out, &run.name);
+            out.push_str("</h3><pre>");
+            let skip = run.console.len().saturating_sub(CONSOLE_SHOWN);
+            for line in run.console.iter().skip(skip) {
+                escape(&mut out, line);
+                out.push('\n');
+            }
+            out.push_str("</pre>\n");
+        }
+        out.push_str("</section>\n");
+    }
+    out.push_str("<div id=\"tip\"></div>\n<script type=\"application/json\" id=\"data\">");
+    out.push_str(&data_json(&sections, runs));
+    out.push_str("</script>\n<script>");
+    out.push_str(SCRIPT);
+    out.push_str("</script>\n</body></html>\n");
+    out
+}
+
+const STYLE: &str = r##"
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px;color:#1a1a1a;background:#fafafa}
+h1{font-size:20px;margin:0 0 8px}h2{font-size:16px;margin:24px 0 8px}h3{font-size:13px;margin:12px 0 4px}
+small{color:#777;font-weight:normal}.runs .run{margin-right:18px;font-size:13px}
+.runs i{display:inline-block;width:14px;height:3px;vertical-align:middle;margin-right:6px}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(420px,1fr));gap:12px}
+.panel{background:#fff;border:1px solid #e3e3e3;border-radius:6px;padding:8px}
+.panel h4{margin:0 0 4px;font-size:13px;font-weight:600}
+.panel svg{width:100%;height:auto;display:block;cursor:crosshair;user-select:none}
+.panel text{font-size:10px;fill:#666}.panel .axis{stroke:#ccc}.panel .grid-line{stroke:#f0f0f0}
+table{border-collapse:collapse;background:#fff;font-size:12px}td,th{border:1px solid #e3e3e3;padding:3px 8px;text-align:left;vertical-align:top}
+th{background:#f3f3f3}td{max-width:480px;overflow-wrap:anywhere}
+pre{background:#111;color:#ddd;padding:10px;font-size:12px;overflow:auto;max-height:420px}
+.images{display:flex;flex-wrap:wrap;gap:10px}figure{margin:0;background:#fff;border:1px solid #e3e3e3;padding:6px}
+figure img{max-width:160px;max-height:160px;image-rendering:pixelated;display:block}figcaption{font-size:11px;color:#666}
+#tip{position:fixed;pointer-events:none;background:rgba(255,255,255,.95);border:1px solid #ccc;padding:4px 8px;font-size:12px;display:none;white-space:nowrap}
+.empty{color:#777}
+.c0{background:#5a6fe0}.c1{background:#e87124}.c2{background:#2aa198}.c3{background:#d63b5c}.c4{background:#7c4dcc}
+.c5{background:#4ca33b}.c6{background:#c29a1d}.c7{background:#3386d6}.c8{background:#8c563c}.c9{background:#666}
+"##;
+
+const SCRIPT: &str = r##"
+(function(){
+"use strict";
+var D=JSON.parse(document.getElementById("data").textContent);
+var COLORS=["#5a6fe0","#e87124","#2aa198","#d63b5c","#7c4dcc","#4ca33b","#c29a1d","#3386d6","#8c563c","#666"];
+var NS="http://www.w3.org/2000/svg",W=440,H=240,L=52,R=10,T=8,B=26;
+var tip=document.getElementById("tip");
+function el(n,a,p){var e=document.createElementNS(NS,n);for(var k in a)e.setAttribute(k,a[k]);if(p)p.appendChild(e);return e;}
+function fmt(v){var a=Math.abs(v);if(a!==0&&(a<1e-3||a>=1e6))return v.toExponential(2);return String(+v.toPrecision(5));}
+function ticks(lo,hi,n){var s=(hi-lo)/n,m=Math.pow(10,Math.floor(Math.log10(s))),e=s/m;
+ var st=(e<1.5?1:e<3?2:e<7?5:10)*m,out=[];for(var t=Math.ceil(lo/st)*st;t<=hi+st*1e-9;t+=st)out.push(t);return out;}
+function panel(host,p){
+ var box=document.createElement("div");box.className="panel";
+ var h=document.createElement("h4");h.textContent=p.metric;box.appendChild(h);host.appendChild(box);
+ var svg=el("svg",{viewBox:"0 0 "+W+" "+H,"data-metric":p.metric},box);
+ var view=null,drag=null,sel=null;
+ function bounds(){var x0=Infinity,x1=-Infinity,y0=Infinity,y1=-Infinity;
+  p.lines.forEach(function(l){l.segments.forEach(function(s){for(var i=0;i<s.length;i+=2){var x=s[i],y=s[i+1];
+   if(view&&(x<view[0]||x>view[1]))continue;if(x<x0)x0=x;if(x>x1)x1=x;if(y<y0)y0=y;if(y>y1)y1=y;}});});
+  if(view){x0=view[0];x1=view[1];}
+  if(!(x1>x0)){x0-=0.5;x1+=0.5;}if(!(y1>y0)){var m=Math.abs(y0)>0?Math.abs(y0)*0.1:0.5;y0-=m;y1+=m;}
+  var pad=(y1-y0)*0.04;return [x0,x1,y0-pad,y1+pad];}
+ var b;function sx(x){return L+(x-b[0])/(b[1]-b[0])*(W-L-R);}function sy(y){return H-B-(y-b[2])/(b[3]-b[2])*(H-T-B);}
+ function draw(){
+  while(svg.firstChild)svg.removeChild(svg.firstChild);b=bounds();
+  ticks(b[2],b[3],4).forEach(function(t){var y=sy(t);el("line",{x1:L,x2:W-R,y1:y,y2:y,"class":"grid-line"},svg);
+   var tx=el("text",{x:L-4,y:y+3,"text-anchor":"end"},svg);tx.textContent=fmt(t);});
+  ticks(b[0],b[1],5).forEach(function(t){var x=sx(t);var tx=el("text",{x:x,y:H-B+14,"text-anchor":"middle"},svg);tx.textContent=fmt(t);});
+  el("line",{x1:L,x2:W-R,y1:H-B,y2:H-B,"class":"axis"},svg);el("line",{x1:L,x2:L,y1:T,y2:H-B,"class":"axis"},svg);
+  var xl=el("text",{x:W-R,y:H-2,"text-anchor":"end"},svg);xl.textContent=p.x;
+  var clip="c"+Math.random().toString(36).slice(2);
+  var cp=el("clipPath",{id:clip},el("defs",{},svg));el("rect",{x:L,y:T,width:W-L-R,height:H-T-B},cp);
+  var g=el("g",{"clip-path":"url(#"+clip+")"},svg);
+  p.lines.forEach(function(l){var d="";l.segments.forEach(function(s){for(var i=0;i<s.length;i+=2)d+=(i?"L":"M")+sx(s[i]).toFixed(1)+" "+sy(s[i+1]).toFixed(1);
+   if(s.length===2)el("circle",{cx:sx(s[0]),cy:sy(s[1]),r:2.5,fill:COLORS[l.run%10]},g);});
+   el("path",{d:d,fill:"none",stroke:COLORS[l.run%10],"stroke-width":1.6,"stroke-linejoin":"round","stroke-linecap":"round"},g);});
+  sel=el("rect",{y:T,height:H-T-B,width:0,fill:"rgba(90,111,224,.15)"},svg);
+  cursor=el("line",{y1:T,y2:H-B,stroke:"#aaa","stroke-dasharray":"3 3",visibility:"hidden"},svg);
+ }
+ var cursor;
+ function dataX(ev){var r=svg.getBoundingClientRect();var px=(ev.clientX-r.left)*W/r.width;return [px,b[0]+(px-L)/(W-L-R)*(b[1]-b[0])];}
+ function nearest(s,x){var lo=0,hi=s.length/2-1;while(lo<hi){var m=(lo+hi)>>1;if(s[2*m]<x)lo=m+1;else hi=m;}
+  if(lo>0&&Math.abs(s[2*lo-2]-x)<Math.abs(s[2*lo]-x))lo--;return [s[2*lo],s[2*lo+1]];}
+ svg.addEventListener("mousemove",function(ev){var q=dataX(ev);
+  if(drag!==null){var a=Math.min(drag,q[0]),c=Math.max(drag,q[0]);sel.setAttribute("x",a);sel.setAttribute("width",c-a);}
+  cursor.setAttribute("x1",q[0]);cursor.setAttribute("x2",q[0]);cursor.setAttribute("visibility","visible");
+  var rows=[];p.lines.forEach(function(l){var best=null;l.segments.forEach(function(s){if(!s.length)return;var n=nearest(s,q[1]);
+   if(!best||Math.abs(n[0]-q[1])<Math.abs(best[0]-q[1]))best=n;});
+   if(best)rows.push('<span style="color:'+COLORS[l.run%10]+'">\u25A0</span> '+esc(D.runs[l.run])+": "+fmt(best[1])+" @ "+fmt(best[0]));});
+  tip.innerHTML=rows.join("<br>");tip.style.display=rows.length?"block":"none";
+  tip.style.left=(ev.clientX+14)+"px";tip.style.top=(ev.clientY+10)+"px";});
+ svg.addEventListener("mouseleave",function(){tip.style.display="none";cursor.setAttribute("visibility","hidden");drag=null;sel.setAttribute("width",0);});
+ svg.addEventListener("mousedown",function(ev){drag=dataX(ev)[0];ev.preventDefault();});
+ svg.addEventListener("mouseup",function(ev){if(drag===null)return;var q=dataX(ev)[0],a=Math.min(drag,q),c=Math.max(drag,q);drag=null;
+  if(c-a>4){var x0=b[0]+(a-L)/(W-L-R)*(b[1]-b[0]),x1=b[0]+(c-L)/(W-L-R)*(b[1]-b[0]);view=[x0,x1];}draw();});
+ svg.addEventListener("dblclick",function(){view=null;draw();});
+ draw();return 1;
+}
+function esc(t){return String(t).replace(/[&<>"]/g,function(c){return {"&":"&amp;","<":"&lt;",">":"&gt;",'"':"&quot;"}[c];});}
+var drawn=0;
+document.querySelectorAll(".grid[data-section]").forEach(function(host){
+ var s=D.sections[+host.getAttribute("data-section")];s.panels.forEach(function(p){drawn+=panel(host,p);});});
+document.body.setAttribute("data-rendered",String(drawn));
+})();
+"##;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn script_data_cannot_close_its_block() {
+        let mut out = String::new();
+        json_str(&mut out, "</script><b>");
+        assert!(!out.contains('<'), "{out}");
+        let mut out = String::new();
+        escape(&mut out, "<a href=\"x\">&'");
+        assert_eq!(out, "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+    }
+}
