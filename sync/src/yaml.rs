@@ -8,6 +8,13 @@ use wandb_format::json::write_str;
 
 const INDENT: usize = 4;
 
+/// Indentation (in spaces) past which nested values are written in flow style, as their JSON
+/// text (which YAML reads as the same data), instead of block style: about 100 levels. Deeper
+/// block style would recurse once per level and indent quadratically; format's JSON writer
+/// needs no stack per level, so a config nested 10,000 deep (as Go's JSON accepts) cannot
+/// overflow the stack here.
+const MAX_BLOCK_INDENT: usize = 400;
+
 /// The YAML document for a JSON value (normally an object).
 pub(crate) fn to_yaml(value: &Value) -> String {
     let mut out = String::new();
@@ -51,6 +58,12 @@ fn write_map(out: &mut String, value: &Value, depth: usize) {
 }
 
 fn write_child(out: &mut String, item: &Value, depth: usize) {
+    if depth >= MAX_BLOCK_INDENT && is_block(item) {
+        out.push(' ');
+        item.write_to(out);
+        out.push('\n');
+        return;
+    }
     match item {
         Value::Object(_) if is_block(item) => {
             out.push('\n');
@@ -72,6 +85,12 @@ fn write_seq(out: &mut String, items: &[Value], depth: usize) {
     for item in items {
         pad(out, depth);
         out.push('-');
+        if depth >= MAX_BLOCK_INDENT && is_block(item) {
+            out.push(' ');
+            item.write_to(out);
+            out.push('\n');
+            continue;
+        }
         match item {
             Value::Object(map) if !map.is_empty() => {
                 // The first member goes on the dash line, the rest aligned under it.
@@ -151,6 +170,43 @@ fn is_plain_safe(s: &str) -> bool {
 mod tests {
     use super::*;
     use wandb_format::json::parse;
+
+    #[test]
+    fn deep_configs_switch_to_flow_style_without_deep_recursion() {
+        // 10,000 levels of objects and of lists, on a thread with a small stack.
+        let depth = 10_000;
+        let objects = format!("{}1{}", r#"{"a":"#.repeat(depth), "}".repeat(depth));
+        let lists = format!(
+            "{{\"l\":{}1{}}}",
+            "[".repeat(depth - 1),
+            "]".repeat(depth - 1)
+        );
+        let handle = std::thread::Builder::new()
+            .stack_size(256 << 10)
+            .spawn(move || {
+                let objects = to_yaml(&parse(&objects).unwrap());
+                let lists = to_yaml(&parse(&lists).unwrap());
+                (objects, lists)
+            })
+            .unwrap();
+        let (objects, lists) = handle.join().unwrap();
+        // Block style down to the limit, then the rest of the value as one JSON line.
+        assert!(objects.starts_with("a:\n    a:\n"), "{}", &objects[..40]);
+        let flow = objects.lines().last().unwrap().trim_start();
+        assert!(flow.starts_with(r#"a: {"a":"#), "{}", &flow[..40]);
+        assert!(flow.contains(r#"{"a":1}"#));
+        assert_eq!(flow.matches('{').count(), flow.matches('}').count());
+        assert!(objects.len() < 2_000_000, "{} bytes", objects.len());
+        assert!(
+            lists
+                .lines()
+                .last()
+                .unwrap()
+                .trim_start()
+                .starts_with("- [[")
+        );
+        assert!(lists.len() < 2_000_000, "{} bytes", lists.len());
+    }
 
     #[test]
     fn config_yaml_layout() {
