@@ -102,6 +102,9 @@ impl<'py> Converter<'_, 'py> {
             return Ok(json::Value::Object(map));
         }
         if let Ok(list) = obj.cast::<PyList>() {
+            if let Some(converted) = self.sequence_fallback(key, obj, list.len())? {
+                return self.json(key, &converted, depth + 1);
+            }
             return list
                 .iter()
                 .map(|v| self.json(key, &v, depth + 1))
@@ -109,6 +112,9 @@ impl<'py> Converter<'_, 'py> {
                 .map(json::Value::Array);
         }
         if let Ok(tuple) = obj.cast::<PyTuple>() {
+            if let Some(converted) = self.sequence_fallback(key, obj, tuple.len())? {
+                return self.json(key, &converted, depth + 1);
+            }
             return tuple
                 .iter()
                 .map(|v| self.json(key, &v, depth + 1))
@@ -123,6 +129,37 @@ impl<'py> Converter<'_, 'py> {
             return Err(unsupported(key, obj));
         }
         self.json(key, &converted, depth + 1)
+    }
+}
+
+impl<'py> Converter<'_, 'py> {
+    /// A list or tuple whose first item is not a plain value goes to the converter whole
+    /// first (a list of images is one value in W&B); `None` when it hands the list back.
+    fn sequence_fallback(
+        &self,
+        key: &str,
+        obj: &Bound<'py, PyAny>,
+        len: usize,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let Some(fallback) = self.fallback else {
+            return Ok(None);
+        };
+        if len == 0 {
+            return Ok(None);
+        }
+        let first = obj.get_item(0)?;
+        let plain = first.is_instance_of::<PyFloat>()
+            || first.is_instance_of::<PyInt>()
+            || first.is_instance_of::<PyString>()
+            || first.is_none()
+            || first.is_instance_of::<PyDict>()
+            || first.is_instance_of::<PyList>()
+            || first.is_instance_of::<PyTuple>();
+        if plain {
+            return Ok(None);
+        }
+        let converted = fallback.call1((self.run, key, obj, self.step))?;
+        Ok((!converted.is(obj)).then_some(converted))
     }
 }
 

@@ -27,6 +27,7 @@ run.log({
     "grey": wandb.Image(np.arange(6, dtype=np.uint8).reshape(2, 3)),
     "h": wandb.Histogram([((i * 37) % 101) / 7.0 for i in range(500)], num_bins=16),
     "t": wandb.Table(columns=["a", "b"], data=[[1, "x"], [2, None]]),
+    "gallery": [wandb.Image(np.full((2, 2), v, dtype=np.uint8), caption=str(v)) for v in (10, 20)],
 }, commit=False)
 run.log({"late": 1}, step=25)
 run.summary["best"] = 0.5
@@ -88,6 +89,8 @@ def normalise(value):
         return out
     if isinstance(value, list):
         return [normalise(v) for v in value]
+    if isinstance(value, str) and value.startswith("media/"):
+        return re.sub(r"_[0-9a-f]{20}\.", "_<hash>.", value)
     return value
 
 
@@ -125,22 +128,28 @@ def test_same_run_as_the_sdk_after_official_sync(tmp_path, exit_code):
     assert (ours["exit_code"], ours["complete"]) == (theirs["exit_code"], theirs["complete"]) == (exit_code, True)
 
     def media(run):
-        return {re.sub(r"_[0-9a-f]{20}\.", "_<hash>.", p): f for p, f in run["files"].items() if p.startswith("media/")}
+        """(name without its hash, content: PNG pixels or table JSON) of each media file."""
+        import base64
+        import json
 
-    their_media, our_media = media(theirs), media(ours)
-    assert sorted(our_media) == sorted(their_media)
-    assert len(their_media) == 3, sorted(their_media)
+        out = []
+        for path, f in run["files"].items():
+            if not path.startswith("media/"):
+                continue
+            name = re.sub(r"_[0-9a-f]{20}\.", "_<hash>.", path)
+            if name.endswith(".png"):
+                content = repr(png_pixels(base64.b64decode(f["bytes"][len("base64:"):])))
+            else:
+                content = json.dumps(json.loads(f["bytes"]), sort_keys=True)
+            out.append((name, content))
+        return sorted(out)
+
+    their_media = media(theirs)
+    assert media(ours) == their_media
+    assert len(their_media) == 5, [n for n, _ in their_media]
     assert len(theirs["history"]) == 23 and theirs["history"][21]["img"]["_type"] == "image-file"
+    assert theirs["history"][21]["gallery"]["_type"] == "images/separated"
     assert theirs["summary"]["loss"] == {"min": 0.05} and theirs["config"]["extra"]["value"] is True
-    for name, theirs_file in their_media.items():
-        ours_file = our_media[name]
-        if name.endswith(".png"):
-            decode = lambda f: png_pixels(__import__("base64").b64decode(f["bytes"][len("base64:"):]))  # noqa: E731
-            assert decode(ours_file) == decode(theirs_file), name
-        else:
-            import json
-
-            assert json.loads(ours_file["bytes"]) == json.loads(theirs_file["bytes"]), name
 
 
 def test_our_sync_uploads_what_the_official_sync_does(tmp_path):
@@ -183,4 +192,4 @@ def test_our_sync_uploads_what_the_official_sync_does(tmp_path):
         assert {k: v for k, v in a[field].items() if k != "_wandb"} == {k: v for k, v in b[field].items() if k != "_wandb"}, field
     assert (a["exit_code"], a["complete"]) == (b["exit_code"], b["complete"]) == (0, True)
     media = lambda r: {p: f["sha256"] for p, f in r["files"].items() if p.startswith("media/")}  # noqa: E731
-    assert media(a) == media(b) and len(media(a)) == 3
+    assert media(a) == media(b) and len(media(a)) == 5

@@ -190,6 +190,22 @@ class Table:
         return native.table(key, step, [str(c) for c in self.columns], rows)
 
 
+def _image_list(native: Any, key: str, step: Optional[int], images: list) -> dict:
+    """A list of images as the SDK logs it: each image's file, and one `images/separated`
+    value naming them (at most 108 images, as the SDK keeps)."""
+    if len(images) > 108:
+        sys.stderr.write(f"wandb: WARNING Only 108 Image will be uploaded.\n")
+        images = images[:108]
+    step = native.step() if step is None else step
+    jsons = [img._bind(native, key, step) for img in images]
+    meta = {"_type": "images/separated", "width": jsons[0]["width"], "height": jsons[0]["height"],
+            "format": jsons[0]["format"], "count": len(images),
+            "filenames": [j["path"] for j in jsons]}
+    if images[0]._caption is not None:
+        meta["captions"] = [img._caption for img in images]
+    return meta
+
+
 def _plain(v: Any) -> Any:
     if isinstance(v, (int, float, str, bool)) or v is None:
         return v
@@ -208,7 +224,7 @@ def _convert(owner: "Run", key: str, value: Any, step: Optional[int]) -> Any:
         native = owner._native
         return value._bind(native, key, native.step() if step is None else step)
     if isinstance(value, (list, tuple)) and value and all(isinstance(v, Image) for v in value):
-        raise TypeError(f"value of {key!r}: lists of images are not supported yet")
+        return _image_list(owner._native, key, step, list(value))
     if isinstance(value, Mapping):
         return dict(value)
     if isinstance(value, (set, frozenset)):
