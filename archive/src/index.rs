@@ -33,11 +33,18 @@ pub struct RunEntry {
     pub name: String,
     /// The run folder it was packed from (absolute).
     pub source: String,
+    /// The first frame holding the run (every run starts a frame).
+    #[serde(default)]
+    pub frame: u64,
     /// The run's files, in tar order.
     pub files: Vec<FileEntry>,
     /// Files that belong to the run but were not packed, and why.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub refused: Vec<Refused>,
+    /// The run's folders (relative to the run folder), stored as folder members before its
+    /// files, so that empty ones come back too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dirs: Vec<String>,
 }
 
 /// Where a packed file came from.
@@ -135,6 +142,9 @@ impl Index {
         let mut last_end = 0u64;
         for run in &index.runs {
             check_name(&run.name).map_err(|r| bad(format!("run {:?}: {r}", run.name)))?;
+            for dir in &run.dirs {
+                check_name(dir).map_err(|r| bad(format!("folder {dir:?}: {r}")))?;
+            }
             for file in &run.files {
                 let here = |reason: &str| bad(format!("file {:?}: {reason}", file.path));
                 check_name(&file.path).map_err(|r| here(&r))?;

@@ -278,7 +278,9 @@ pub fn pack(opts: &PackOptions) -> Result<PackReport> {
             let new_frame0 = packer.n_frames();
             let old_start = frames.get(range.start).map_or(0, |f| f.d_offset);
             for i in range.clone() {
-                let frame = frames[i];
+                let Some(&frame) = frames.get(i) else {
+                    break;
+                };
                 let mut bytes = vec![0u8; usize::try_from(frame.c_len).unwrap_or(0)];
                 old_file(old)?
                     .read_exact_at(&mut bytes, frame.c_offset)
@@ -291,10 +293,11 @@ pub fn pack(opts: &PackOptions) -> Result<PackReport> {
                 packer.raw_frame(bytes, frame.d_len, crc)?;
             }
             let mut run = old_run.clone();
+            run.frame = new_frame0;
             for file in &mut run.files {
-                file.header_offset = file.header_offset - old_start + new_start;
-                file.data_offset = file.data_offset - old_start + new_start;
-                file.frame = file.frame - range.start as u64 + new_frame0;
+                file.header_offset = file.header_offset.saturating_sub(old_start) + new_start;
+                file.data_offset = file.data_offset.saturating_sub(old_start) + new_start;
+                file.frame = file.frame.saturating_sub(range.start as u64) + new_frame0;
             }
             report.kept.push(run.name.clone());
             index.runs.push(run);
@@ -410,11 +413,7 @@ fn run_frame_ranges(archive: &Archive) -> Vec<std::ops::Range<usize>> {
     let starts: Vec<usize> = index
         .runs
         .iter()
-        .map(|r| {
-            r.files
-                .first()
-                .map_or(0, |f| usize::try_from(f.frame).unwrap_or(0))
-        })
+        .map(|r| usize::try_from(r.frame).unwrap_or(0))
         .collect();
     let index_frame = archive
         .frames()
@@ -427,8 +426,17 @@ fn run_frame_ranges(archive: &Archive) -> Vec<std::ops::Range<usize>> {
                 .is_some_and(|m| m.name == INDEX_NAME)
         })
         .unwrap_or(archive.frames().len());
+    let n_frames = archive.frames().len();
     (0..starts.len())
-        .map(|i| starts[i]..starts.get(i + 1).copied().unwrap_or(index_frame))
+        .map(|i| {
+            let end = starts
+                .get(i + 1)
+                .copied()
+                .unwrap_or(index_frame)
+                .min(index_frame)
+                .min(n_frames);
+            starts[i].min(end)..end
+        })
         .collect()
 }
 
@@ -491,9 +499,20 @@ fn pack_run(
         source: root.to_string_lossy().into_owned(),
         files: Vec::new(),
         refused: Vec::new(),
+        dirs: Vec::new(),
+        frame: 0,
     };
     let mut chosen = Vec::new();
-    collect(&root, &root, "", owner, &mut chosen, &mut entry.refused);
+    let mut dirs = Vec::new();
+    collect(
+        &root,
+        &root,
+        "",
+        owner,
+        &mut chosen,
+        &mut dirs,
+        &mut entry.refused,
+    );
     // Artifact files staged outside the run.
     let mut staged_seen = HashSet::new();
     for record_file in &run.record_files {
@@ -527,6 +546,14 @@ fn pack_run(
         }
     }
     packer.cut();
+    entry.frame = packer.n_frames();
+    // Folder members first (GNU tar then makes empty folders too, with their modes).
+    for (rel, mode, mtime) in dirs {
+        let name = format!("{}/{rel}/", run.name);
+        let mtime = u64::try_from(mtime).unwrap_or(0);
+        packer.write(&tarfmt::dir_header(&name, mode, mtime))?;
+        entry.dirs.push(rel);
+    }
     for file in chosen {
         let name = format!("{}/{}", run.name, file.name);
         let size = file.meta.len();
@@ -604,6 +631,7 @@ fn collect(
     rel: &str,
     owner: u32,
     out: &mut Vec<Chosen>,
+    dirs: &mut Vec<(String, u32, i64)>,
     refused: &mut Vec<Refused>,
 ) {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -630,7 +658,8 @@ fn collect(
             continue;
         };
         if meta.is_dir() {
-            collect(root, &path, &rel_path, owner, out, refused);
+            dirs.push((rel_path.clone(), meta.mode() & 0o7777, meta.mtime()));
+            collect(root, &path, &rel_path, owner, out, dirs, refused);
             continue;
         }
         if name_str.ends_with(".wandb.lock") {

@@ -535,8 +535,13 @@ impl Archive {
                     mode,
                     mtime,
                 } => {
-                    let name = long_name.unwrap_or(name);
+                    let mut name = long_name.unwrap_or(name);
                     let link = long_link.unwrap_or(link);
+                    if kind == Kind::Dir {
+                        while name.len() > 1 && name.ends_with(b"/") {
+                            name.pop();
+                        }
+                    }
                     return Ok(Some(Member {
                         name: String::from_utf8_lossy(&name).into_owned(),
                         kind,
@@ -740,17 +745,30 @@ fn members_of(index: &Index) -> Vec<Member> {
     index
         .runs
         .iter()
-        .flat_map(|run| run.files.iter())
-        .map(|file| Member {
-            name: file.path.clone(),
-            kind: Kind::File,
-            link: String::new(),
-            size: file.size,
-            header_offset: file.header_offset,
-            data_offset: file.data_offset,
-            sha256: Some(file.sha256.clone()),
-            mode: file.mode,
-            mtime: file.mtime,
+        .flat_map(|run| {
+            let dirs = run.dirs.iter().map(|dir| Member {
+                name: format!("{}/{dir}", run.name),
+                kind: Kind::Dir,
+                link: String::new(),
+                size: 0,
+                header_offset: run.files.first().map_or(0, |f| f.header_offset),
+                data_offset: run.files.first().map_or(0, |f| f.header_offset),
+                sha256: None,
+                mode: 0o755,
+                mtime: 0,
+            });
+            let files = run.files.iter().map(|file| Member {
+                name: file.path.clone(),
+                kind: Kind::File,
+                link: String::new(),
+                size: file.size,
+                header_offset: file.header_offset,
+                data_offset: file.data_offset,
+                sha256: Some(file.sha256.clone()),
+                mode: file.mode,
+                mtime: file.mtime,
+            });
+            dirs.chain(files)
         })
         .collect()
 }

@@ -18,6 +18,10 @@ pub fn padded(size: u64) -> u64 {
 /// The header blocks of a regular file member: a GNU long-name record first when the name does
 /// not fit the 100 bytes of the header.
 pub fn file_header(name: &str, size: u64, mode: u32, mtime: u64) -> Vec<u8> {
+    member_header(name, size, mode, mtime, EntryType::Regular)
+}
+
+fn member_header(name: &str, size: u64, mode: u32, mtime: u64, kind: EntryType) -> Vec<u8> {
     let mut out = Vec::with_capacity(512);
     if name.len() >= 100 {
         let mut long = Header::new_gnu();
@@ -40,10 +44,15 @@ pub fn file_header(name: &str, size: u64, mode: u32, mtime: u64) -> Vec<u8> {
     header.set_size(size);
     header.set_uid(0);
     header.set_gid(0);
-    header.set_entry_type(EntryType::Regular);
+    header.set_entry_type(kind);
     header.set_cksum();
     out.extend_from_slice(header.as_bytes());
     out
+}
+
+/// The header blocks of a folder member (`name` ends with `/`).
+pub fn dir_header(name: &str, mode: u32, mtime: u64) -> Vec<u8> {
+    member_header(name, 0, mode, mtime, EntryType::Directory)
 }
 
 /// What kind of member a header starts.

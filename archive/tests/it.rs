@@ -550,7 +550,11 @@ fn truncated_archives_keep_every_member_of_the_intact_frames() {
         let to = dir.path().join(format!("cut-{cut}"));
         let report = unpack(&archive, &to, &[]).unwrap();
         let full = Archive::open(&path).unwrap();
-        for member in full.members() {
+        for member in full
+            .members()
+            .iter()
+            .filter(|m| m.kind == tarfmt::Kind::File)
+        {
             if member.data_offset + member.size <= intact_end {
                 let found = listed
                     .get(member.name.as_str())
@@ -566,7 +570,7 @@ fn truncated_archives_keep_every_member_of_the_intact_frames() {
             }
         }
         // Nothing damaged is unpacked as if intact.
-        for name in &report.written {
+        for name in report.written.iter().filter(|n| !to.join(n).is_dir()) {
             assert_eq!(
                 &fs::read(to.join(name)).unwrap(),
                 &originals[name],
@@ -599,7 +603,11 @@ fn a_flipped_frame_loses_only_its_members() {
             let archive = Archive::open(&damaged).unwrap();
             assert!(archive.index().is_some(), "frame {i}: index lost");
             let mut n_bad = 0;
-            for member in archive.members() {
+            for member in archive
+                .members()
+                .iter()
+                .filter(|m| m.kind == tarfmt::Kind::File)
+            {
                 let in_frame = member.header_offset < frame.d_offset + frame.d_len
                     && member.data_offset + member.size > frame.d_offset;
                 let result = archive.verify_member(member);
@@ -620,7 +628,7 @@ fn a_flipped_frame_loses_only_its_members() {
             let to = dir.path().join("flipped");
             let report = unpack(&archive, &to, &[]).unwrap();
             assert_eq!(report.damaged.len(), n_bad);
-            for name in &report.written {
+            for name in report.written.iter().filter(|n| !to.join(n).is_dir()) {
                 assert_eq!(&fs::read(to.join(name)).unwrap(), &originals[name]);
             }
             fs::remove_dir_all(&to).unwrap();
