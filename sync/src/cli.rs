@@ -77,7 +77,8 @@ pub struct Cli {
     /// Also sync online runs (folders not starting with `offline-`).
     #[arg(long)]
     pub include_online: bool,
-    /// Runs to sync at once (default: twice the cores, 2 to 8).
+    /// Most runs to sync at once (default: twice the cores, 2 to 8, rising to 32 while requests
+    /// wait on the network).
     #[arg(short = 'j', long = "jobs", value_name = "N")]
     pub jobs: Option<usize>,
     /// Follow runs still being written and upload new records until their exit record.
@@ -231,6 +232,9 @@ fn options_from(cli: &Cli) -> Result<SyncOptions, Error> {
         return Err(Error::Usage("--jobs must be at least 1".into()));
     }
     opts.jobs = cli.jobs.unwrap_or_else(default_jobs);
+    if let Some(jobs) = cli.jobs {
+        opts.max_jobs = jobs;
+    }
     opts.live = cli.live;
     opts.dry_run = cli.dry_run;
     opts.wait_locked = cli.wait_locked;

@@ -22,7 +22,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -32,6 +32,7 @@ use wandb_settings::Secret;
 
 use crate::error::{Error, Result};
 use crate::files::Snapshot;
+use crate::pace::Pace;
 
 /// Retry timing.
 #[derive(Debug, Clone, PartialEq)]
@@ -110,6 +111,8 @@ pub(crate) fn upload_timeout(len: u64) -> Duration {
 #[derive(Debug)]
 pub(crate) struct Reply {
     pub(crate) body: Vec<u8>,
+    /// The reply's `ETag` header (what a multipart upload's part PUT returns).
+    pub(crate) etag: Option<String>,
 }
 
 /// The shared HTTP client.
@@ -119,6 +122,8 @@ pub(crate) struct Http {
     base_url: String,
     auth: Option<HeaderValue>,
     pub(crate) retry: RetryPolicy,
+    /// Requests in flight and the reply wait, shared by every client of one sync.
+    pace: Arc<Pace>,
 }
 
 impl std::fmt::Debug for Http {
@@ -171,10 +176,24 @@ impl Http {
             base_url: base_url.trim_end_matches('/').to_owned(),
             auth,
             retry,
+            pace: Arc::default(),
         })
     }
 
-    /// POSTs JSON to `path` on the base URL (with credentials), retrying per `class`.
+    /// This client, sharing `other`'s pace (requests in flight, reply wait).
+    #[must_use]
+    pub(crate) fn sharing_pace(mut self, other: &Http) -> Http {
+        self.pace = Arc::clone(&other.pace);
+        self
+    }
+
+    /// The pace shared by this sync's clients.
+    pub(crate) fn pace(&self) -> &Pace {
+        &self.pace
+    }
+
+    /// POSTs JSON to `path` on the base URL (with credentials), retrying per `class`; a `gzip`
+    /// body is already compressed and goes with `Content-Encoding: gzip`.
     #[expect(
         clippy::too_many_arguments,
         reason = "each argument is a different request setting; a struct would only rename them"
@@ -188,6 +207,7 @@ impl Http {
         timeout: Duration,
         deadline: Instant,
         unlimited_attempts: bool,
+        gzip: bool,
     ) -> Result<Reply> {
         let url = format!("{}{path}", self.base_url);
         let attempt = Attempt {
@@ -207,6 +227,9 @@ impl Http {
                 .header("X-WANDB-USERNAME", "")
                 .header("X-WANDB-USER-EMAIL", "")
                 .body(Body::from(body.clone()));
+            if gzip {
+                request = request.header("Content-Encoding", "gzip");
+            }
             if let Some(auth) = &self.auth {
                 request = request.header("Authorization", auth.clone());
             }
@@ -248,6 +271,47 @@ impl Http {
         .map(|_| ())
     }
 
+    /// PUTs the bytes of `range` of a snapshot (one part of a multipart upload) to its URL,
+    /// retrying per W&B's upload policy; every attempt sends exactly those bytes, with their
+    /// length as `Content-Length`. Returns the reply's `ETag`.
+    pub(crate) fn put_part(
+        &self,
+        what: &str,
+        url: &str,
+        headers: &HeaderMap,
+        snapshot: &Snapshot,
+        range: std::ops::Range<u64>,
+        deadline: Instant,
+    ) -> Result<Option<String>> {
+        let len = range.end.saturating_sub(range.start);
+        let attempt = Attempt {
+            what,
+            url,
+            class: RetryClass::Upload,
+            timeout: upload_timeout(len),
+            deadline,
+            unlimited_attempts: false,
+        };
+        self.with_retries(&attempt, |timeout| {
+            let in_memory = snapshot.bytes().and_then(|bytes| {
+                let start = usize::try_from(range.start).ok()?;
+                let end = usize::try_from(range.end).ok()?;
+                (start <= end && end <= bytes.len()).then(|| bytes.slice(start..end))
+            });
+            let body = match in_memory {
+                Some(bytes) => Body::from(bytes),
+                None => Body::sized(snapshot.reader_range(range.clone()), len),
+            };
+            self.client
+                .put(url)
+                .timeout(timeout)
+                .headers(headers.clone())
+                .header("Content-Length", len)
+                .body(body)
+        })
+        .map(|reply| reply.etag)
+    }
+
     fn with_retries(
         &self,
         attempt: &Attempt<'_>,
@@ -270,15 +334,26 @@ impl Http {
                 });
             }
             n_attempts += 1;
+            let permit = self.pace.acquire();
             let outcome = build(attempt.timeout.min(left)).send();
             let (cause, retry_after) = match outcome {
                 Ok(response) => {
                     reachable(&host);
                     let status = response.status().as_u16();
+                    if status == 429 || status >= 500 {
+                        self.pace.congested();
+                    } else {
+                        permit.replied();
+                    }
                     let retry_after = parse_retry_after(response.headers());
                     if (200..300).contains(&status) {
+                        let etag = response
+                            .headers()
+                            .get(reqwest::header::ETAG)
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_owned);
                         match read_body(response) {
-                            Ok(body) => return Ok(Reply { body }),
+                            Ok(body) => return Ok(Reply { body, etag }),
                             Err(e) => (
                                 format!("reading the reply failed: {}", error_chain(&e)),
                                 None,
@@ -298,6 +373,9 @@ impl Http {
                 }
                 Err(e) => {
                     let text = error_chain(&e);
+                    if e.is_timeout() {
+                        self.pace.congested();
+                    }
                     if e.is_builder() {
                         return Err(Error::Permanent {
                             what: what.to_owned(),
@@ -338,6 +416,7 @@ impl Http {
                     (text, None)
                 }
             };
+            drop(permit);
             let now = Instant::now();
             let out_of_attempts =
                 !attempt.unlimited_attempts && n_attempts >= self.retry.max_attempts;

@@ -39,6 +39,7 @@ mod ledger;
 mod lock;
 mod metadata;
 mod options;
+mod pace;
 mod process;
 mod report;
 mod runconfig;
@@ -51,7 +52,7 @@ pub use crate::cli::{
 };
 pub use crate::error::{Error, Result};
 pub use crate::http::RetryPolicy;
-pub use crate::options::{NoProgress, Observer, PlannedRun, SyncOptions, default_jobs};
+pub use crate::options::{MAX_JOBS, NoProgress, Observer, PlannedRun, SyncOptions, default_jobs};
 pub use crate::report::{
     ArtifactReport, DamageReport, RefusedFile, Report, RunReport, RunResult, Totals,
 };

@@ -63,8 +63,11 @@ pub struct SyncOptions {
     pub job_type: Option<String>,
     /// Tag renames (`old`, `new`); an empty `new` removes the tag.
     pub replace_tags: Vec<(String, String)>,
-    /// Runs synced at once.
+    /// Runs synced at once while the link is fast (requests answered at once).
     pub jobs: usize,
+    /// Most runs synced at once while requests wait on the network ([`MAX_JOBS`] by default;
+    /// the CLI sets it to `-j` when given, so `-j` stays an upper bound).
+    pub max_jobs: usize,
     /// Follow runs still being written until their exit record.
     pub live: bool,
     /// How often `live` looks for new records.
@@ -110,6 +113,9 @@ impl std::fmt::Debug for SyncOptions {
     }
 }
 
+/// Most runs synced at once on a slow link when `-j` is not given.
+pub const MAX_JOBS: usize = 32;
+
 /// The default number of runs synced at once: twice the cores, between 2 and 8 (each run
 /// pipelines reading with network I/O, so a little more than one per core keeps both busy).
 pub fn default_jobs() -> usize {
@@ -130,6 +136,7 @@ impl SyncOptions {
             job_type: None,
             replace_tags: Vec::new(),
             jobs: default_jobs(),
+            max_jobs: MAX_JOBS,
             live: false,
             live_poll: Duration::from_secs(1),
             dry_run: false,

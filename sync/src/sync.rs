@@ -1,10 +1,10 @@
 //! [`sync_paths`]: discover, plan, run the groups in parallel, collect the report.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Mutex, PoisonError};
-use std::time::Instant;
+use std::sync::{Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
-use crate::api::Api;
+use crate::api::{Api, FILESTREAM_GZIP};
 use crate::discover::{self, Found};
 use crate::error::{Error, Result};
 use crate::http::Http;
@@ -40,7 +40,10 @@ pub fn sync_paths(opts: &SyncOptions) -> Result<Report> {
             opts.retry.clone(),
             opts.ca_bundle.as_deref(),
         )?;
-        Some(Api { http })
+        Some(Api {
+            http,
+            gzip_file_stream: false,
+        })
     };
 
     // Refused paths first, then the files in input order; skipped files are settled now, the
@@ -109,9 +112,24 @@ pub fn sync_paths(opts: &SyncOptions) -> Result<Report> {
         .collect();
     opts.observer.sync_planned(&planned);
 
+    // One features query for the whole sync, and only when something will be sent.
+    let api = api.map(|mut api| {
+        if !groups.is_empty() {
+            let deadline = Instant::now() + opts.run_timeout;
+            api.gzip_file_stream = api
+                .server_features(deadline)
+                .iter()
+                .any(|feature| feature == FILESTREAM_GZIP);
+        }
+        api
+    });
     let queue = Mutex::new(groups.into_iter().collect::<VecDeque<_>>());
     let results: Mutex<Vec<(usize, RunReport)>> = Mutex::new(Vec::new());
-    let n_workers = opts.jobs.max(1);
+    // `jobs` runs at once on a fast link, up to `max_jobs` while requests wait on the network
+    // (see `pace`): every worker but the first `jobs` waits for the pace to let it start a run.
+    let jobs = opts.jobs.max(1);
+    let n_workers = opts.max_jobs.max(jobs);
+    let active = Admission::default();
     std::thread::scope(|scope| {
         for _ in 0..n_workers {
             scope.spawn(|| {
@@ -119,11 +137,24 @@ pub fn sync_paths(opts: &SyncOptions) -> Result<Report> {
                 // its requests on one runtime thread, which would serialise the workers.
                 let mut own_api: Option<Option<Api>> = None;
                 loop {
+                    let pace = api.as_ref().map(|api| api.http.pace());
+                    if !active.enter(
+                        || pace.map_or(jobs, |pace| pace.runs_at_once(jobs, n_workers)),
+                        || {
+                            queue
+                                .lock()
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .is_empty()
+                        },
+                    ) {
+                        break;
+                    }
                     let group = queue
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)
                         .pop_front();
                     let Some(group) = group else {
+                        active.leave();
                         break;
                     };
                     let worker_api = own_api
@@ -140,6 +171,7 @@ pub fn sync_paths(opts: &SyncOptions) -> Result<Report> {
                             .unwrap_or_else(PoisonError::into_inner)
                             .push((index, report));
                     }
+                    active.leave();
                 }
             });
         }
@@ -185,6 +217,47 @@ pub(crate) fn run_name(entity: Option<&str>, project: Option<&str>, run_id: &str
     name
 }
 
+/// The runs being synced, against the number the pace allows.
+#[derive(Debug, Default)]
+struct Admission {
+    active: Mutex<usize>,
+    changed: Condvar,
+}
+
+impl Admission {
+    /// Waits until fewer than `limit()` runs are active, then counts one more and returns true;
+    /// returns false once `done()` says there is no more work. The limit is looked at again
+    /// every [`ADMISSION_POLL`], since it follows the reply wait.
+    fn enter(&self, limit: impl Fn() -> usize, done: impl Fn() -> bool) -> bool {
+        let mut active = self.active.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if done() {
+                return false;
+            }
+            if *active < limit() {
+                *active += 1;
+                return true;
+            }
+            active = self
+                .changed
+                .wait_timeout(active, ADMISSION_POLL)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// A run ended (or was never started).
+    fn leave(&self) {
+        let mut active = self.active.lock().unwrap_or_else(PoisonError::into_inner);
+        *active = active.saturating_sub(1);
+        drop(active);
+        self.changed.notify_all();
+    }
+}
+
+/// How often a waiting worker looks at the pace again.
+const ADMISSION_POLL: Duration = Duration::from_millis(20);
+
 /// A client of the worker's own, or the shared one if a new client cannot be built.
 fn worker_client(opts: &SyncOptions, shared: &Api) -> Api {
     let key = opts.api_key.as_ref();
@@ -194,7 +267,10 @@ fn worker_client(opts: &SyncOptions, shared: &Api) -> Api {
         opts.retry.clone(),
         opts.ca_bundle.as_deref(),
     ) {
-        Ok(http) => Api { http },
+        Ok(http) => Api {
+            http: http.sharing_pace(&shared.http),
+            gzip_file_stream: shared.gzip_file_stream,
+        },
         Err(_) => shared.clone(),
     }
 }

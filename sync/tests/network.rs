@@ -241,3 +241,135 @@ fn a_tls_failure_gives_up_at_once() {
     );
     assert!(!stderr.contains(&key));
 }
+
+/// The most runs in progress at once, from the backend's request log: a run is in progress from
+/// its first `UpsertBucket` to its last file_stream request.
+fn most_runs_at_once(backend: &TestBackend) -> usize {
+    let mut spans: std::collections::BTreeMap<String, (f64, f64)> = Default::default();
+    for entry in backend.state().request_log {
+        let run = if entry.operation.as_deref() == Some("UpsertBucket") {
+            entry
+                .variables
+                .as_ref()
+                .and_then(|v| v.get("name"))
+                .and_then(|name| name.as_str())
+                .map(str::to_owned)
+        } else if entry.kind == "file_stream" {
+            entry.path.split('/').rev().nth(1).map(str::to_owned)
+        } else {
+            None
+        };
+        if let Some(run) = run {
+            let span = spans.entry(run).or_insert((entry.at_ms, entry.at_ms));
+            span.0 = span.0.min(entry.at_ms);
+            span.1 = span.1.max(entry.at_ms);
+        }
+    }
+    spans
+        .values()
+        .map(|&(start, _)| {
+            spans
+                .values()
+                .filter(|&&(s, e)| s <= start && start <= e)
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+#[test]
+fn runs_at_once_follow_the_link_and_stay_within_jobs() {
+    use wandb_sync::{RunResult, sync_paths};
+    use wandb_testkit::{BackendConfig, LinkModel};
+    let home = tempfile::tempdir().unwrap();
+    let wandb = home.path().join("wandb");
+    for i in 0..4 {
+        let mut spec = RunSpec::new(&format!("link{i}"), 300);
+        spec.console_every = 50;
+        write_run(&wandb, &spec);
+    }
+    let backend = TestBackend::start_with(BackendConfig {
+        link: Some(LinkModel::with_rtt(Duration::from_millis(150))),
+        ..BackendConfig::default()
+    })
+    .unwrap();
+    let sync = |jobs: usize, max_jobs: usize| {
+        backend.reset_state();
+        for dir in std::fs::read_dir(&wandb).unwrap() {
+            for file in std::fs::read_dir(dir.unwrap().path()).unwrap() {
+                let path = file.unwrap().path();
+                let name = path.to_string_lossy().into_owned();
+                if name.ends_with(".synced") || name.ends_with(".ledger.json") {
+                    std::fs::remove_file(&path).unwrap();
+                }
+            }
+        }
+        let mut opts = crate::common::options(&backend, vec![wandb.clone()]);
+        opts.jobs = jobs;
+        opts.max_jobs = max_jobs;
+        let report = sync_paths(&opts).unwrap();
+        assert!(report.runs.iter().all(|r| r.result == RunResult::Synced));
+        let state = backend.state();
+        assert_eq!(state.runs.len(), 4);
+        assert!(!state.request_log.is_empty());
+        for run in &state.runs {
+            assert_clean(run);
+            assert_eq!(run.history.len(), 300, "{}", run.run_id);
+        }
+        most_runs_at_once(&backend)
+    };
+    // A reply takes at least the link's 150 ms round trip, so one run at a time on a fast link
+    // becomes all four at once on this one; `-j 1` (jobs = max_jobs = 1) stays at one.
+    assert!(sync(1, 8) > 1, "runs at once did not follow the link");
+    assert_eq!(sync(1, 1), 1, "-j 1 was not an upper bound");
+}
+
+#[test]
+fn file_stream_is_gzipped_only_when_the_server_advertises_it() {
+    use wandb_sync::{RunResult, sync_paths};
+    use wandb_testkit::BackendConfig;
+    let sync = |features: Vec<String>| {
+        let home = tempfile::tempdir().unwrap();
+        let wandb = home.path().join("wandb");
+        let mut spec = RunSpec::new("gz", 2_000);
+        spec.console_every = 100;
+        write_run(&wandb, &spec);
+        let backend = TestBackend::start_with(BackendConfig {
+            features,
+            ..BackendConfig::default()
+        })
+        .unwrap();
+        let mut opts = crate::common::options(&backend, vec![wandb]);
+        opts.chunk_bytes = 64 << 10;
+        let report = sync_paths(&opts).unwrap();
+        assert_eq!(report.runs[0].result, RunResult::Synced);
+        let state = backend.state();
+        assert_clean(&state.runs[0]);
+        let encodings: Vec<Option<String>> = state
+            .request_log
+            .iter()
+            .filter(|entry| entry.kind == "file_stream")
+            .map(|entry| entry.content_encoding.clone())
+            .collect();
+        assert!(encodings.len() > 1, "{encodings:?}");
+        (state.runs[0].clone(), encodings, state.counters.clone())
+    };
+    let (gzipped, encodings, counters) = sync(vec!["FILESTREAM_GZIP".into()]);
+    assert!(
+        encodings.iter().all(|e| e.as_deref() == Some("gzip")),
+        "{encodings:?}"
+    );
+    assert!(
+        counters.bytes_received * 2 < counters.bytes_decoded,
+        "{counters:?}"
+    );
+    let (plain, encodings, counters) = sync(Vec::new());
+    assert!(encodings.iter().all(Option::is_none), "{encodings:?}");
+    assert_eq!(counters.gzip_requests, 0);
+    // The same lines arrive either way.
+    assert_eq!(gzipped.history_raw.len(), 2_000);
+    assert_eq!(gzipped.history_raw, plain.history_raw);
+    assert_eq!(gzipped.events, plain.events);
+    assert_eq!(gzipped.console, plain.console);
+    assert_eq!(gzipped.summary, plain.summary);
+}
