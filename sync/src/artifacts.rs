@@ -18,6 +18,16 @@
 //! 3. `CreateArtifactManifest` (without upload) gives the manifest id; `CreateArtifactFiles`
 //!    gives an upload URL for each file the server does not have yet (none for content it
 //!    holds) and the artifact that stores it; each file is PUT to its URL.
+//!    A file of 2 GiB or more (`--multipart-threshold`, hidden, for tests) is asked for with the
+//!    hex MD5 of each part (`uploadPartsInput`; 100 MiB parts, more when a file would take over
+//!    10,000), each part hashed from the file's [`Snapshot`] through a 1 MiB buffer. When the
+//!    server answers with `uploadMultipartUrls`, each part is PUT to its URL (at most
+//!    [`UPLOAD_THREADS`] at once, with its `Content-MD5`, a retry sending exactly its bytes),
+//!    and `CompleteMultipartUploadArtifact` gets the parts in order with the `ETag` of each reply;
+//!    when it gives a plain upload URL only, the file goes up in one PUT. The ledger records a
+//!    file once its upload is complete, not its parts: part URLs come only with a new upload
+//!    (each `CreateArtifactFiles` starts one, and nothing lists the parts an upload has), so a
+//!    re-sync after `kill -9` midway restarts that file's upload, as wandb-core would.
 //! 4. The manifest (W&B's JSON, entries sorted by path, with the storing artifact of each
 //!    file) is registered with `CreateArtifactManifest` (`UpdateArtifactManifest` for
 //!    incremental and distributed artifacts) and PUT to the URL it returns.
@@ -62,6 +72,8 @@ const UPDATE_ARTIFACT_MANIFEST: &str = "mutation UpdateArtifactManifest($artifac
 
 const CREATE_ARTIFACT_FILES: &str = "mutation CreateArtifactFiles($input: CreateArtifactFilesInput!) { createArtifactFiles(input: $input) { files { edges { node { storagePath uploadUrl uploadHeaders uploadMultipartUrls { uploadID uploadUrlParts { partNumber uploadUrl } } artifact { id } } } } } }";
 
+const COMPLETE_MULTIPART_UPLOAD: &str = "mutation CompleteMultipartUploadArtifact($completeMultipartAction: CompleteMultipartAction!, $completedParts: [UploadPartsInput!]!, $artifactID: ID!, $storagePath: String!, $uploadID: String!) { completeMultipartUploadArtifact(input: {completeMultipartAction: $completeMultipartAction, completedParts: $completedParts, artifactID: $artifactID, storagePath: $storagePath, uploadID: $uploadID}) { digest } }";
+
 const COMMIT_ARTIFACT: &str = "mutation CommitArtifact($artifactID: ID!) { commitArtifact(input: {artifactID: $artifactID}) { artifact { id digest } } }";
 
 const USE_ARTIFACT: &str = "mutation UseArtifact($input: UseArtifactInput!) { useArtifact(input: $input) { artifact { id } } }";
@@ -69,8 +81,61 @@ const USE_ARTIFACT: &str = "mutation UseArtifact($input: UseArtifactInput!) { us
 /// Files asked for in one `CreateArtifactFiles` request.
 const FILES_PER_REQUEST: usize = 500;
 
-/// Parallel PUTs per artifact.
+/// Parallel PUTs per artifact (and parallel part PUTs per multipart file).
 const UPLOAD_THREADS: usize = 4;
+
+/// Files of at least this size go up as multipart uploads (wandb-core `S3MinMultiUploadSize`).
+pub(crate) const MULTIPART_THRESHOLD: u64 = 2 << 30;
+
+/// Largest file a multipart upload takes (S3's largest object).
+const MULTIPART_MAX_SIZE: u64 = 5 << 40;
+
+/// Part size of a multipart upload, unless a file would need more than [`MULTIPART_MAX_PARTS`].
+const MULTIPART_PART_SIZE: u64 = 100 << 20;
+
+/// Most parts of a multipart upload (S3's limit).
+const MULTIPART_MAX_PARTS: u64 = 10_000;
+
+/// Read buffer for hashing a part (each part is hashed through it, never held whole).
+const HASH_BUFFER: usize = 1 << 20;
+
+/// When artifact files go up in parts, and how big the parts are.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Multipart {
+    /// Files of at least this many bytes go up in parts ([`MULTIPART_THRESHOLD`] by default).
+    pub(crate) threshold: u64,
+    /// Bytes per part; 0 is wandb-core's rule ([`part_size`]).
+    pub(crate) part_size: u64,
+}
+
+impl Multipart {
+    /// The part size for a file of `len` bytes.
+    fn part_size(&self, len: u64) -> u64 {
+        if self.part_size > 0 {
+            self.part_size
+        } else {
+            part_size(len)
+        }
+    }
+}
+
+/// wandb-core's part size (`getChunkSize`): 100 MiB, or, when that would take more than
+/// 10,000 parts, the size that takes 10,000 rounded up to a multiple of 4096.
+fn part_size(len: u64) -> u64 {
+    if len < MULTIPART_PART_SIZE * MULTIPART_MAX_PARTS {
+        MULTIPART_PART_SIZE
+    } else {
+        len.div_ceil(MULTIPART_MAX_PARTS).div_ceil(4096) * 4096
+    }
+}
+
+/// The byte range of each part of a file of `len` bytes, in part order (part `i + 1`).
+fn part_ranges(len: u64, part_size: u64) -> Vec<std::ops::Range<u64>> {
+    let part_size = part_size.max(1);
+    (0..len.div_ceil(part_size))
+        .map(|i| i * part_size..((i + 1) * part_size).min(len))
+        .collect()
+}
 
 /// An artifact-related record, in file order.
 #[derive(Debug, Clone)]
@@ -95,6 +160,8 @@ pub(crate) struct Context<'a> {
     pub(crate) owner_uid: Option<u32>,
     /// The run's deadline.
     pub(crate) deadline: Instant,
+    /// When files go up in parts.
+    pub(crate) multipart: Multipart,
 }
 
 /// What happened to a run's artifacts besides errors.
@@ -670,9 +737,208 @@ fn update_manifest(
     )
 }
 
+/// A file's upload as the server asked for it.
+enum Upload {
+    /// One PUT of the whole file.
+    Single {
+        url: String,
+        headers: reqwest::header::HeaderMap,
+    },
+    /// A multipart upload: a PUT per part, then `CompleteMultipartUploadArtifact`.
+    Parts {
+        upload_id: String,
+        storage_path: String,
+        urls: Vec<String>,
+        content_type: String,
+    },
+}
+
+/// One file to PUT: what the server asked for, the artifact storing it, and its snapshot when
+/// it was opened before `CreateArtifactFiles` (to hash its parts).
+struct Put<'s> {
+    file: &'s Staged,
+    upload: Upload,
+    birth: String,
+    opened: Option<Opened>,
+}
+
+/// A file opened before `CreateArtifactFiles` and the parts it goes up in.
+type Opened = (Snapshot, Vec<Part>);
+
+/// One part of a multipart upload: its byte range and hex MD5.
+#[derive(Debug, Clone)]
+struct Part {
+    range: std::ops::Range<u64>,
+    md5_hex: String,
+}
+
+/// The hex MD5 of each part of a snapshot, hashed in parallel (as wandb-core does), each part
+/// read through a bounded buffer.
+fn hash_parts(snapshot: &Snapshot, part_size: u64) -> std::io::Result<Vec<Part>> {
+    use std::io::Read as _;
+    let ranges = part_ranges(snapshot.len(), part_size);
+    let workers = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(ranges.len())
+        .max(1);
+    let next = AtomicUsize::new(0);
+    let hashes: Mutex<Vec<Option<String>>> = Mutex::new(vec![None; ranges.len()]);
+    let failure: Mutex<Option<std::io::Error>> = Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                let mut buffer = vec![0u8; HASH_BUFFER];
+                loop {
+                    let index = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(range) = ranges.get(index) else {
+                        break;
+                    };
+                    let mut reader = snapshot.reader_range(range.clone());
+                    let mut hasher = Md5::new();
+                    let result = loop {
+                        match reader.read(&mut buffer) {
+                            Ok(0) => break Ok(()),
+                            Ok(n) => hasher.update(&buffer[..n]),
+                            Err(e) => break Err(e),
+                        }
+                    };
+                    match result {
+                        Ok(()) => {
+                            let hex = hex_lower(&hasher.finalize());
+                            if let Some(slot) = hashes
+                                .lock()
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .get_mut(index)
+                            {
+                                *slot = Some(hex);
+                            }
+                        }
+                        Err(e) => {
+                            failure
+                                .lock()
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .get_or_insert(e);
+                            break;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = failure.into_inner().unwrap_or_else(PoisonError::into_inner) {
+        return Err(e);
+    }
+    let hashes = hashes.into_inner().unwrap_or_else(PoisonError::into_inner);
+    Ok(ranges
+        .into_iter()
+        .zip(hashes)
+        .map(|(range, md5_hex)| Part {
+            range,
+            md5_hex: md5_hex.unwrap_or_default(),
+        })
+        .collect())
+}
+
+fn hex_lower(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        use std::fmt::Write as _;
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+/// Opens a file that goes up in parts and hashes its parts (`uploadPartsInput`); `None` when
+/// the file is below the threshold (it is opened when it is uploaded).
+fn prepare_parts(ctx: &Context<'_>, file: &Staged) -> std::result::Result<Option<Opened>, Refusal> {
+    // wandb-core decides on the file's size on disk (os.Stat).
+    let len = std::fs::metadata(&file.local_path).map_or(0, |m| m.len());
+    if len < ctx.multipart.threshold {
+        return Ok(None);
+    }
+    let snapshot = open_staged(ctx, file)?;
+    if snapshot.len() < ctx.multipart.threshold {
+        return Ok(Some((snapshot, Vec::new())));
+    }
+    if snapshot.len() > MULTIPART_MAX_SIZE {
+        return Err(Refusal {
+            path: file.local_path.clone(),
+            reason: format!(
+                "it has {} bytes, more than the largest object storage takes ({MULTIPART_MAX_SIZE})",
+                snapshot.len()
+            ),
+            kind: RefusalKind::Policy,
+        });
+    }
+    let parts =
+        hash_parts(&snapshot, ctx.multipart.part_size(snapshot.len())).map_err(|e| Refusal {
+            path: file.local_path.clone(),
+            reason: format!("reading it failed: {e}"),
+            kind: RefusalKind::Io(e.kind()),
+        })?;
+    Ok(Some((snapshot, parts)))
+}
+
+/// What the server answered for one file of `CreateArtifactFiles`.
+fn upload_of(node: &Value, parts: Option<&[Part]>) -> Result<Option<Upload>> {
+    let headers = upload_headers(node.get("uploadHeaders"));
+    if let Some(multi) = node.get("uploadMultipartUrls").filter(|m| !m.is_null()) {
+        let bad = |detail: String| Error::BadReply {
+            what: "CreateArtifactFiles".into(),
+            detail,
+        };
+        let upload_id = multi
+            .get("uploadID")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad("uploadMultipartUrls without uploadID".into()))?;
+        let storage_path = node
+            .get("storagePath")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad("a multipart upload without storagePath".into()))?;
+        let urls: Vec<String> = multi
+            .get("uploadUrlParts")
+            .and_then(Value::as_array)
+            .map(|parts| {
+                parts
+                    .iter()
+                    .filter_map(|p| p.get("uploadUrl").and_then(Value::as_str))
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let asked = parts.map_or(0, <[Part]>::len);
+        if urls.len() != asked {
+            return Err(bad(format!(
+                "asked for {asked} part URLs, got {}",
+                urls.len()
+            )));
+        }
+        let content_type = headers
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        return Ok(Some(Upload::Parts {
+            upload_id: upload_id.to_owned(),
+            storage_path: storage_path.to_owned(),
+            urls,
+            content_type,
+        }));
+    }
+    // No upload URL: the server already holds this content.
+    Ok(node
+        .get("uploadUrl")
+        .and_then(Value::as_str)
+        .map(|url| Upload::Single {
+            url: url.to_owned(),
+            headers,
+        }))
+}
+
 /// Asks for upload URLs of the files the ledger does not have yet and PUTs those the server
-/// lacks; each acknowledged file goes into `state.files` with the artifact storing it. Returns
-/// the files refused when they were opened (the artifact must not be committed then).
+/// lacks (in parts when the server hands out part URLs); each acknowledged file goes into
+/// `state.files` with the artifact storing it. Returns the files refused when they were opened
+/// (the artifact must not be committed then).
 fn upload_files<'s>(
     api: &Api,
     ctx: &Context<'_>,
@@ -688,13 +954,35 @@ fn upload_files<'s>(
         .filter(|s| !state.files.contains_key(&s.path))
         .collect();
     for batch in todo.chunks(FILES_PER_REQUEST) {
-        let specs: Vec<Value> = batch
+        // Files at or above the threshold are opened and hashed part by part first (their
+        // `uploadPartsInput`); a file refused then is left out of the request.
+        let mut asked: Vec<(&Staged, Option<Opened>)> = Vec::new();
+        for file in batch {
+            match prepare_parts(ctx, file) {
+                Ok(opened) => asked.push((*file, opened)),
+                Err(refusal) => refused.push((*file, refusal)),
+            }
+        }
+        if asked.is_empty() {
+            continue;
+        }
+        let specs: Vec<Value> = asked
             .iter()
-            .map(|s| {
+            .map(|(s, opened)| {
+                let parts: Option<Vec<Value>> = opened
+                    .as_ref()
+                    .filter(|(_, parts)| !parts.is_empty())
+                    .map(|(_, parts)| {
+                        parts
+                            .iter()
+                            .enumerate()
+                            .map(|(i, p)| json!({"partNumber": i + 1, "hexMD5": p.md5_hex}))
+                            .collect()
+                    });
                 json!({
                     "artifactID": artifact_id, "artifactManifestID": manifest_id,
                     "md5": s.digest, "mimetype": null, "name": s.path,
-                    "uploadPartsInput": null,
+                    "uploadPartsInput": parts,
                 })
             })
             .collect();
@@ -713,31 +1001,31 @@ fn upload_files<'s>(
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
-        if edges.len() != batch.len() {
+        if edges.len() != asked.len() {
             return Err(Error::BadReply {
                 what: "CreateArtifactFiles".into(),
-                detail: format!("asked for {} files, got {}", batch.len(), edges.len()),
+                detail: format!("asked for {} files, got {}", asked.len(), edges.len()),
             });
         }
         let mut puts = Vec::new();
-        for (file, edge) in batch.iter().zip(&edges) {
+        for ((file, opened), edge) in asked.into_iter().zip(&edges) {
             let node = edge.get("node").unwrap_or(&Value::Null);
             let birth = node
                 .pointer("/artifact/id")
                 .and_then(Value::as_str)
                 .unwrap_or(artifact_id)
                 .to_owned();
-            match node.get("uploadUrl").and_then(Value::as_str) {
-                // The server already holds this content.
+            let parts = opened.as_ref().map(|(_, parts)| parts.as_slice());
+            match upload_of(node, parts)? {
                 None => {
                     state.files.insert(file.path.clone(), birth);
                 }
-                Some(url) => puts.push((
-                    *file,
-                    url.to_owned(),
-                    upload_headers(node.get("uploadHeaders")),
+                Some(upload) => puts.push(Put {
+                    file,
+                    upload,
                     birth,
-                )),
+                    opened,
+                }),
             }
         }
         save_progress(ctx, key, state)?;
@@ -750,7 +1038,7 @@ fn upload_files<'s>(
                 scope.spawn(|| {
                     loop {
                         let index = next.fetch_add(1, Ordering::SeqCst);
-                        let Some((file, url, headers, birth)) = puts.get(index) else {
+                        let Some(put) = puts.get(index) else {
                             break;
                         };
                         if first_error
@@ -760,28 +1048,41 @@ fn upload_files<'s>(
                         {
                             break;
                         }
-                        let snapshot = match open_staged(ctx, file) {
-                            Ok(snapshot) => snapshot,
-                            Err(refusal) => {
-                                refusals
-                                    .lock()
-                                    .unwrap_or_else(PoisonError::into_inner)
-                                    .push((*file, refusal));
-                                continue;
+                        let snapshot = match &put.opened {
+                            Some((snapshot, _)) => snapshot.clone(),
+                            None => match open_staged(ctx, put.file) {
+                                Ok(snapshot) => snapshot,
+                                Err(refusal) => {
+                                    refusals
+                                        .lock()
+                                        .unwrap_or_else(PoisonError::into_inner)
+                                        .push((put.file, refusal));
+                                    continue;
+                                }
+                            },
+                        };
+                        let result = match &put.upload {
+                            Upload::Single { url, headers } => api.http.put(
+                                &format!("PUT artifact file {}", put.file.path),
+                                url,
+                                headers,
+                                &snapshot,
+                                ctx.deadline,
+                            ),
+                            Upload::Parts { .. } => {
+                                let parts = put
+                                    .opened
+                                    .as_ref()
+                                    .map(|(_, parts)| parts.as_slice())
+                                    .unwrap_or_default();
+                                upload_parts(api, ctx, put, &snapshot, parts)
                             }
                         };
-                        let result = api.http.put(
-                            &format!("PUT artifact file {}", file.path),
-                            url,
-                            headers,
-                            &snapshot,
-                            ctx.deadline,
-                        );
                         match result {
                             Ok(()) => done
                                 .lock()
                                 .unwrap_or_else(PoisonError::into_inner)
-                                .push((file.path.clone(), birth.clone())),
+                                .push((put.file.path.clone(), put.birth.clone())),
                             Err(e) => {
                                 first_error
                                     .lock()
@@ -811,6 +1112,140 @@ fn upload_files<'s>(
         );
     }
     Ok(refused)
+}
+
+/// A multipart upload (wandb-core `uploadMultipart`): each part PUT to its URL (in parallel,
+/// at most [`UPLOAD_THREADS`] at once) with its `Content-MD5`, `Content-Length` and the
+/// upload's `Content-Type`; the `ETag` of each reply; then `CompleteMultipartUploadArtifact`
+/// with the parts in order.
+fn upload_parts(
+    api: &Api,
+    ctx: &Context<'_>,
+    put: &Put<'_>,
+    snapshot: &Snapshot,
+    parts: &[Part],
+) -> Result<()> {
+    let Upload::Parts {
+        upload_id,
+        storage_path,
+        urls,
+        content_type,
+    } = &put.upload
+    else {
+        return Ok(());
+    };
+    let name = &put.file.path;
+    let next = AtomicUsize::new(0);
+    let etags: Mutex<Vec<Option<String>>> = Mutex::new(vec![None; parts.len()]);
+    let first_error: Mutex<Option<Error>> = Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..UPLOAD_THREADS.min(parts.len()) {
+            scope.spawn(|| {
+                loop {
+                    let index = next.fetch_add(1, Ordering::SeqCst);
+                    let (Some(part), Some(url)) = (parts.get(index), urls.get(index)) else {
+                        break;
+                    };
+                    if first_error
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .is_some()
+                    {
+                        break;
+                    }
+                    let what = format!("PUT part {} of artifact file {name}", index + 1);
+                    let result = part_headers(part, content_type)
+                        .map_err(|detail| Error::Permanent {
+                            what: what.clone(),
+                            detail,
+                        })
+                        .and_then(|headers| {
+                            api.http.put_part(
+                                &what,
+                                url,
+                                &headers,
+                                snapshot,
+                                part.range.clone(),
+                                ctx.deadline,
+                            )
+                        })
+                        .and_then(|etag| {
+                            etag.filter(|e| !e.is_empty())
+                                .ok_or_else(|| Error::BadReply {
+                                    what: what.clone(),
+                                    detail: "no ETag in the reply".into(),
+                                })
+                        });
+                    match result {
+                        Ok(etag) => {
+                            if let Some(slot) = etags
+                                .lock()
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .get_mut(index)
+                            {
+                                *slot = Some(etag);
+                            }
+                        }
+                        Err(e) => {
+                            first_error
+                                .lock()
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .get_or_insert(e);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = first_error
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner)
+    {
+        return Err(e);
+    }
+    let completed: Vec<Value> = etags
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner)
+        .into_iter()
+        .enumerate()
+        .map(|(i, etag)| json!({"partNumber": i + 1, "hexMD5": etag.unwrap_or_default()}))
+        .collect();
+    api.graphql(
+        "CompleteMultipartUploadArtifact",
+        COMPLETE_MULTIPART_UPLOAD,
+        json!({
+            "completeMultipartAction": "Complete", "completedParts": completed,
+            "artifactID": put.birth, "storagePath": storage_path, "uploadID": upload_id,
+        }),
+        RetryClass::Api,
+        ctx.deadline,
+    )?;
+    Ok(())
+}
+
+/// The headers of one part's PUT: its base64 MD5, and the upload's content type (empty when
+/// the server gave none, as wandb-core sends it).
+fn part_headers(
+    part: &Part,
+    content_type: &str,
+) -> std::result::Result<reqwest::header::HeaderMap, String> {
+    use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
+    let mut raw = Vec::with_capacity(16);
+    for pair in part.md5_hex.as_bytes().chunks(2) {
+        let text = std::str::from_utf8(pair).map_err(|e| e.to_string())?;
+        raw.push(u8::from_str_radix(text, 16).map_err(|e| format!("part MD5: {e}"))?);
+    }
+    let md5 = base64::engine::general_purpose::STANDARD.encode(raw);
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        "Content-MD5",
+        HeaderValue::from_str(&md5).map_err(|e| e.to_string())?,
+    );
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_str(content_type).map_err(|e| format!("Content-Type: {e}"))?,
+    );
+    Ok(headers)
 }
 
 /// The manifest as W&B stores it: `version`, `storagePolicy`, `storagePolicyConfig`, and the
@@ -944,6 +1379,50 @@ mod tests {
             size: 6,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn part_sizes_follow_wandb_core() {
+        // 100 MiB parts up to 10,000 of them; beyond, 10,000 parts rounded up to 4 KiB.
+        assert_eq!(part_size(MULTIPART_THRESHOLD), 100 << 20);
+        assert_eq!(part_size(100 * (100 << 20) * 100 - 1), 100 << 20);
+        let huge = MULTIPART_MAX_SIZE;
+        let size = part_size(huge);
+        assert_eq!(size % 4096, 0);
+        assert!(size > 100 << 20);
+        let ranges = part_ranges(huge, size);
+        assert_eq!(ranges.len() as u64, MULTIPART_MAX_PARTS);
+        assert_eq!(ranges.last().map(|r| r.end), Some(huge));
+        // Parts cover the file in order, the last one short.
+        let ranges = part_ranges(10, 4);
+        assert_eq!(ranges, [0..4, 4..8, 8..10]);
+        assert!(part_ranges(0, 4).is_empty());
+    }
+
+    #[test]
+    fn parts_are_hashed_through_a_bounded_buffer() {
+        let bytes: Vec<u8> = (0..(3 * HASH_BUFFER + 17))
+            .map(|i| (i % 253) as u8)
+            .collect();
+        let snapshot = Snapshot::from_bytes(
+            "f",
+            bytes::Bytes::from(bytes.clone()),
+            &crate::files::FollowPolicy::new(false, None),
+        )
+        .unwrap();
+        let part = (HASH_BUFFER + 5) as u64;
+        let parts = hash_parts(&snapshot, part).unwrap();
+        assert_eq!(parts.len(), 4);
+        for (p, chunk) in parts.iter().zip(bytes.chunks(part as usize)) {
+            assert_eq!(p.md5_hex, hex_lower(&Md5::digest(chunk)));
+        }
+        let headers = part_headers(&parts[0], "").unwrap();
+        assert_eq!(
+            headers["Content-MD5"],
+            base64::engine::general_purpose::STANDARD
+                .encode(Md5::digest(&bytes[..part as usize]))
+                .as_str()
+        );
     }
 
     #[test]

@@ -115,6 +115,13 @@ pub struct Cli {
     /// (tuning and tests).
     #[arg(long, hide = true, value_name = "SECONDS")]
     pub unreachable_timeout: Option<u64>,
+    /// Artifact files of at least this many bytes go up in parts (default 2 GiB, as wandb-core;
+    /// tests).
+    #[arg(long, hide = true, value_name = "BYTES")]
+    pub multipart_threshold: Option<u64>,
+    /// Bytes per part of a multipart artifact upload (default: wandb-core's rule; tests).
+    #[arg(long, hide = true, value_name = "BYTES")]
+    pub multipart_part_size: Option<u64>,
 }
 
 /// Runs the command: parses nothing (clap already did), syncs, prints, returns the exit code.
@@ -253,6 +260,12 @@ fn options_from(cli: &Cli) -> Result<SyncOptions, Error> {
         opts.live_poll = Duration::from_millis(50);
     }
     opts.no_follow_links = cli.no_follow_links;
+    if let Some(bytes) = cli.multipart_threshold {
+        opts.multipart_threshold = bytes;
+    }
+    if let Some(bytes) = cli.multipart_part_size {
+        opts.multipart_part_size = bytes;
+    }
     if let Some(secs) = cli.unreachable_timeout {
         opts.retry.unreachable_budget = Duration::from_secs(secs);
     }

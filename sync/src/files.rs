@@ -232,6 +232,17 @@ impl Snapshot {
             end: self.len,
         }
     }
+
+    /// A reader over the bytes of `range` (clamped to the snapshot), e.g. one part of a
+    /// multipart upload; each call starts again at `range.start`.
+    pub(crate) fn reader_range(&self, range: std::ops::Range<u64>) -> SnapshotReader {
+        let end = range.end.min(self.len);
+        SnapshotReader {
+            data: self.data.clone(),
+            pos: range.start.min(end),
+            end,
+        }
+    }
 }
 
 /// Reads a [`Snapshot`] from its start; independent of every other reader.

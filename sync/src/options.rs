@@ -96,6 +96,12 @@ pub struct SyncOptions {
     /// Refuse saved files whose symlink (or hard link) leads out of the run folder, instead of
     /// following it under the owner rule (`--no-follow-links`).
     pub no_follow_links: bool,
+    /// Artifact files of at least this many bytes go up as multipart uploads (wandb-core's
+    /// 2 GiB by default; tests lower it with the hidden `--multipart-threshold`).
+    pub multipart_threshold: u64,
+    /// Bytes per part of a multipart upload; 0 is wandb-core's rule (100 MiB, more when a
+    /// file would need over 10,000 parts). Tests set it with the hidden `--multipart-part-size`.
+    pub multipart_part_size: u64,
     /// Progress notifications.
     pub observer: Arc<dyn Observer>,
 }
@@ -150,6 +156,8 @@ impl SyncOptions {
             program: None,
             chunk_bytes: crate::runsync::CHUNK_BYTES,
             no_follow_links: false,
+            multipart_threshold: crate::artifacts::MULTIPART_THRESHOLD,
+            multipart_part_size: 0,
             observer: Arc::new(NoProgress),
         }
     }

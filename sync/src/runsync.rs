@@ -987,6 +987,10 @@ impl<'a> RunSync<'a> {
             policy: &self.upload_context.policy,
             owner_uid: self.upload_context.run.as_ref().map(|r| r.owner_uid),
             deadline: self.deadline,
+            multipart: artifacts::Multipart {
+                threshold: self.opts.multipart_threshold,
+                part_size: self.opts.multipart_part_size,
+            },
         };
         let mut outcome = artifacts::Outcome::default();
         let result = artifacts::sync_all(&ctx, &items, &mut outcome);

@@ -16,5 +16,7 @@ mod cli;
 mod runs;
 // Artifacts: committed once through faults and kill -9, staged files, the official sync.
 mod artifacts;
+// Multipart uploads of large artifact files: parts, ETags, faults, kill -9, single-PUT servers.
+mod multipart;
 // Stalled and unreachable servers: every wait bounded by the run's budget.
 mod network;

@@ -15,6 +15,12 @@
 //! 4. `PUT` of each file to `/_artifact_upload/{artifact}/{md5 hex}` and of the manifest to
 //!    `/_artifact_manifest/{artifact}`; a file whose bytes do not have the declared MD5 is
 //!    refused with 400.
+//!    A file sent with `uploadPartsInput` (wandb-core does so from 2 GiB) gets a multipart
+//!    upload instead: an upload id and a URL per part; each part `PUT` must have the MD5 declared
+//!    for it and is answered with an `ETag`, and `CompleteMultipartUploadArtifact` (the parts in
+//!    order with their ETags) assembles the file, which must have the file's MD5.
+//!    [`crate::TestBackend::set_multipart_uploads`] turns this off: such files then get a single
+//!    upload URL, like a server whose storage has no multipart uploads.
 //! 5. `CommitArtifact`: the artifact becomes `COMMITTED` (again: a no-op), and gets its version.
 //!
 //! `UseArtifact` records that a run used an artifact. Each artifact is exposed as an
@@ -40,6 +46,20 @@ pub(crate) type BlobKey = (String, String, String);
 pub(crate) struct Blob {
     pub(crate) bytes: Vec<u8>,
     pub(crate) birth_artifact_id: String,
+}
+
+/// A multipart upload handed out by `CreateArtifactFiles`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct MultipartUpload {
+    artifact: usize,
+    md5: String,
+    storage_path: String,
+    birth_artifact_id: String,
+    /// The hex MD5 declared for each part (part `i + 1`).
+    part_md5: Vec<String>,
+    /// The bytes and ETag of each part received, by part number.
+    received: BTreeMap<u64, (Vec<u8>, String)>,
+    completed: bool,
 }
 
 /// A file a client asked to upload with `CreateArtifactFiles`.
@@ -111,6 +131,12 @@ pub struct ArtifactCounters {
     pub upload_urls: u64,
     /// Applied file `PUT`s (a second PUT of the same content counts again).
     pub file_puts: u64,
+    /// Multipart uploads handed out (`uploadMultipartUrls`).
+    pub multipart_uploads: u64,
+    /// Applied part `PUT`s of multipart uploads (a part sent again counts again).
+    pub part_puts: u64,
+    /// `CompleteMultipartUploadArtifact` calls that assembled a file (a repeat counts again).
+    pub complete_multipart_calls: u64,
     /// Applied manifest `PUT`s.
     pub manifest_puts: u64,
     /// `CommitArtifact` calls (a commit of a committed artifact counts, and changes nothing).
@@ -438,12 +464,14 @@ pub(crate) fn create_artifact_files(store: &mut Store, base_url: &str, vars: &Va
         let Some(index) = store.artifacts.iter().position(|a| a.id == id) else {
             return error("createArtifactFiles: no such artifact");
         };
-        if spec
-            .get("uploadPartsInput")
-            .is_some_and(|p| !p.is_null() && p.as_array().is_none_or(|a| !a.is_empty()))
-        {
-            return error("wandb-testkit: multipart artifact uploads are not supported");
-        }
+        let parts = match spec.get("uploadPartsInput") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(parts)) => match declared_parts(parts) {
+                Ok(parts) => parts,
+                Err(message) => return error(&format!("createArtifactFiles: {message}")),
+            },
+            Some(_) => return error("createArtifactFiles: uploadPartsInput is not a list"),
+        };
         let (key, existing_birth) = {
             let artifact = &store.artifacts[index];
             let key = artifact.blob_key(&md5);
@@ -472,17 +500,146 @@ pub(crate) fn create_artifact_files(store: &mut Store, base_url: &str, vars: &Va
             Value::Null
         } else {
             artifact.counters.upload_urls += 1;
-            Value::String(url)
+            Value::String(url.clone())
+        };
+        let storage_path = format!(
+            "wandb_artifacts/{}/{}/{}",
+            key.0,
+            key.1,
+            md5_b64_to_hex(&md5).unwrap_or_default()
+        );
+        let multipart = if existing_birth.is_none() && !parts.is_empty() && !store.no_multipart {
+            artifact.counters.multipart_uploads += 1;
+            store.next_upload_id += 1;
+            let upload_id = format!("upload-{}", store.next_upload_id);
+            let urls: Vec<Value> = (1..=parts.len())
+                .map(|n| json!({"partNumber": n, "uploadUrl": format!("{url}/{upload_id}/{n}")}))
+                .collect();
+            store.multipart_uploads.insert(
+                upload_id.clone(),
+                MultipartUpload {
+                    artifact: index,
+                    md5: md5.clone(),
+                    storage_path: storage_path.clone(),
+                    birth_artifact_id: birth.clone(),
+                    part_md5: parts,
+                    ..MultipartUpload::default()
+                },
+            );
+            json!({"uploadID": upload_id, "uploadUrlParts": urls})
+        } else {
+            Value::Null
         };
         edges.push(json!({"node": {
-            "storagePath": format!("wandb_artifacts/{}/{}/{}", key.0, key.1, md5_b64_to_hex(&md5).unwrap_or_default()),
+            "storagePath": storage_path,
             "uploadUrl": upload_url,
             "uploadHeaders": [],
-            "uploadMultipartUrls": null,
+            "uploadMultipartUrls": multipart,
             "artifact": {"id": birth},
         }}));
     }
     json!({"data": {"createArtifactFiles": {"files": {"edges": edges}}}})
+}
+
+/// The hex MD5 of each part of `uploadPartsInput`, which must be numbered 1, 2, … in order.
+fn declared_parts(parts: &[Value]) -> Result<Vec<String>, String> {
+    let mut out = Vec::with_capacity(parts.len());
+    for (i, part) in parts.iter().enumerate() {
+        let number = part.get("partNumber").and_then(Value::as_u64);
+        if number != Some(i as u64 + 1) {
+            return Err(format!(
+                "uploadPartsInput[{i}] has partNumber {number:?}, expected {}",
+                i + 1
+            ));
+        }
+        let Some(md5) = part
+            .get("hexMD5")
+            .and_then(Value::as_str)
+            .filter(|h| md5_hex_to_b64(h).is_some())
+        else {
+            return Err(format!("uploadPartsInput[{i}] has no hex MD5"));
+        };
+        out.push(md5.to_ascii_lowercase());
+    }
+    Ok(out)
+}
+
+/// `CompleteMultipartUploadArtifact(completeMultipartAction, completedParts, artifactID,
+/// storagePath, uploadID)`: assembles the parts (each named with the ETag its PUT returned) and
+/// stores the file when it has the declared MD5. Completing a completed upload again answers
+/// the same (a retried request whose reply was lost).
+pub(crate) fn complete_multipart_upload(store: &mut Store, vars: &Value) -> Value {
+    if vars.get("completeMultipartAction").and_then(Value::as_str) != Some("Complete") {
+        return error("completeMultipartUploadArtifact: completeMultipartAction must be Complete");
+    }
+    let Some(upload_id) = str_of(vars, "uploadID") else {
+        return error("completeMultipartUploadArtifact: uploadID is required");
+    };
+    let Some(upload) = store.multipart_uploads.get(&upload_id).cloned() else {
+        return error("completeMultipartUploadArtifact: no such upload");
+    };
+    let reply = json!({"data": {"completeMultipartUploadArtifact": {"digest": upload.md5}}});
+    let mut problems = Vec::new();
+    if str_of(vars, "artifactID").as_deref() != Some(upload.birth_artifact_id.as_str()) {
+        problems.push("artifactID is not the artifact the upload was handed to".to_owned());
+    }
+    if str_of(vars, "storagePath").as_deref() != Some(upload.storage_path.as_str()) {
+        problems.push("storagePath is not the upload's".to_owned());
+    }
+    let given = vars
+        .get("completedParts")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if given.len() != upload.part_md5.len() {
+        problems.push(format!(
+            "{} parts completed, the upload has {}",
+            given.len(),
+            upload.part_md5.len()
+        ));
+    }
+    let mut bytes = Vec::new();
+    for (i, part) in given.iter().enumerate() {
+        let number = i as u64 + 1;
+        if part.get("partNumber").and_then(Value::as_u64) != Some(number) {
+            problems.push(format!("completedParts[{i}] is not part {number}"));
+            continue;
+        }
+        match upload.received.get(&number) {
+            None => problems.push(format!("part {number} was never uploaded")),
+            Some((data, etag)) => {
+                if part.get("hexMD5").and_then(Value::as_str) != Some(etag.as_str()) {
+                    problems.push(format!("part {number} is not named with its ETag {etag}"));
+                }
+                bytes.extend_from_slice(data);
+            }
+        }
+    }
+    if problems.is_empty() && md5_b64(&bytes) != upload.md5 {
+        problems.push(format!(
+            "the assembled file has MD5 {}, {} was declared",
+            md5_b64(&bytes),
+            upload.md5
+        ));
+    }
+    let Some(artifact) = store.artifacts.get_mut(upload.artifact) else {
+        return error("completeMultipartUploadArtifact: no such artifact");
+    };
+    if !problems.is_empty() {
+        let message = format!("completeMultipartUploadArtifact: {}", problems.join("; "));
+        artifact.errors.push(message.clone());
+        return error(&message);
+    }
+    artifact.counters.complete_multipart_calls += 1;
+    let key = artifact.blob_key(&upload.md5);
+    store.blobs.entry(key).or_insert_with(|| Blob {
+        bytes,
+        birth_artifact_id: upload.birth_artifact_id.clone(),
+    });
+    if let Some(u) = store.multipart_uploads.get_mut(&upload_id) {
+        u.completed = true;
+    }
+    reply
 }
 
 /// `CommitArtifact(artifactID)`.
@@ -578,6 +735,8 @@ pub(crate) enum UploadTarget {
     File { artifact: usize, md5: String },
     /// `/_artifact_manifest/{artifact}`.
     Manifest { artifact: usize },
+    /// `/_artifact_upload/{artifact}/{md5 hex}/{upload id}/{part number}`.
+    Part { upload_id: String, part: u64 },
 }
 
 /// Parses an artifact upload path.
@@ -590,17 +749,57 @@ pub(crate) fn upload_target(segments: &[&str]) -> Option<UploadTarget> {
         ["_artifact_manifest", index] => Some(UploadTarget::Manifest {
             artifact: index.parse().ok()?,
         }),
+        ["_artifact_upload", _, _, upload_id, part] => Some(UploadTarget::Part {
+            upload_id: (*upload_id).to_owned(),
+            part: part.parse().ok()?,
+        }),
         _ => None,
     }
 }
 
-/// Applies a PUT; returns the HTTP status and a message for errors.
+/// Applies a PUT; returns the `ETag` to answer with (parts of multipart uploads), or the HTTP
+/// status and a message for errors.
 pub(crate) fn apply_upload(
     store: &mut Store,
     target: &UploadTarget,
     body: &[u8],
-) -> Result<(), (u16, String)> {
+) -> Result<Option<String>, (u16, String)> {
     match target {
+        UploadTarget::Part { upload_id, part } => {
+            let Some(upload) = store.multipart_uploads.get_mut(upload_id) else {
+                return Err((404, "no such upload".to_owned()));
+            };
+            let artifact = upload.artifact;
+            let index = usize::try_from(*part).unwrap_or(usize::MAX);
+            let declared = index
+                .checked_sub(1)
+                .and_then(|i| upload.part_md5.get(i))
+                .cloned();
+            let got = hex(&Md5::digest(body));
+            let outcome = if upload.completed {
+                Err((404, format!("upload {upload_id} is already completed")))
+            } else {
+                match declared {
+                    None => Err((400, format!("upload {upload_id} has no part {part}"))),
+                    Some(md5) if md5 != got => Err((
+                        400,
+                        format!("part {part} has MD5 {got}, {md5} was declared for it"),
+                    )),
+                    Some(_) => {
+                        let etag = format!("\"{got}\"");
+                        upload.received.insert(*part, (body.to_vec(), etag.clone()));
+                        Ok(Some(etag))
+                    }
+                }
+            };
+            if let Some(data) = store.artifacts.get_mut(artifact) {
+                data.counters.part_puts += 1;
+                if let Err((_, message)) = &outcome {
+                    data.errors.push(message.clone());
+                }
+            }
+            outcome
+        }
         UploadTarget::File { artifact, md5 } => {
             let Some(data) = store.artifacts.get_mut(*artifact) else {
                 return Err((404, "no such artifact".to_owned()));
@@ -619,7 +818,7 @@ pub(crate) fn apply_upload(
                 bytes: body.to_vec(),
                 birth_artifact_id: id,
             });
-            Ok(())
+            Ok(None)
         }
         UploadTarget::Manifest { artifact } => {
             let Some(data) = store.artifacts.get_mut(*artifact) else {
@@ -639,7 +838,7 @@ pub(crate) fn apply_upload(
                 }
             }
             data.manifest_bytes = Some(body.to_vec());
-            Ok(())
+            Ok(None)
         }
     }
 }
@@ -657,6 +856,7 @@ pub(crate) fn download(store: &Store, target: &UploadTarget) -> Option<Vec<u8>> 
         UploadTarget::Manifest { artifact } => {
             store.artifacts.get(*artifact)?.manifest_bytes.clone()
         }
+        UploadTarget::Part { .. } => None,
     }
 }
 
@@ -842,5 +1042,73 @@ mod tests {
         assert_eq!(a.counters.create_calls, 2);
         assert_eq!(a.counters.file_puts, 2);
         assert_eq!(store.blobs.len(), 1);
+    }
+
+    #[test]
+    fn multipart_parts_are_checked_and_assembled() {
+        let mut store = Store::default();
+        let vars = json!({"input": {"projectName": "p", "artifactCollectionName": "m",
+            "artifactTypeName": "model", "digest": "d"}});
+        let reply = create_artifact(&mut store, "e", &vars);
+        let id = reply["data"]["createArtifact"]["artifact"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let parts: [&[u8]; 2] = [b"first part ", b"second"];
+        let whole = [parts[0], parts[1]].concat();
+        let declared: Vec<Value> = parts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| json!({"partNumber": i + 1, "hexMD5": hex(&Md5::digest(p))}))
+            .collect();
+        let files = json!({"input": {"artifactFiles": [{"artifactID": id, "name": "w.bin",
+            "md5": md5_b64(&whole), "uploadPartsInput": declared}]}});
+        let reply = create_artifact_files(&mut store, "http://h", &files);
+        let node = &reply["data"]["createArtifactFiles"]["files"]["edges"][0]["node"];
+        let upload_id = node["uploadMultipartUrls"]["uploadID"].as_str().unwrap();
+        let storage_path = node["storagePath"].as_str().unwrap();
+        let mut etags = Vec::new();
+        for (i, part) in node["uploadMultipartUrls"]["uploadUrlParts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .enumerate()
+        {
+            let url = part["uploadUrl"].as_str().unwrap();
+            let segments: Vec<&str> = url.strip_prefix("http://h/").unwrap().split('/').collect();
+            let target = upload_target(&segments).unwrap();
+            // Bytes that are not the part's are refused.
+            assert_eq!(
+                apply_upload(&mut store, &target, b"junk").unwrap_err().0,
+                400
+            );
+            etags.push(
+                apply_upload(&mut store, &target, parts[i])
+                    .unwrap()
+                    .unwrap(),
+            );
+        }
+        let complete = |etags: &[String]| {
+            json!({"completeMultipartAction": "Complete", "artifactID": id,
+                "storagePath": storage_path, "uploadID": upload_id,
+                "completedParts": etags.iter().enumerate()
+                    .map(|(i, e)| json!({"partNumber": i + 1, "hexMD5": e}))
+                    .collect::<Vec<_>>()})
+        };
+        // Parts named with the wrong ETags (swapped) are refused, and nothing is stored.
+        let swapped = [etags[1].clone(), etags[0].clone()];
+        assert!(complete_multipart_upload(&mut store, &complete(&swapped))["errors"].is_array());
+        assert!(store.blobs.is_empty());
+        let reply = complete_multipart_upload(&mut store, &complete(&etags));
+        assert_eq!(
+            reply["data"]["completeMultipartUploadArtifact"]["digest"],
+            md5_b64(&whole)
+        );
+        assert_eq!(store.blobs.values().next().unwrap().bytes, whole);
+        // A repeat (a lost reply) answers the same.
+        let again = complete_multipart_upload(&mut store, &complete(&etags));
+        assert_eq!(again, reply);
+        assert_eq!(store.artifacts[0].counters.complete_multipart_calls, 2);
+        assert_eq!(store.artifacts[0].counters.part_puts, 4);
     }
 }

@@ -215,6 +215,13 @@ impl TestBackend {
         &self.shared.faults
     }
 
+    /// Whether `CreateArtifactFiles` hands out multipart uploads for files sent with
+    /// `uploadPartsInput` (on by default; off, such files get a single upload URL, as from a
+    /// server whose storage has no multipart uploads). [`TestBackend::reset`] turns it on again.
+    pub fn set_multipart_uploads(&self, enabled: bool) {
+        self.shared.store().no_multipart = !enabled;
+    }
+
     /// Replaces the features reported by `ServerFeaturesQuery`.
     pub fn set_features<I, S>(&self, features: I)
     where

@@ -132,6 +132,9 @@ pub(crate) fn execute(
         Some("CreateArtifactFiles") => {
             artifacts::create_artifact_files(store, ctx.base_url, variables)
         }
+        Some("CompleteMultipartUploadArtifact") => {
+            artifacts::complete_multipart_upload(store, variables)
+        }
         Some("CommitArtifact") => artifacts::commit_artifact(store, variables),
         Some("UseArtifact") => artifacts::use_artifact(store, ctx.default_entity, variables),
         Some(other) => {

@@ -644,7 +644,13 @@ fn dispatch(
         }
         Target::ArtifactUpload(target) => {
             match artifacts::apply_upload(&mut shared.store(), &target, raw_body) {
-                Ok(()) => response(StatusCode::OK, None, Bytes::new()),
+                Ok(etag) => {
+                    let mut reply = response(StatusCode::OK, None, Bytes::new());
+                    if let Some(value) = etag.and_then(|e| HeaderValue::from_str(&e).ok()) {
+                        reply.headers_mut().insert(hyper::header::ETAG, value);
+                    }
+                    reply
+                }
                 Err((status, message)) => error_response(
                     StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
                     &message,

@@ -13,7 +13,7 @@ use serde::{Serialize, Serializer};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
-use crate::artifacts::{ArtifactData, ArtifactState, Blob, BlobKey};
+use crate::artifacts::{ArtifactData, ArtifactState, Blob, BlobKey, MultipartUpload};
 use crate::json::parse_tolerant;
 
 /// `(entity, project, run id)`.
@@ -143,6 +143,12 @@ pub(crate) struct Store {
     pub(crate) artifacts: Vec<ArtifactData>,
     /// Artifact file contents, stored once per entity, project and MD5.
     pub(crate) blobs: HashMap<BlobKey, Blob>,
+    /// Multipart uploads of artifact files, by upload id.
+    pub(crate) multipart_uploads: BTreeMap<String, MultipartUpload>,
+    /// The number of the last upload id handed out.
+    pub(crate) next_upload_id: u64,
+    /// Hand out no multipart uploads (files sent with parts get a single upload URL).
+    pub(crate) no_multipart: bool,
 }
 
 impl Store {
