@@ -86,7 +86,18 @@ pub(crate) enum Opened {
 
 /// Opens `path` (memory-mapped). A missing W&B header is damage, not an error; a file cut short
 /// inside its header (an empty file, say) is a torn tail.
+///
+/// A member of an archive (`runs.tar.zst:<run folder>/<file>.wandb`, see `inputs.rs`) is read
+/// out of the archive into memory, checked against the archive's SHA-256, and read like a file.
 pub(crate) fn open(path: &Path) -> Result<Opened, Error> {
+    if let Some(bytes) = wandb_archive::tools::read_virtual(path) {
+        let bytes = bytes.map_err(|reason| Error::Io {
+            path: path.to_path_buf(),
+            action: "read from the archive",
+            source: std::io::Error::other(reason),
+        })?;
+        return Ok(Opened::File(LogFile::from_bytes(path, bytes)?));
+    }
     match LogFile::open(path) {
         Ok(file) => Ok(Opened::File(file)),
         Err(wandb_format::Error::BadHeader { found, .. }) => {

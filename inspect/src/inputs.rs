@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 
+use wandb_archive::tools::Expanded;
 use wandb_format::inputs::{self, InputError};
 
 /// What the inputs stand for.
@@ -18,13 +19,41 @@ pub(crate) struct Resolved {
     pub(crate) warnings: Vec<InputError>,
 }
 
-/// Resolves `inputs`.
+/// Resolves `inputs`. An archive (`runs.tar.zst`, or `runs.tar.zst:RUN` for one run, a run
+/// folder name or id) stands for its runs' `.wandb` members, named
+/// `runs.tar.zst:<run folder>/<file>` and read out of the archive in place
+/// (`wandb_archive::tools`); every other input goes by format's rules, in input order.
 pub(crate) fn resolve(inputs: &[PathBuf]) -> Resolved {
-    let resolved = inputs::resolve(inputs);
-    let mut out = Resolved {
-        files: resolved.files.into_iter().map(|input| input.path).collect(),
-        ..Resolved::default()
-    };
+    let mut out = Resolved::default();
+    let mut plain = Vec::new();
+    for item in wandb_archive::tools::expand(inputs) {
+        match item {
+            Expanded::Plain(path) => plain.push(path),
+            Expanded::Members(paths) => {
+                resolve_plain(&std::mem::take(&mut plain), &mut out);
+                out.files.extend(paths);
+            }
+            Expanded::Problem { input, reason } => {
+                resolve_plain(&std::mem::take(&mut plain), &mut out);
+                out.errors.push(InputError::Io {
+                    path: input,
+                    action: "read archive",
+                    source: std::io::Error::other(reason),
+                });
+            }
+        }
+    }
+    resolve_plain(&plain, &mut out);
+    out
+}
+
+fn resolve_plain(plain: &[PathBuf], out: &mut Resolved) {
+    if plain.is_empty() {
+        return;
+    }
+    let resolved = inputs::resolve(plain);
+    out.files
+        .extend(resolved.files.into_iter().map(|input| input.path));
     for problem in resolved.problems {
         if problem.is_warning() {
             out.warnings.push(problem);
@@ -32,5 +61,4 @@ pub(crate) fn resolve(inputs: &[PathBuf]) -> Resolved {
             out.errors.push(problem);
         }
     }
-    out
 }

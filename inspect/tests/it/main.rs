@@ -20,5 +20,7 @@ mod summary;
 mod history;
 // inputs: folders, globs, latest-run links.
 mod inputs;
+// archive: runs.tar.zst and runs.tar.zst:RUN read in place, as the folders read.
+mod archive;
 // processes: --follow on a growing file, Ctrl-C, closed pipes, --help.
 mod process;
