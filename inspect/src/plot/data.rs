@@ -209,10 +209,11 @@ pub(crate) fn load_run(
     let run_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let history = history_type();
     let mut scratch = String::new();
-    // Per-row scratch: (key, value) of the numeric items of the row being read.
-    let mut row_values: Vec<(String, f64)> = Vec::new();
-    // Keys looked up once: whether to keep each.
-    let mut kept: HashMap<String, bool> = HashMap::new();
+    // Per-row scratch: (series index, value) of the numeric items of the row being read.
+    let mut row_values: Vec<(usize, f64)> = Vec::new();
+    // Each key seen, looked up once: its series index, or `None` when not kept.
+    let mut ids: HashMap<String, Option<usize>> = HashMap::new();
+    let mut series: Vec<(String, Series)> = Vec::new();
     let mut console_partial = String::new();
     for item in file.scan(Recovery::SkipCorrupt) {
         let raw = match item {
@@ -230,6 +231,9 @@ pub(crate) fn load_run(
             row_values.clear();
             let (mut step, mut runtime, mut timestamp) = (f64::NAN, f64::NAN, f64::NAN);
             let mut images: Vec<(String, String)> = Vec::new();
+            let mut others: Vec<(String, &str)> = Vec::new();
+            let step_metric = &run.step_metric;
+            let glob_step_metric = &run.glob_step_metric;
             let checked = wire::validate_except(RECORD, payload, RECURSION_LIMIT, HISTORY)
                 .and_then(|()| {
                     try_for_each_item(message, head.body, ITEM, RECURSION_LIMIT - 1, |item| {
@@ -239,14 +243,31 @@ pub(crate) fn load_run(
                             "_runtime" => runtime = number(item.value).unwrap_or(f64::NAN),
                             "_timestamp" => timestamp = number(item.value).unwrap_or(f64::NAN),
                             _ => match number(item.value) {
-                                Some(v) => row_values.push((key.to_string(), v)),
+                                Some(v) => {
+                                    let id = match ids.get(key) {
+                                        Some(&id) => id,
+                                        None => {
+                                            let wanted = !key.starts_with('_')
+                                                && (keep(key)
+                                                    || step_metric.values().any(|s| s == key)
+                                                    || glob_step_metric
+                                                        .iter()
+                                                        .any(|(_, s)| s == key));
+                                            let id = wanted.then_some(series.len());
+                                            if wanted {
+                                                series.push((key.to_string(), Series::default()));
+                                            }
+                                            ids.insert(key.to_string(), id);
+                                            id
+                                        }
+                                    };
+                                    if let Some(id) = id {
+                                        row_values.push((id, v));
+                                    }
+                                }
                                 None => {
-                                    if with_extras
-                                        && let ItemValue::Json(text) = item.value
-                                        && text.contains("image-file")
-                                        && let Some(file) = image_path(text)
-                                    {
-                                        images.push((key.to_string(), file));
+                                    if let ItemValue::Json(text) = item.value {
+                                        others.push((key.to_string(), text));
                                     }
                                 }
                             },
@@ -260,30 +281,31 @@ pub(crate) fn load_run(
                 continue;
             }
             run.records += 1;
+            if !others.is_empty() {
+                let prefixes = media(&others, with_extras.then_some(&mut images));
+                row_values.retain(|(id, _)| {
+                    let name = series.get(*id).map_or("", |(name, _)| name.as_str());
+                    !prefixes.iter().any(|prefix| {
+                        name.strip_prefix(prefix.as_str())
+                            .is_some_and(|rest| rest.starts_with('.'))
+                    })
+                });
+            }
+            if step.is_nan()
+                && let Some(num) = crate::history::step_num(message, head.body)
+            {
+                step = num as f64;
+            }
             let Ok(row) = u32::try_from(run.steps.len()) else {
                 continue;
             };
             run.steps.push(step);
             run.runtimes.push(runtime);
             run.timestamps.push(timestamp);
-            for (key, value) in row_values.drain(..) {
-                if key.starts_with('_') {
-                    continue;
-                }
-                let wanted = match kept.get(&key) {
-                    Some(&wanted) => wanted,
-                    None => {
-                        let wanted = keep(&key)
-                            || run.step_metric.values().any(|s| *s == key)
-                            || run.glob_step_metric.iter().any(|(_, s)| *s == key);
-                        kept.insert(key.clone(), wanted);
-                        wanted
-                    }
-                };
-                if wanted {
-                    let series = run.metrics.entry(key).or_default();
-                    series.rows.push(row);
-                    series.values.push(value);
+            for &(id, value) in &row_values {
+                if let Some((_, s)) = series.get_mut(id) {
+                    s.rows.push(row);
+                    s.values.push(value);
                 }
             }
             for (key, file) in images {
@@ -372,6 +394,7 @@ pub(crate) fn load_run(
             _ => {}
         }
     }
+    run.metrics = series.into_iter().collect();
     if !console_partial.is_empty() {
         run.console.push_back(std::mem::take(&mut console_partial));
         trim_console(&mut run.console);
@@ -431,19 +454,67 @@ fn apply_items<'a>(
     }
 }
 
-/// The `path` of an `image-file` value.
-fn image_path(text: &str) -> Option<String> {
-    let value = json::parse(text).ok()?;
-    let object = value.as_object()?;
-    if object.get("_type")?.as_str()? != "image-file" {
-        return None;
+/// Media in a history row. The SDK flattens a media value into items under its key
+/// (`image._type`, `image.path`, `image.width`, ...), so a key `K._type` marks `K` as media: its
+/// numeric sub-keys are not metrics, and for images (`image-file`, `images/separated`) the files
+/// are added to `images`, when given. A value kept whole (`{"_type":"image-file",...}`) counts too.
+fn media(others: &[(String, &str)], images: Option<&mut Vec<(String, String)>>) -> Vec<String> {
+    let string = |text: &str| {
+        json::parse(text)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+    };
+    let mut prefixes: Vec<(&str, String)> = Vec::new();
+    let mut found: Vec<(String, String)> = Vec::new();
+    for (key, text) in others {
+        if let Some(prefix) = key.strip_suffix("._type")
+            && let Some(kind) = string(text)
+        {
+            prefixes.push((prefix, kind));
+        } else if text.contains("image-file")
+            && let Ok(value) = json::parse(text)
+            && let Some(object) = value.as_object()
+            && object.get("_type").and_then(Value::as_str) == Some("image-file")
+            && let Some(path) = object.get("path").and_then(Value::as_str)
+        {
+            found.push((key.clone(), path.to_string()));
+        }
     }
-    let path = object.get("path")?.as_str()?;
+    let names: Vec<String> = prefixes.iter().map(|(p, _)| p.to_string()).collect();
+    let Some(images) = images else {
+        return names;
+    };
+    for (prefix, kind) in &prefixes {
+        let field = |name: &str| {
+            let wanted = format!("{prefix}.{name}");
+            others
+                .iter()
+                .find(|(key, _)| *key == wanted)
+                .and_then(|(_, text)| json::parse(text).ok())
+        };
+        match kind.as_str() {
+            "image-file" => {
+                if let Some(path) = field("path").as_ref().and_then(Value::as_str) {
+                    found.push((prefix.to_string(), path.to_string()));
+                }
+            }
+            "images/separated" => {
+                if let Some(names) = field("filenames").as_ref().and_then(Value::as_array) {
+                    for name in names.iter().filter_map(Value::as_str) {
+                        found.push((prefix.to_string(), name.to_string()));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
     // A path from a record stays inside the run's files/.
-    if path.starts_with('/') || path.split('/').any(|part| part == "..") {
-        return None;
-    }
-    Some(path.to_string())
+    images.extend(
+        found
+            .into_iter()
+            .filter(|(_, path)| !path.starts_with('/') && !path.split('/').any(|p| p == "..")),
+    );
+    names
 }
 
 /// Appends console text, split into lines (a `\r` rewrites the current line, as a terminal does).

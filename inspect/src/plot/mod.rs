@@ -9,6 +9,8 @@
 pub(crate) mod data;
 pub(crate) mod draw;
 pub(crate) mod series;
+#[cfg(test)]
+mod tests;
 
 use std::io;
 use std::path::PathBuf;

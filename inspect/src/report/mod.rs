@@ -299,17 +299,37 @@ fn value_text(value: &Value) -> String {
     }
 }
 
-/// A table of keys and one column per run.
-fn table(out: &mut String, id: &str, runs: &[RunData], map: impl Fn(&RunData) -> &json::Map) {
-    let mut keys: Vec<&str> = Vec::new();
-    for run in runs {
-        for key in map(run).keys() {
-            if !keys.contains(&key) {
-                keys.push(key);
+/// Appends `(key, text)` for `value`, nested objects flattened into dotted keys (as `summary`
+/// shows them; a media object, with `_type`, stays whole).
+fn flatten(out: &mut Vec<(String, String)>, key: &str, value: &Value) {
+    match value.as_object() {
+        Some(object) if !object.is_empty() && !object.contains_key("_type") => {
+            for (sub, inner) in object.iter() {
+                flatten(out, &format!("{key}.{sub}"), inner);
             }
         }
+        _ => out.push((key.to_string(), value_text(value))),
     }
+}
+
+/// A table of keys and one column per run.
+fn table(out: &mut String, id: &str, runs: &[RunData], map: impl Fn(&RunData) -> &json::Map) {
+    let columns: Vec<Vec<(String, String)>> = runs
+        .iter()
+        .map(|run| {
+            let mut rows = Vec::new();
+            for (key, value) in map(run).iter() {
+                flatten(&mut rows, key, value);
+            }
+            rows
+        })
+        .collect();
+    let mut keys: Vec<&str> = columns
+        .iter()
+        .flat_map(|rows| rows.iter().map(|(key, _)| key.as_str()))
+        .collect();
     keys.sort_unstable();
+    keys.dedup();
     if keys.is_empty() {
         out.push_str("<p class=\"empty\">none</p>\n");
         return;
@@ -325,10 +345,10 @@ fn table(out: &mut String, id: &str, runs: &[RunData], map: impl Fn(&RunData) ->
         out.push_str("<tr><td>");
         escape(out, key);
         out.push_str("</td>");
-        for run in runs {
+        for rows in &columns {
             out.push_str("<td>");
-            if let Some(value) = map(run).get(key) {
-                escape(out, &value_text(value));
+            if let Some((_, text)) = rows.iter().find(|(k, _)| k == key) {
+                escape(out, text);
             }
             out.push_str("</td>");
         }

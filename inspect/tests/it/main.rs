@@ -24,3 +24,5 @@ mod inputs;
 mod archive;
 // processes: --follow on a growing file, Ctrl-C, closed pipes, --help.
 mod process;
+// plot and report: images, the HTML page, and the page in headless Chromium.
+mod viewer;
