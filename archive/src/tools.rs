@@ -97,3 +97,91 @@ pub fn read_virtual(path: &Path) -> Option<Result<Vec<u8>, String>> {
             .map_err(|e| format!("{}: {name}: {e}", archive_path.display()))
     })())
 }
+
+/// The folder next to an archive where tools keep per-run state: `runs.tar.zst.sync/`.
+pub fn state_dir(archive: &Path) -> PathBuf {
+    let mut text = archive.as_os_str().to_owned();
+    text.push(".sync");
+    PathBuf::from(text)
+}
+
+/// Name of the marker written in a run's state folder once its members are all there.
+pub const UNPACKED_MARKER: &str = ".wandb-archive-unpacked";
+
+/// One input for a tool that needs run folders on disk (`wandb-sync`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Materialized {
+    /// Not an archive: use it as it is.
+    Plain(PathBuf),
+    /// The run folders an archive input stands for, unpacked under [`state_dir`] (once: a run
+    /// whose marker is there is not unpacked again, so the state a tool keeps next to its
+    /// `.wandb` file, a ledger or a `.synced` marker, stays).
+    Runs(Vec<PathBuf>),
+    /// An archive input that cannot be used, or members of it that were lost to damage.
+    Problem {
+        /// The input.
+        input: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Unpacks the runs that archive inputs name into the archive's [`state_dir`].
+pub fn materialize(inputs: &[PathBuf]) -> Vec<Materialized> {
+    let mut out = Vec::new();
+    for input in inputs {
+        let Some((archive_path, run)) = parse_spec(input) else {
+            out.push(Materialized::Plain(input.clone()));
+            continue;
+        };
+        let problem = |reason: String| Materialized::Problem {
+            input: input.clone(),
+            reason,
+        };
+        let archive = match Archive::open(&archive_path) {
+            Ok(archive) => archive,
+            Err(error) => {
+                out.push(problem(error.to_string()));
+                continue;
+            }
+        };
+        let mut runs: Vec<String> = Vec::new();
+        for member in archive.record_members(run.as_deref()) {
+            let folder = member.run().to_string();
+            if !runs.contains(&folder) {
+                runs.push(folder);
+            }
+        }
+        if runs.is_empty() {
+            out.push(problem(match &run {
+                Some(run) => format!("the archive holds no run {run:?}"),
+                None => "the archive holds no .wandb file".into(),
+            }));
+            continue;
+        }
+        let state = state_dir(&archive_path);
+        let mut dirs = Vec::new();
+        for folder in runs {
+            let dir = state.join(&folder);
+            if !dir.join(UNPACKED_MARKER).exists() {
+                match crate::unpack::unpack(&archive, &state, std::slice::from_ref(&folder)) {
+                    Ok(report) if report.damaged.is_empty() && report.refused.is_empty() => {
+                        let _ = std::fs::write(dir.join(UNPACKED_MARKER), b"");
+                    }
+                    Ok(report) => {
+                        for (name, reason) in report.damaged.iter().chain(&report.refused) {
+                            out.push(problem(format!("{name}: {reason}")));
+                        }
+                    }
+                    Err(error) => {
+                        out.push(problem(error.to_string()));
+                        continue;
+                    }
+                }
+            }
+            dirs.push(dir);
+        }
+        out.push(Materialized::Runs(dirs));
+    }
+    out
+}

@@ -945,3 +945,27 @@ fn sdk_run_with_saved_symlink_and_staged_artifact_round_trips() {
         b"saved outside the run\n"
     );
 }
+
+#[test]
+fn materialized_runs_are_unpacked_once_next_to_the_archive() {
+    use wandb_archive::tools::{Materialized, UNPACKED_MARKER, materialize, state_dir};
+    let dir = tempfile::tempdir().unwrap();
+    let (path, originals) = fixture_archive(dir.path());
+    let spec = PathBuf::from(format!("{}:plain", path.display()));
+    let got = materialize(std::slice::from_ref(&spec));
+    let Materialized::Runs(runs) = &got[0] else {
+        panic!("{got:?}")
+    };
+    assert_eq!(runs, &vec![state_dir(&path).join("plain")]);
+    assert!(runs[0].join(UNPACKED_MARKER).exists());
+    assert_eq!(
+        fs::read(runs[0].join("run-fxplain0.wandb")).unwrap(),
+        originals["plain/run-fxplain0.wandb"]
+    );
+    // State a tool keeps there survives a second call.
+    fs::write(runs[0].join("run-fxplain0.wandb.synced"), b"").unwrap();
+    materialize(&[spec]);
+    assert!(runs[0].join("run-fxplain0.wandb.synced").exists());
+    let all = materialize(std::slice::from_ref(&path));
+    assert!(matches!(&all[0], Materialized::Runs(r) if r.len() == 5));
+}

@@ -10,6 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
+use wandb_archive::tools::Materialized;
 use wandb_format::inputs::{self, InputError};
 use wandb_format::proto::record::RecordType;
 use wandb_format::{Entry, LogFile, Recovery};
@@ -48,9 +49,28 @@ pub(crate) struct Discovered {
 /// Every file found has its header checked (without blocking), so a file that is not a `.wandb`
 /// log is refused by name even when it would be skipped; in live mode a file still shorter than
 /// its header passes.
+///
+/// An archive written by `wandb-archive` (`runs.tar.zst`, or `runs.tar.zst:RUN` for one run)
+/// stands for its runs, unpacked once into `runs.tar.zst.sync/<run folder>/`
+/// (`wandb_archive::tools::materialize`), where each run's ledger, lock and `.synced` marker then
+/// live, so a sync of an archive resumes like a sync of folders.
 pub(crate) fn discover(paths: &[PathBuf], live: bool) -> Result<Discovered> {
-    let resolved = inputs::resolve(paths);
+    let mut expanded = Vec::with_capacity(paths.len());
+    let mut archive_problems = Vec::new();
+    for item in wandb_archive::tools::materialize(paths) {
+        match item {
+            Materialized::Plain(path) => expanded.push(path),
+            Materialized::Runs(dirs) => expanded.extend(dirs),
+            Materialized::Problem { input, reason } => archive_problems.push(InputError::Io {
+                path: input,
+                action: "read archive",
+                source: std::io::Error::other(reason),
+            }),
+        }
+    }
+    let resolved = inputs::resolve(&expanded);
     let mut out = Discovered::default();
+    out.refused.extend(archive_problems);
     let mut stop = Vec::new();
     for problem in resolved.problems {
         if problem.is_warning() {

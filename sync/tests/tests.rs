@@ -20,3 +20,5 @@ mod artifacts;
 mod multipart;
 // Stalled and unreachable servers: every wait bounded by the run's budget.
 mod network;
+// Archives written by wandb-archive: synced in place of their folders, state next to them.
+mod archive;
