@@ -50,7 +50,7 @@ pub use crate::error::{Error, Result};
 pub use crate::index::{FileEntry, INDEX_NAME, Index, Origin, RunEntry};
 pub use crate::pack::{
     DEFAULT_LEVEL, FRAME_MAX, FRAME_MIN, PackOptions, PackReport, Progress, ProgressEvent,
-    QUIET_PERIOD, STAGED_DIR, pack,
+    QUIET_PERIOD, STAGED_DIR, pack, staged_name,
 };
 pub use crate::read::{Archive, Damage, Member, parse_spec};
 pub use crate::unpack::{UnpackReport, link_stays_inside, unpack};

@@ -39,6 +39,16 @@ pub const DEFAULT_LEVEL: i32 = 1;
 /// staged outside the run.
 pub const STAGED_DIR: &str = ".wandb-archive-staged";
 
+/// Where, relative to its run folder, the archive stores the artifact file staged at
+/// `local_path`: `.wandb-archive-staged/<16 hex digits of SHA-256(local_path)>-<file name>`.
+pub fn staged_name(local_path: &str) -> String {
+    let base = Path::new(local_path)
+        .file_name()
+        .map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
+    let tag = hex(&Sha256::digest(local_path.as_bytes()));
+    format!("{STAGED_DIR}/{}-{base}", &tag[..16])
+}
+
 /// What to pack and how.
 #[derive(Debug, Clone)]
 pub struct PackOptions {
@@ -525,11 +535,7 @@ fn pack_run(
                 continue;
             }
             let path = Path::new(&local_path);
-            let base = path
-                .file_name()
-                .map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
-            let tag = hex(&Sha256::digest(local_path.as_bytes()))[..16].to_string();
-            let rel = format!("{STAGED_DIR}/{tag}-{base}");
+            let rel = staged_name(&local_path);
             match follow::open_outside(path, &[owner]) {
                 Ok((file, meta)) => chosen.push(Chosen {
                     name: rel,

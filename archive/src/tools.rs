@@ -185,3 +185,11 @@ pub fn materialize(inputs: &[PathBuf]) -> Vec<Materialized> {
     }
     out
 }
+
+/// For a run unpacked by [`materialize`] (or by `unpack`): the copy of the artifact file that
+/// was staged at `local_path` when the run was packed, if the archive holds one. A tool that
+/// reads an artifact's `local_path` looks here when that path does not exist on this machine.
+pub fn staged_copy(run_dir: &Path, local_path: &str) -> Option<PathBuf> {
+    let path = run_dir.join(crate::pack::staged_name(local_path));
+    path.is_file().then_some(path)
+}

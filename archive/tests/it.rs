@@ -290,6 +290,17 @@ fn linked_and_staged_files_travel_inside_and_unsafe_ones_are_refused() {
         .find(|f| f.origin == Origin::Staged)
         .unwrap();
     assert!(staged.path.contains(STAGED_DIR));
+    // A run unpacked anywhere finds the staged copy by the original local_path.
+    let unpacked = dir.path().join("unpacked");
+    let archive_copy = Archive::open(&archive_path).unwrap();
+    unpack(&archive_copy, &unpacked, &[]).unwrap();
+    let local = outside.join("staged.bin");
+    let copy = wandb_archive::tools::staged_copy(
+        &unpacked.join(run.file_name().unwrap()),
+        local.to_str().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(fs::read(copy).unwrap(), b"artifact bytes");
     assert_eq!(
         staged.source.as_deref(),
         outside.join("staged.bin").to_str()
