@@ -326,6 +326,8 @@ fn dotted_key<'s>(item: &[u8], scratch: &'s mut Vec<u8>) -> WireResult<&'s [u8]>
 struct Columns {
     names: Vec<String>,
     index: HashMap<String, usize>,
+    /// The cells of `_timestamp` and `_runtime`, written in fixed notation in CSV.
+    seconds: [Option<usize>; 2],
 }
 
 impl Columns {
@@ -338,7 +340,21 @@ impl Columns {
                 names.push(key);
             }
         }
-        Columns { names, index }
+        let seconds = [
+            index.get("_timestamp").copied(),
+            index.get("_runtime").copied(),
+        ];
+        Columns {
+            names,
+            index,
+            seconds,
+        }
+    }
+
+    /// Whether cell `column` holds seconds (`_timestamp`, `_runtime`).
+    #[inline]
+    fn is_seconds(&self, column: usize) -> bool {
+        self.seconds.contains(&Some(column))
     }
 
     fn write_header(&self, out: &mut String) {
@@ -472,6 +488,21 @@ impl<'s, 'o, 'i> RowWriter<'s, 'o, 'i> {
             };
             any |= column != 0;
             let cell = match borrowed_cell(item.value, csv) {
+                // Go writes times in seconds as `1.7953176790656261e+09`; spreadsheets and
+                // people read `1795317679.0656261` better, and it parses to the same float.
+                Some(text) if csv && text.contains('e') && columns.is_seconds(column) => {
+                    let start = self.cells_text.len();
+                    match text.parse::<f64>() {
+                        Ok(seconds) if seconds.is_finite() => {
+                            let _ = std::fmt::Write::write_fmt(
+                                &mut self.cells_text,
+                                format_args!("{seconds}"),
+                            );
+                        }
+                        _ => self.cells_text.push_str(text),
+                    }
+                    Cell::Owned(start, self.cells_text.len())
+                }
                 Some(text) => Cell::Borrowed(text),
                 None => {
                     let start = self.cells_text.len();
