@@ -20,7 +20,9 @@
 //!    holds) and the artifact that stores it; each file is PUT to its URL.
 //!    A file of 2 GiB or more (`--multipart-threshold`, hidden, for tests) is asked for with the
 //!    hex MD5 of each part (`uploadPartsInput`; 100 MiB parts, more when a file would take over
-//!    10,000), each part hashed from the file's [`Snapshot`] through a 1 MiB buffer. When the
+//!    10,000), each part hashed from the file's [`Snapshot`] through a 1 MiB buffer (such files
+//!    are asked for [`UPLOAD_THREADS`] at a time, so no more are held open than go up at once,
+//!    where wandb-core batches them with the rest). When the
 //!    server answers with `uploadMultipartUrls`, each part is PUT to its URL (at most
 //!    [`UPLOAD_THREADS`] at once, with its `Content-MD5`, a retry sending exactly its bytes),
 //!    and `CompleteMultipartUploadArtifact` gets the parts in order with the `ETag` of each reply;
@@ -158,6 +160,9 @@ pub(crate) struct Context<'a> {
     pub(crate) policy: &'a FollowPolicy,
     /// The uid owning the run's `.wandb` file (`None`: unknown, so staged files are refused).
     pub(crate) owner_uid: Option<u32>,
+    /// The run folder: a staged file whose `local_path` is not on this machine is looked for
+    /// where `wandb-archive` keeps it in an unpacked run (`wandb_archive::tools::staged_copy`).
+    pub(crate) run_dir: Option<&'a std::path::Path>,
     /// The run's deadline.
     pub(crate) deadline: Instant,
     /// When files go up in parts.
@@ -234,8 +239,14 @@ fn open_staged(ctx: &Context<'_>, staged: &Staged) -> std::result::Result<Snapsh
             kind: RefusalKind::Policy,
         });
     };
-    let snapshot =
-        files::open_outside_run(std::path::Path::new(&staged.local_path), uid, ctx.policy)?;
+    let local = std::path::Path::new(&staged.local_path);
+    // A run that travelled in an archive holds its staged files; the original path wins.
+    let path = match ctx.run_dir {
+        Some(dir) if !local.exists() => wandb_archive::tools::staged_copy(dir, &staged.local_path)
+            .unwrap_or_else(|| local.to_path_buf()),
+        _ => local.to_path_buf(),
+    };
+    let snapshot = files::open_outside_run(&path, uid, ctx.policy)?;
     if snapshot.md5_base64() != staged.digest {
         return Err(Refusal {
             path: staged.local_path.clone(),
@@ -848,12 +859,16 @@ fn hex_lower(bytes: &[u8]) -> String {
     out
 }
 
+/// The size of a staged file on disk, which decides (as wandb-core's `os.Stat`) whether it
+/// goes up in parts; 0 when it cannot be read (it is refused when opened).
+fn staged_len(file: &Staged) -> u64 {
+    std::fs::metadata(&file.local_path).map_or(0, |m| m.len())
+}
+
 /// Opens a file that goes up in parts and hashes its parts (`uploadPartsInput`); `None` when
 /// the file is below the threshold (it is opened when it is uploaded).
 fn prepare_parts(ctx: &Context<'_>, file: &Staged) -> std::result::Result<Option<Opened>, Refusal> {
-    // wandb-core decides on the file's size on disk (os.Stat).
-    let len = std::fs::metadata(&file.local_path).map_or(0, |m| m.len());
-    if len < ctx.multipart.threshold {
+    if staged_len(file) < ctx.multipart.threshold {
         return Ok(None);
     }
     let snapshot = open_staged(ctx, file)?;
@@ -953,7 +968,15 @@ fn upload_files<'s>(
         .iter()
         .filter(|s| !state.files.contains_key(&s.path))
         .collect();
-    for batch in todo.chunks(FILES_PER_REQUEST) {
+    // Files at or above the threshold are asked for a few at a time, so that no more of them
+    // are held open (each a temp-file copy) than are uploaded at once.
+    let (large, small): (Vec<&Staged>, Vec<&Staged>) = todo
+        .iter()
+        .partition(|s| staged_len(s) >= ctx.multipart.threshold);
+    let batches = small
+        .chunks(FILES_PER_REQUEST)
+        .chain(large.chunks(UPLOAD_THREADS));
+    for batch in batches {
         // Files at or above the threshold are opened and hashed part by part first (their
         // `uploadPartsInput`); a file refused then is left out of the request.
         let mut asked: Vec<(&Staged, Option<Opened>)> = Vec::new();
