@@ -163,6 +163,9 @@ pub(crate) struct Context<'a> {
     /// The run folder: a staged file whose `local_path` is not on this machine is looked for
     /// where `wandb-archive` keeps it in an unpacked run (`wandb_archive::tools::staged_copy`).
     pub(crate) run_dir: Option<&'a std::path::Path>,
+    /// The run folder: a staged file whose `local_path` is not on this machine is looked for
+    /// where `wandb-archive` keeps it in an unpacked run (`wandb_archive::tools::staged_copy`).
+    pub(crate) run_dir: Option<&'a std::path::Path>,
     /// The run's deadline.
     pub(crate) deadline: Instant,
     /// When files go up in parts.
@@ -261,6 +264,20 @@ fn open_staged(ctx: &Context<'_>, staged: &Staged) -> std::result::Result<Snapsh
     Ok(snapshot)
 }
 
+/// Where to read a staged file: its `local_path`, or, when that is not on this machine, the copy
+/// a run that travelled in an archive holds (`wandb_archive::tools::staged_copy`).
+fn staged_path(ctx: &Context<'_>, local_path: &str) -> String {
+    match ctx.run_dir {
+        Some(dir) if std::fs::symlink_metadata(local_path).is_err() => {
+            wandb_archive::tools::staged_copy(dir, local_path).map_or_else(
+                || local_path.to_owned(),
+                |p| p.to_string_lossy().into_owned(),
+            )
+        }
+        _ => local_path.to_owned(),
+    }
+}
+
 fn refused_file(record: &ArtifactRecord, staged: &Staged, refusal: &Refusal) -> RefusedFile {
     let reason = match refusal.kind {
         RefusalKind::Io(std::io::ErrorKind::NotFound) => "the staged file is missing".to_owned(),
@@ -341,7 +358,7 @@ fn log_artifact(
         }
         let file = Staged {
             path: entry.path.clone(),
-            local_path: entry.local_path.clone(),
+            local_path: staged_path(ctx, &entry.local_path),
             digest: entry.digest.clone(),
         };
         if !state.files.contains_key(&file.path)

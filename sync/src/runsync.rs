@@ -986,6 +986,11 @@ impl<'a> RunSync<'a> {
             ledger: &self.shared.ledger,
             policy: &self.upload_context.policy,
             owner_uid: self.upload_context.run.as_ref().map(|r| r.owner_uid),
+            run_dir: self
+                .upload_context
+                .run
+                .as_ref()
+                .and_then(|r| r.files_dir.parent()),
             deadline: self.deadline,
             multipart: artifacts::Multipart {
                 threshold: self.opts.multipart_threshold,
