@@ -198,6 +198,8 @@ enum UploadJob {
     Own { name: String, path: PathBuf },
     /// Bytes built in memory.
     Bytes { name: String, bytes: bytes::Bytes },
+    /// Jobs that go up together (one `CreateRunFiles` for all): the files of the run's end.
+    Many(Vec<UploadJob>),
 }
 
 impl UploadJob {
@@ -205,6 +207,7 @@ impl UploadJob {
         match self {
             UploadJob::File(candidate) => &candidate.name,
             UploadJob::Own { name, .. } | UploadJob::Bytes { name, .. } => name,
+            UploadJob::Many(_) => "",
         }
     }
 }
@@ -252,6 +255,8 @@ struct RunSync<'a> {
     threads: Threads,
     pending_files: Vec<FileRequest>,
     end_files: Vec<FileRequest>,
+    /// While the run's end files are gathered: the uploads held back to go up as one batch.
+    end_batch: Option<Vec<UploadJob>>,
     seen_files: SeenFiles,
     upload_context: UploadContext,
     refused: Vec<RefusedFile>,
@@ -309,6 +314,7 @@ impl<'a> RunSync<'a> {
             },
             pending_files: Vec::new(),
             end_files: Vec::new(),
+            end_batch: None,
             seen_files: SeenFiles::default(),
             upload_context: UploadContext {
                 run: RunFolder::of_record_file(&plan.path).ok(),
@@ -788,6 +794,10 @@ impl<'a> RunSync<'a> {
             self.dry_files.insert(job.name().to_owned());
             return Ok(());
         }
+        if let Some(batch) = &mut self.end_batch {
+            batch.push(job);
+            return Ok(());
+        }
         let Some(tx) = &self.threads.uploader else {
             return Ok(());
         };
@@ -869,7 +879,9 @@ impl<'a> RunSync<'a> {
         }
         self.flush(self.next_offset.max(self.skip_until))?;
 
-        // Generated files.
+        // Generated files, and the files saved with policy "end": one batch, so one
+        // `CreateRunFiles` and the PUTs in parallel.
+        self.end_batch = Some(Vec::new());
         let summary = self.processor.summary_json();
         self.queue_upload(UploadJob::Bytes {
             name: "wandb-summary.json".into(),
@@ -903,6 +915,11 @@ impl<'a> RunSync<'a> {
         let end_files = std::mem::take(&mut self.end_files);
         for request in end_files {
             self.resolve_and_queue(&request.path)?;
+        }
+        if let Some(batch) = self.end_batch.take()
+            && !batch.is_empty()
+        {
+            self.queue_upload(UploadJob::Many(batch))?;
         }
         self.maybe_upsert_config(true);
 
@@ -1321,10 +1338,15 @@ fn uploader_loop(
     shared: &Shared,
     deadline: Instant,
 ) {
+    let push = |batch: &mut Vec<UploadJob>, job: UploadJob| match job {
+        UploadJob::Many(jobs) => batch.extend(jobs),
+        job => batch.push(job),
+    };
     while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
+        let mut batch = Vec::new();
+        push(&mut batch, first);
         while let Ok(job) = rx.try_recv() {
-            batch.push(job);
+            push(&mut batch, job);
         }
         if shared.failed() {
             continue;
@@ -1375,6 +1397,8 @@ fn upload_batch(
                 Some(run) => files::open_run_file(run, &candidate, &context.policy),
                 None => continue,
             },
+            // Flattened by the uploader loop.
+            UploadJob::Many(_) => continue,
         };
         let snapshot = match opened {
             Ok(snapshot) => snapshot,

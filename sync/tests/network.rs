@@ -373,3 +373,28 @@ fn file_stream_is_gzipped_only_when_the_server_advertises_it() {
     assert_eq!(gzipped.console, plain.console);
     assert_eq!(gzipped.summary, plain.summary);
 }
+
+#[test]
+fn the_files_of_a_runs_end_go_up_with_one_create_run_files() {
+    use wandb_sync::{RunResult, sync_paths};
+    let home = tempfile::tempdir().unwrap();
+    let wandb = home.path().join("wandb");
+    let mut spec = RunSpec::new("ends", 50);
+    spec.console_every = 10;
+    write_run(&wandb, &spec);
+    let backend = TestBackend::start().unwrap();
+    let report = sync_paths(&crate::common::options(&backend, vec![wandb])).unwrap();
+    assert_eq!(report.runs[0].result, RunResult::Synced);
+    let state = backend.state();
+    assert_clean(&state.runs[0]);
+    let files = &state.runs[0].files;
+    for name in ["wandb-summary.json", "config.yaml", "output.log"] {
+        assert!(files.contains_key(name), "{name} not uploaded: {files:?}");
+    }
+    assert_eq!(
+        state.counters.requests.get("graphql:CreateRunFiles"),
+        Some(&1),
+        "{:?}",
+        state.counters.requests
+    );
+}
