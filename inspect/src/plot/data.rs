@@ -10,9 +10,9 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 
+use wandb_format::ScanItem;
 use wandb_format::json::{self, Value};
 use wandb_format::proto::record::RecordType;
-use wandb_format::{Recovery, ScanItem};
 
 use crate::damage::{self, Opened, Reported};
 use crate::error::Error;
@@ -186,12 +186,152 @@ fn number(value: ItemValue<'_>) -> Option<f64> {
     }
 }
 
-/// Reads `path`. `keep` says which history keys to keep as series (the x keys and step metrics
-/// are kept whatever it says); `with_extras` also keeps the console, images and system metrics.
+/// What one slice of scanned items gave, in file order; keys interned per slice.
+#[derive(Default)]
+struct Chunk {
+    /// The slice's history keys (numeric values only), by local id.
+    keys: Vec<String>,
+    /// Rows in order.
+    rows: Vec<Row>,
+    /// (local key id, value) of all rows, each row's in `Row::values`.
+    values: Vec<(u32, f64)>,
+    /// Other records and damage, each with the number of rows of this slice before it.
+    events: Vec<(usize, Event)>,
+}
+
+struct Row {
+    step: f64,
+    runtime: f64,
+    timestamp: f64,
+    values: std::ops::Range<usize>,
+    images: Vec<(String, String)>,
+}
+
+enum Event {
+    Record(Box<wandb_format::proto::Record>),
+    Damage(Reported),
+}
+
+/// Reads a slice of items: history rows straight from their bytes, other records with prost.
+fn read_chunk(
+    items: &[ScanItem<'_>],
+    message: &'static Message,
+    file_len: u64,
+    with_extras: bool,
+) -> Chunk {
+    let mut chunk = Chunk::default();
+    let mut local: HashMap<String, u32> = HashMap::new();
+    let mut scratch = String::new();
+    for item in items {
+        let raw = match item {
+            ScanItem::Record(raw) => raw,
+            ScanItem::Damage(d) => {
+                let at = chunk.rows.len();
+                chunk
+                    .events
+                    .push((at, Event::Damage(Reported::from_damage(d, file_len))));
+                continue;
+            }
+        };
+        let payload: &[u8] = &raw.payload;
+        if let Ok(head) = wire::head(payload)
+            && head.record_type.is_some_and(|f| f.number == HISTORY)
+        {
+            let (mut step, mut runtime, mut timestamp) = (f64::NAN, f64::NAN, f64::NAN);
+            let mut others: Vec<(String, &str)> = Vec::new();
+            let first = chunk.values.len();
+            let (keys, values) = (&mut chunk.keys, &mut chunk.values);
+            let checked = wire::validate_except(RECORD, payload, RECURSION_LIMIT, HISTORY)
+                .and_then(|()| {
+                    try_for_each_item(message, head.body, ITEM, RECURSION_LIMIT - 1, |item| {
+                        let key = item.dotted(&mut scratch);
+                        match key {
+                            "_step" => step = number(item.value).unwrap_or(f64::NAN),
+                            "_runtime" => runtime = number(item.value).unwrap_or(f64::NAN),
+                            "_timestamp" => timestamp = number(item.value).unwrap_or(f64::NAN),
+                            _ if key.starts_with('_') => {}
+                            _ => match number(item.value) {
+                                Some(v) => {
+                                    let id = match local.get(key) {
+                                        Some(&id) => id,
+                                        None => {
+                                            let id = u32::try_from(keys.len()).unwrap_or(u32::MAX);
+                                            keys.push(key.to_string());
+                                            local.insert(key.to_string(), id);
+                                            id
+                                        }
+                                    };
+                                    values.push((id, v));
+                                }
+                                None => {
+                                    if let ItemValue::Json(text) = item.value {
+                                        others.push((key.to_string(), text));
+                                    }
+                                }
+                            },
+                        }
+                    })
+                });
+            if checked.is_err() {
+                chunk.values.truncate(first);
+                if let Some(reported) = damage::undecodable(raw, file_len) {
+                    let at = chunk.rows.len();
+                    chunk.events.push((at, Event::Damage(reported)));
+                }
+                continue;
+            }
+            let mut images = Vec::new();
+            if !others.is_empty() {
+                let prefixes = media(&others, with_extras.then_some(&mut images));
+                let keys = &chunk.keys;
+                let mut kept = first;
+                for i in first..chunk.values.len() {
+                    let (id, v) = chunk.values[i];
+                    let name = keys.get(id as usize).map_or("", String::as_str);
+                    let media_part = prefixes.iter().any(|prefix| {
+                        name.strip_prefix(prefix.as_str())
+                            .is_some_and(|rest| rest.starts_with('.'))
+                    });
+                    if !media_part {
+                        chunk.values[kept] = (id, v);
+                        kept += 1;
+                    }
+                }
+                chunk.values.truncate(kept);
+            }
+            if step.is_nan()
+                && let Some(num) = crate::history::step_num(message, head.body)
+            {
+                step = num as f64;
+            }
+            chunk.rows.push(Row {
+                step,
+                runtime,
+                timestamp,
+                values: first..chunk.values.len(),
+                images,
+            });
+            continue;
+        }
+        let at = chunk.rows.len();
+        match wandb_format::decode(raw) {
+            Ok(record) => chunk.events.push((at, Event::Record(Box::new(record)))),
+            Err(d) => chunk
+                .events
+                .push((at, Event::Damage(Reported::from_damage(&d, file_len)))),
+        }
+    }
+    chunk
+}
+
+/// Reads `path`. `keep` says which history keys to keep as series (the step metrics are kept
+/// whatever it says); `with_extras` also keeps the console, images and system metrics. One file
+/// is read in parallel slices (`batch::scan_batches`), merged in file order.
 pub(crate) fn load_run(
     path: &Path,
-    keep: &dyn Fn(&str) -> bool,
+    keep: &(dyn Fn(&str) -> bool + Sync),
     with_extras: bool,
+    parallel: bool,
 ) -> Result<RunData, Error> {
     let mut run = RunData {
         path: path.to_path_buf(),
@@ -207,193 +347,90 @@ pub(crate) fn load_run(
     };
     let file_len = file.len();
     let run_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let history = history_type();
-    let mut scratch = String::new();
-    // Per-row scratch: (series index, value) of the numeric items of the row being read.
-    let mut row_values: Vec<(usize, f64)> = Vec::new();
-    // Each key seen, looked up once: its series index, or `None` when not kept.
+    let Some(message) = history_type() else {
+        return Ok(run);
+    };
+    // Each key seen, decided once: its series index, or `None` when not kept.
     let mut ids: HashMap<String, Option<usize>> = HashMap::new();
     let mut series: Vec<(String, Series)> = Vec::new();
     let mut console_partial = String::new();
-    for item in file.scan(Recovery::SkipCorrupt) {
-        let raw = match item {
-            Ok(ScanItem::Record(raw)) => raw,
-            Ok(ScanItem::Damage(d)) | Err(wandb_format::Error::Corrupt { damage: d, .. }) => {
-                run.damage.push(Reported::from_damage(&d, file_len));
-                continue;
-            }
-            Err(error) => return Err(error.into()),
-        };
-        let payload: &[u8] = &raw.payload;
-        if let (Ok(head), Some(message)) = (wire::head(payload), history)
-            && head.record_type.is_some_and(|f| f.number == HISTORY)
-        {
-            row_values.clear();
-            let (mut step, mut runtime, mut timestamp) = (f64::NAN, f64::NAN, f64::NAN);
-            let mut images: Vec<(String, String)> = Vec::new();
-            let mut others: Vec<(String, &str)> = Vec::new();
-            let step_metric = &run.step_metric;
-            let glob_step_metric = &run.glob_step_metric;
-            let checked = wire::validate_except(RECORD, payload, RECURSION_LIMIT, HISTORY)
-                .and_then(|()| {
-                    try_for_each_item(message, head.body, ITEM, RECURSION_LIMIT - 1, |item| {
-                        let key = item.dotted(&mut scratch);
-                        match key {
-                            "_step" => step = number(item.value).unwrap_or(f64::NAN),
-                            "_runtime" => runtime = number(item.value).unwrap_or(f64::NAN),
-                            "_timestamp" => timestamp = number(item.value).unwrap_or(f64::NAN),
-                            _ => match number(item.value) {
-                                Some(v) => {
-                                    let id = match ids.get(key) {
-                                        Some(&id) => id,
-                                        None => {
-                                            let wanted = !key.starts_with('_')
-                                                && (keep(key)
-                                                    || step_metric.values().any(|s| s == key)
-                                                    || glob_step_metric
-                                                        .iter()
-                                                        .any(|(_, s)| s == key));
-                                            let id = wanted.then_some(series.len());
-                                            if wanted {
-                                                series.push((key.to_string(), Series::default()));
-                                            }
-                                            ids.insert(key.to_string(), id);
-                                            id
-                                        }
-                                    };
-                                    if let Some(id) = id {
-                                        row_values.push((id, v));
-                                    }
-                                }
-                                None => {
-                                    if let ItemValue::Json(text) = item.value {
-                                        others.push((key.to_string(), text));
-                                    }
-                                }
-                            },
+    let merged = crate::batch::scan_batches(
+        &file,
+        parallel,
+        |items| read_chunk(items, message, file_len, with_extras),
+        |chunk| {
+            let mut global: Vec<Option<usize>> = Vec::with_capacity(chunk.keys.len());
+            let mut events = chunk.events.into_iter().peekable();
+            let mut rows = chunk.rows.into_iter().enumerate().peekable();
+            loop {
+                let event_first = match (events.peek(), rows.peek()) {
+                    (Some((at, _)), Some((i, _))) => at <= i,
+                    (Some(_), None) => true,
+                    (None, Some(_)) => false,
+                    (None, None) => break,
+                };
+                if event_first {
+                    if let Some((_, event)) = events.next() {
+                        match event {
+                            Event::Damage(reported) => run.damage.push(reported),
+                            Event::Record(record) => {
+                                run.records += 1;
+                                apply_record(&mut run, *record, with_extras, &mut console_partial);
+                            }
                         }
-                    })
-                });
-            if checked.is_err() {
-                if let Some(reported) = damage::undecodable(&raw, file_len) {
-                    run.damage.push(reported);
+                    }
+                    continue;
                 }
-                continue;
-            }
-            run.records += 1;
-            if !others.is_empty() {
-                let prefixes = media(&others, with_extras.then_some(&mut images));
-                row_values.retain(|(id, _)| {
-                    let name = series.get(*id).map_or("", |(name, _)| name.as_str());
-                    !prefixes.iter().any(|prefix| {
-                        name.strip_prefix(prefix.as_str())
-                            .is_some_and(|rest| rest.starts_with('.'))
-                    })
-                });
-            }
-            if step.is_nan()
-                && let Some(num) = crate::history::step_num(message, head.body)
-            {
-                step = num as f64;
-            }
-            let Ok(row) = u32::try_from(run.steps.len()) else {
-                continue;
-            };
-            run.steps.push(step);
-            run.runtimes.push(runtime);
-            run.timestamps.push(timestamp);
-            for &(id, value) in &row_values {
-                if let Some((_, s)) = series.get_mut(id) {
-                    s.rows.push(row);
-                    s.values.push(value);
-                }
-            }
-            for (key, file) in images {
-                run.images.push(LoggedImage {
-                    key,
-                    step,
-                    path: run_dir.join("files").join(file),
-                });
-            }
-            continue;
-        }
-        let record = match wandb_format::decode(&raw) {
-            Ok(record) => record,
-            Err(d) => {
-                run.damage.push(Reported::from_damage(&d, file_len));
-                continue;
-            }
-        };
-        run.records += 1;
-        match record.record_type {
-            Some(RecordType::Run(r)) => {
-                set_if(&mut run.id, r.run_id);
-                set_if(&mut run.project, r.project);
-                set_if(&mut run.name, r.display_name);
-                if let Some(config) = r.config {
-                    apply_items(
-                        &mut run.config,
-                        config
-                            .update
-                            .iter()
-                            .map(|i| (&i.key, &i.nested_key, &i.value_json)),
-                    );
-                }
-            }
-            Some(RecordType::Config(config)) => {
-                apply_items(
-                    &mut run.config,
-                    config
-                        .update
-                        .iter()
-                        .map(|i| (&i.key, &i.nested_key, &i.value_json)),
-                );
-                for item in &config.remove {
-                    run.config.remove(&dotted(&item.key, &item.nested_key));
-                }
-            }
-            Some(RecordType::Summary(summary)) => {
-                apply_items(
-                    &mut run.summary,
-                    summary
-                        .update
-                        .iter()
-                        .map(|i| (&i.key, &i.nested_key, &i.value_json)),
-                );
-                for item in &summary.remove {
-                    run.summary.remove(&dotted(&item.key, &item.nested_key));
-                }
-            }
-            Some(RecordType::Metric(metric)) if !metric.step_metric.is_empty() => {
-                if !metric.name.is_empty() {
-                    run.step_metric.insert(metric.name, metric.step_metric);
-                } else if !metric.glob_name.is_empty() {
-                    run.glob_step_metric
-                        .push((metric.glob_name, metric.step_metric));
-                }
-            }
-            Some(RecordType::Stats(stats)) if with_extras => {
-                let time = stats
-                    .timestamp
-                    .map_or(f64::NAN, |t| t.seconds as f64 + f64::from(t.nanos) * 1e-9);
-                for item in stats.item {
-                    if let Some(value) = number(ItemValue::Json(&item.value_json)) {
-                        let series = run.system.entry(item.key).or_default();
-                        series.times.push(time);
-                        series.values.push(value);
+                let Some((_, row)) = rows.next() else {
+                    break;
+                };
+                run.records += 1;
+                let Ok(index) = u32::try_from(run.steps.len()) else {
+                    continue;
+                };
+                run.steps.push(row.step);
+                run.runtimes.push(row.runtime);
+                run.timestamps.push(row.timestamp);
+                for &(local, value) in chunk.values.get(row.values).unwrap_or_default() {
+                    let local = local as usize;
+                    while global.len() <= local {
+                        let key = chunk.keys.get(global.len()).map_or("", String::as_str);
+                        let id = match ids.get(key) {
+                            Some(&id) => id,
+                            None => {
+                                let wanted = keep(key)
+                                    || run.step_metric.values().any(|s| s == key)
+                                    || run.glob_step_metric.iter().any(|(_, s)| s == key);
+                                let id = wanted.then_some(series.len());
+                                if wanted {
+                                    series.push((key.to_string(), Series::default()));
+                                }
+                                ids.insert(key.to_string(), id);
+                                id
+                            }
+                        };
+                        global.push(id);
+                    }
+                    if let Some(Some(id)) = global.get(local)
+                        && let Some((_, s)) = series.get_mut(*id)
+                    {
+                        s.rows.push(index);
+                        s.values.push(value);
                     }
                 }
+                for (key, file) in row.images {
+                    run.images.push(LoggedImage {
+                        key,
+                        step: row.step,
+                        path: run_dir.join("files").join(file),
+                    });
+                }
             }
-            Some(RecordType::OutputRaw(output)) if with_extras => {
-                push_console(&mut run.console, &mut console_partial, &output.line);
-            }
-            Some(RecordType::Output(output)) if with_extras => {
-                push_console(&mut run.console, &mut console_partial, &output.line);
-            }
-            Some(RecordType::Exit(exit)) => run.exit_code = Some(exit.exit_code),
-            _ => {}
-        }
-    }
+            Ok(())
+        },
+    );
+    // Nothing cancels this scan.
+    let _ = merged;
     run.metrics = series.into_iter().collect();
     if !console_partial.is_empty() {
         run.console.push_back(std::mem::take(&mut console_partial));
@@ -401,6 +438,83 @@ pub(crate) fn load_run(
     }
     finish_name(&mut run);
     Ok(run)
+}
+
+/// Applies a record other than history.
+fn apply_record(
+    run: &mut RunData,
+    record: wandb_format::proto::Record,
+    with_extras: bool,
+    console_partial: &mut String,
+) {
+    match record.record_type {
+        Some(RecordType::Run(r)) => {
+            set_if(&mut run.id, r.run_id);
+            set_if(&mut run.project, r.project);
+            set_if(&mut run.name, r.display_name);
+            if let Some(config) = r.config {
+                apply_items(
+                    &mut run.config,
+                    config
+                        .update
+                        .iter()
+                        .map(|i| (&i.key, &i.nested_key, &i.value_json)),
+                );
+            }
+        }
+        Some(RecordType::Config(config)) => {
+            apply_items(
+                &mut run.config,
+                config
+                    .update
+                    .iter()
+                    .map(|i| (&i.key, &i.nested_key, &i.value_json)),
+            );
+            for item in &config.remove {
+                run.config.remove(&dotted(&item.key, &item.nested_key));
+            }
+        }
+        Some(RecordType::Summary(summary)) => {
+            apply_items(
+                &mut run.summary,
+                summary
+                    .update
+                    .iter()
+                    .map(|i| (&i.key, &i.nested_key, &i.value_json)),
+            );
+            for item in &summary.remove {
+                run.summary.remove(&dotted(&item.key, &item.nested_key));
+            }
+        }
+        Some(RecordType::Metric(metric)) if !metric.step_metric.is_empty() => {
+            if !metric.name.is_empty() {
+                run.step_metric.insert(metric.name, metric.step_metric);
+            } else if !metric.glob_name.is_empty() {
+                run.glob_step_metric
+                    .push((metric.glob_name, metric.step_metric));
+            }
+        }
+        Some(RecordType::Stats(stats)) if with_extras => {
+            let time = stats
+                .timestamp
+                .map_or(f64::NAN, |t| t.seconds as f64 + f64::from(t.nanos) * 1e-9);
+            for item in stats.item {
+                if let Some(value) = number(ItemValue::Json(&item.value_json)) {
+                    let series = run.system.entry(item.key).or_default();
+                    series.times.push(time);
+                    series.values.push(value);
+                }
+            }
+        }
+        Some(RecordType::OutputRaw(output)) if with_extras => {
+            push_console(&mut run.console, console_partial, &output.line);
+        }
+        Some(RecordType::Output(output)) if with_extras => {
+            push_console(&mut run.console, console_partial, &output.line);
+        }
+        Some(RecordType::Exit(exit)) => run.exit_code = Some(exit.exit_code),
+        _ => {}
+    }
 }
 
 fn finish_name(run: &mut RunData) {

@@ -44,10 +44,14 @@ pub(crate) fn load_runs(
     with_extras: bool,
     console: &mut Console<'_>,
 ) -> (Vec<RunData>, Exit) {
-    let results: Vec<Result<RunData, Error>> = files
-        .par_iter()
-        .map(|path| data::load_run(path, keep, with_extras))
-        .collect();
+    // One file: its records in parallel slices; several: the files in parallel.
+    let results: Vec<Result<RunData, Error>> = match files {
+        [file] => vec![data::load_run(file, keep, with_extras, true)],
+        _ => files
+            .par_iter()
+            .map(|path| data::load_run(path, keep, with_extras, false))
+            .collect(),
+    };
     let mut exit = Exit::Ok;
     let mut runs = Vec::new();
     for result in results {
