@@ -8,7 +8,8 @@
 //! official client is timed once per row when `WANDB_SDK_PYTHON` (or `/work/main/.venv`) has it;
 //! `SYNC_LINK_OFFICIAL=0` leaves it out. `SYNC_LINK_ROWS=loopback,rtt150` picks rows,
 //! `SYNC_LINK_BIN` times another build of `wandb-sync` (e.g. a copy of an older one), and
-//! `SYNC_LINK_FEATURES=FILESTREAM_GZIP` sets the features the backend advertises.
+//! `SYNC_LINK_FEATURES=FILESTREAM_GZIP` sets the features the backend advertises, and
+//! `SYNC_LINK_LOG=<file>` writes the backend's request log of our last repetition as JSON.
 //!
 //! `cargo bench -p wandb-sync --bench sync_link`
 
@@ -109,6 +110,10 @@ fn time_ours(backend: &TestBackend, wandb: &Path, home: &Path) -> Timing {
     assert!(status.success(), "wandb-sync failed: {status}");
     let state = backend.state();
     assert_eq!(state.runs.len(), RUNS);
+    if let Some(path) = std::env::var_os("SYNC_LINK_LOG") {
+        // The request log of the last repetition, for looking at a run's critical path.
+        std::fs::write(path, serde_json::to_vec(&state.request_log).unwrap()).unwrap();
+    }
     Timing {
         wall,
         cpu: children_cpu() - cpu,
