@@ -163,9 +163,6 @@ pub(crate) struct Context<'a> {
     /// The run folder: a staged file whose `local_path` is not on this machine is looked for
     /// where `wandb-archive` keeps it in an unpacked run (`wandb_archive::tools::staged_copy`).
     pub(crate) run_dir: Option<&'a std::path::Path>,
-    /// The run folder: a staged file whose `local_path` is not on this machine is looked for
-    /// where `wandb-archive` keeps it in an unpacked run (`wandb_archive::tools::staged_copy`).
-    pub(crate) run_dir: Option<&'a std::path::Path>,
     /// The run's deadline.
     pub(crate) deadline: Instant,
     /// When files go up in parts.
@@ -242,14 +239,8 @@ fn open_staged(ctx: &Context<'_>, staged: &Staged) -> std::result::Result<Snapsh
             kind: RefusalKind::Policy,
         });
     };
-    let local = std::path::Path::new(&staged.local_path);
-    // A run that travelled in an archive holds its staged files; the original path wins.
-    let path = match ctx.run_dir {
-        Some(dir) if !local.exists() => wandb_archive::tools::staged_copy(dir, &staged.local_path)
-            .unwrap_or_else(|| local.to_path_buf()),
-        _ => local.to_path_buf(),
-    };
-    let snapshot = files::open_outside_run(&path, uid, ctx.policy)?;
+    let snapshot =
+        files::open_outside_run(std::path::Path::new(&staged.local_path), uid, ctx.policy)?;
     if snapshot.md5_base64() != staged.digest {
         return Err(Refusal {
             path: staged.local_path.clone(),
