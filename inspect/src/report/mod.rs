@@ -31,8 +31,22 @@ use crate::plot::data::RunData;
 use crate::plot::load_runs;
 use crate::plot::series::{ChartOptions, Line, Panel, downsample, panels};
 
-/// Pixel columns the report's series are downsampled to (a zoom shows them all).
+/// Pixel columns the report's series are downsampled to at most (a zoom shows them all).
 const COLUMNS: usize = 1000;
+/// Fewest columns a line gets, however many lines the page has.
+const MIN_COLUMNS: usize = 40;
+/// Columns for all lines of the page together: with at most four points per column and about
+/// 20 bytes per point, the chart data stays under about 2 MB whatever the history length.
+const COLUMN_BUDGET: usize = 25_000;
+
+/// Columns per line for `runs`: the budget shared by every (run, metric) line.
+fn columns(runs: &[RunData]) -> usize {
+    let lines: usize = runs
+        .iter()
+        .map(|run| run.metrics.len() + run.system.len())
+        .sum();
+    (COLUMN_BUDGET / lines.max(1)).clamp(MIN_COLUMNS, COLUMNS)
+}
 /// Images shown at most, and the largest image file inlined.
 const MAX_IMAGES: usize = 24;
 const MAX_IMAGE_BYTES: u64 = 256 << 10;
@@ -127,7 +141,7 @@ pub(crate) fn sections(runs: &[RunData]) -> Vec<(String, Vec<Panel>)> {
         x: None,
         smooth: 0.0,
         log_y: false,
-        columns: COLUMNS,
+        columns: columns(runs),
     };
     let mut groups: Vec<(String, Vec<Panel>)> = Vec::new();
     for panel in panels(runs, &options) {
@@ -178,7 +192,7 @@ fn system_panels(runs: &[RunData]) -> Vec<Panel> {
                     Some(Line {
                         run: run.name.clone(),
                         points: xs.len(),
-                        segments: downsample(&xs, &series.values, false, (0.0, hi), COLUMNS),
+                        segments: downsample(&xs, &series.values, false, (0.0, hi), columns(runs)),
                     })
                 })
                 .collect();
@@ -217,6 +231,20 @@ fn json_num(out: &mut String, value: f64) {
         json::format_f64(value, out);
     } else {
         out.push_str("null");
+    }
+}
+
+/// A y value at f32 precision (shortest digits that read back as the same f32: more than a
+/// chart shows, and half the bytes of an f64); values outside f32's range as f64.
+fn json_short(out: &mut String, value: f64) {
+    #[allow(clippy::cast_possible_truncation)]
+    let short = value as f32;
+    if !short.is_finite() {
+        json_num(out, value);
+    } else if short != 0.0 && !(1e-4..1e15).contains(&short.abs()) {
+        let _ = write!(out, "{short:e}");
+    } else {
+        let _ = write!(out, "{short}");
     }
 }
 
@@ -266,7 +294,7 @@ fn data_json(sections: &[(String, Vec<Panel>)], runs: &[RunData]) -> String {
                         }
                         json_num(&mut out, x);
                         out.push(',');
-                        json_num(&mut out, y);
+                        json_short(&mut out, y);
                     }
                     out.push(']');
                 }

@@ -358,3 +358,47 @@ fn report_follow_rewrites_the_page_until_the_exit_record() {
         "final page"
     );
 }
+
+#[test]
+fn report_of_many_long_runs_stays_under_2_mb() {
+    use crate::util::{history_record, run_record};
+
+    let tmp = tempfile::tempdir().unwrap();
+    for index in 0..30 {
+        let dir = tmp.path().join(format!("run-{index:02}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut writer =
+            wandb_format::Writer::create(dir.join(format!("run-r{index:02}.wandb"))).unwrap();
+        writer
+            .append_record(&run_record(1, &format!("r{index:02}")))
+            .unwrap();
+        for step in 0..2_000 {
+            let metrics: Vec<(String, String)> = (0..10)
+                .map(|m| {
+                    let value = (f64::from(step) * 0.37 + f64::from(m)).sin() / 3.0;
+                    (format!("train/m{m}"), format!("{value}"))
+                })
+                .collect();
+            let metrics: Vec<(&str, String)> = metrics
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.clone()))
+                .collect();
+            writer
+                .append_record(&history_record(
+                    i64::from(step) + 2,
+                    i64::from(step),
+                    &metrics,
+                ))
+                .unwrap();
+        }
+        writer.close().unwrap();
+    }
+    let out = tmp.path().join("report.html");
+    let result = inspect(&[&"report", &tmp.path(), &"-o", &out]);
+    assert_eq!(result.exit, Exit::Ok, "{}", result.stderr);
+    let size = std::fs::metadata(&out).unwrap().len();
+    assert!(size < 2 << 20, "{size} bytes");
+    let html = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(html.matches("\"metric\":").count(), 10);
+    assert_eq!(html.matches("{\"run\":").count(), 300);
+}
