@@ -36,7 +36,9 @@ pub(crate) fn install() {
         // performs async-signal-safe operations, as POSIX requires of a child fork handler.
         let rc = unsafe { libc::pthread_atfork(None, None, Some(child_after_fork)) };
         if rc != 0 {
-            crate::diag::warning!("pthread_atfork failed ({rc}): forked children are detected by pid only");
+            crate::diag::warning!(
+                "pthread_atfork failed ({rc}): forked children are detected by pid only"
+            );
         }
     });
 }

@@ -105,7 +105,7 @@ pub enum Error {
         /// The last failure.
         last: String,
     },
-    /// The server could not be reached at all (connection refused, DNS, TLS).
+    /// The server could not be reached at all (connection refused, DNS, TLS certificate).
     #[error("{what}: cannot reach {host}: {cause}")]
     Unreachable {
         /// The request.

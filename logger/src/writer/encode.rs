@@ -396,7 +396,11 @@ mod tests {
                 if let Some(batch) = text.as_bytes() {
                     assert_eq!(batch, slow.as_bytes(), "{f:e}");
                 }
-                assert_eq!(FloatText::of_f64(f).as_bytes(), Some(slow.as_bytes()), "{f:e}");
+                assert_eq!(
+                    FloatText::of_f64(f).as_bytes(),
+                    Some(slow.as_bytes()),
+                    "{f:e}"
+                );
             }
         }
     }
