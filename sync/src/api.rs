@@ -92,7 +92,10 @@ impl Api {
         deadline: Instant,
     ) -> Result<Value> {
         let body = json!({"query": query, "variables": variables, "operationName": operation});
-        let bytes = serde_json::to_vec(&body).map_err(|e| Error::Internal(e.to_string()))?;
+        let bytes = serde_json::to_vec(&body).map_err(|e| Error::Internal {
+            what: "encode a GraphQL request",
+            detail: e.to_string(),
+        })?;
         let reply = self.http.post_json(
             operation,
             "/graphql",
@@ -341,7 +344,10 @@ fn gzip(body: &[u8]) -> Result<bytes::Bytes> {
         .write_all(body)
         .and_then(|()| encoder.finish())
         .map(bytes::Bytes::from)
-        .map_err(|e| Error::Internal(format!("gzip of a file_stream body: {e}")))
+        .map_err(|e| Error::Internal {
+            what: "gzip a file_stream body",
+            detail: e.to_string(),
+        })
 }
 
 /// The `uploadHeaders` of a reply (`["Name:value", ...]`) as headers; malformed ones are skipped.

@@ -192,20 +192,14 @@ fn show_progress(cli: &Cli) -> bool {
 
 /// Builds the options from the arguments, the settings files and the environment.
 fn options_from(cli: &Cli) -> Result<SyncOptions, Error> {
-    let ctx = LoadContext::from_process()
-        .map_err(|e| Error::Usage(format!("cannot read the working directory: {e}")))?;
+    let ctx = LoadContext::from_process().map_err(|source| Error::WorkingDir { source })?;
     let env = ctx.env.clone();
     let mut load = LoadOptions::default();
     if let Some(url) = &cli.base_url {
         // The flag wins over WANDB_BASE_URL and the settings files, as an explicit argument.
         load.init_args = Overrides::default().base_url(url.trim_end_matches('/'));
     }
-    let loaded = wandb_settings::load(&ctx, &load).map_err(|e| {
-        Error::Settings(
-            e.to_string()
-                .replace("from init argument", "from --base-url"),
-        )
-    })?;
+    let loaded = wandb_settings::load(&ctx, &load).map_err(|source| Error::Settings { source })?;
     let settings = loaded.settings;
     let base_url = settings.base_url.clone();
     let api_key = match wandb_settings::lookup_api_key(&base_url, &env) {
@@ -215,7 +209,7 @@ fn options_from(cli: &Cli) -> Result<SyncOptions, Error> {
             }
             lookup.found.map(|f| f.key)
         }
-        Err(e) => return Err(Error::Settings(e.to_string())),
+        Err(e) => return Err(Error::ApiKey(e)),
     };
     if api_key.is_none() && !cli.dry_run {
         return Err(Error::NoApiKey {
@@ -236,7 +230,10 @@ fn options_from(cli: &Cli) -> Result<SyncOptions, Error> {
         opts.replace_tags = parse_replace_tags(spec)?;
     }
     if cli.jobs == Some(0) {
-        return Err(Error::Usage("--jobs must be at least 1".into()));
+        return Err(Error::Usage {
+            option: "--jobs",
+            problem: "must be at least 1".into(),
+        });
     }
     opts.jobs = cli.jobs.unwrap_or_else(default_jobs);
     if let Some(jobs) = cli.jobs {
@@ -285,9 +282,10 @@ pub(crate) fn parse_replace_tags(spec: &str) -> Result<Vec<(String, String)>, Er
     let mut out = Vec::new();
     for part in spec.split(',').filter(|p| !p.trim().is_empty()) {
         let Some((old, new)) = part.split_once('=') else {
-            return Err(Error::Usage(format!(
-                "--replace-tags: {part:?} is not OLD=NEW"
-            )));
+            return Err(Error::Usage {
+                option: "--replace-tags",
+                problem: format!("{part:?} is not OLD=NEW"),
+            });
         };
         out.push((old.trim().to_owned(), new.trim().to_owned()));
     }

@@ -17,14 +17,20 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The command line or options are unusable (exit code 2).
-    #[error("{0}")]
-    Usage(String),
-    /// A path given on the command line does not exist.
-    #[error("{path}: no such file or directory", path = .path.display())]
-    NoSuchPath {
-        /// The path as given.
-        path: PathBuf,
+    /// An option or argument of the command line is unusable (exit code 2).
+    #[error("{option}: {problem}")]
+    Usage {
+        /// The option or argument, e.g. `--jobs` or `PATH`.
+        option: &'static str,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The working directory, where settings files are looked up, cannot be read.
+    #[error("cannot read the working directory: {source}")]
+    WorkingDir {
+        /// The underlying error.
+        #[source]
+        source: io::Error,
     },
     /// Paths given on the command line that do not exist, or patterns that are invalid or match
     /// nothing (one line per problem; exit code 2).
@@ -40,9 +46,20 @@ pub enum Error {
         /// The host[:port] looked up in netrc.
         host: String,
     },
-    /// The API key found is malformed, or settings are invalid.
-    #[error("{0}")]
-    Settings(String),
+    /// The settings (files, `WANDB_*` variables, `--base-url`) are invalid; the message names
+    /// the setting, its value and where it came from.
+    #[error("{}", settings_message(.source))]
+    Settings {
+        /// The settings error.
+        #[source]
+        source: wandb_settings::SettingsError,
+    },
+    /// The API key could not be looked up (unreadable netrc, identity-token file).
+    #[error(transparent)]
+    ApiKey(#[from] wandb_settings::ApiKeyError),
+    /// The API key holds characters an HTTP header cannot carry (the key is not shown).
+    #[error("the api key contains characters not allowed in an HTTP header")]
+    ApiKeyNotAHeader,
     /// An operating-system I/O error, with the file it concerned and what we were doing.
     #[error("{path}: {action}: {source}", path = .path.display())]
     Io {
@@ -124,17 +141,29 @@ pub enum Error {
         detail: String,
     },
     /// The HTTP client could not be built (bad CA bundle, TLS setup).
-    #[error("http client: {0}")]
-    Client(String),
+    #[error("http client{}: {source}", ca_bundle_note(.ca_bundle.as_deref()))]
+    Client {
+        /// The extra CA bundle being loaded, if that is what failed.
+        ca_bundle: Option<PathBuf>,
+        /// The client's error.
+        #[source]
+        source: reqwest::Error,
+    },
     /// The run's overall time budget ran out.
     #[error("time budget of {0:?} for this run ran out")]
     Timeout(Duration),
     /// The server asked the run to stop (the UI's Stop button).
     #[error("the server asked this run to stop")]
     Stopped,
-    /// An internal worker thread ended unexpectedly.
-    #[error("internal error: {0}")]
-    Internal(String),
+    /// Something that cannot happen did: a worker thread ended or panicked, a thread could not
+    /// be started, a body could not be built.
+    #[error("internal error: {what}: {detail}")]
+    Internal {
+        /// What was being done.
+        what: &'static str,
+        /// What went wrong.
+        detail: String,
+    },
 }
 
 impl Error {
@@ -150,13 +179,28 @@ impl Error {
     pub fn is_usage(&self) -> bool {
         matches!(
             self,
-            Error::Usage(_)
-                | Error::NoSuchPath { .. }
+            Error::Usage { .. }
+                | Error::WorkingDir { .. }
                 | Error::Inputs(_)
                 | Error::NoApiKey { .. }
-                | Error::Settings(_)
+                | Error::Settings { .. }
+                | Error::ApiKey(_)
+                | Error::ApiKeyNotAHeader
         )
     }
+}
+
+/// A settings error as the CLI shows it: the setting given as `init` argument is `--base-url`.
+fn settings_message(error: &wandb_settings::SettingsError) -> String {
+    error
+        .to_string()
+        .replace("from init argument", "from --base-url")
+}
+
+/// ` (CA bundle <path>)`, or nothing.
+fn ca_bundle_note(path: Option<&std::path::Path>) -> String {
+    path.map(|p| format!(" (CA bundle {})", p.display()))
+        .unwrap_or_default()
 }
 
 /// One problem per line.

@@ -150,22 +150,25 @@ impl Http {
             .tcp_nodelay(true);
         if let Some(path) = extra_ca {
             let pem = std::fs::read(path).map_err(|e| Error::io(path, "read CA bundle", e))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| Error::Client(format!("{}: {e}", path.display())))?;
+            let certs =
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| Error::Client {
+                    ca_bundle: Some(path.to_path_buf()),
+                    source,
+                })?;
             for cert in certs {
                 builder = builder.add_root_certificate(cert);
             }
         }
-        let client = builder.build().map_err(|e| Error::Client(e.to_string()))?;
+        let client = builder.build().map_err(|source| Error::Client {
+            ca_bundle: None,
+            source,
+        })?;
         let auth = match api_key {
             Some(key) => {
                 let token = base64::engine::general_purpose::STANDARD
                     .encode(format!("api:{}", key.expose()));
-                let mut value = HeaderValue::from_str(&format!("Basic {token}")).map_err(|_| {
-                    Error::Settings(
-                        "the api key contains characters not allowed in an HTTP header".into(),
-                    )
-                })?;
+                let mut value = HeaderValue::from_str(&format!("Basic {token}"))
+                    .map_err(|_| Error::ApiKeyNotAHeader)?;
                 value.set_sensitive(true);
                 Some(value)
             }

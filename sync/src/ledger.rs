@@ -207,9 +207,10 @@ impl Ledger {
 
     fn update_with(&mut self, change: impl FnOnce(&mut LedgerData), durable: bool) -> Result<()> {
         let Some(mut data) = self.data.clone() else {
-            return Err(Error::Internal(
-                "ledger updated before it was created".into(),
-            ));
+            return Err(Error::Internal {
+                what: "update the ledger",
+                detail: "it was updated before it was created".into(),
+            });
         };
         change(&mut data);
         if Some(&data) == self.data.as_ref() {

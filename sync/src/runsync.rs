@@ -714,7 +714,10 @@ impl<'a> RunSync<'a> {
                 .spawn(move || {
                     sender_loop(&sender_api, &sender_target, &work_rx, &shared, deadline)
                 })
-                .map_err(|e| Error::Internal(format!("cannot start a thread: {e}")))?,
+                .map_err(|e| Error::Internal {
+                    what: "start a thread",
+                    detail: e.to_string(),
+                })?,
         );
         let (job_tx, job_rx) = sync_channel::<UploadJob>(256);
         let shared = Arc::clone(&self.shared);
@@ -727,7 +730,10 @@ impl<'a> RunSync<'a> {
                 .spawn(move || {
                     uploader_loop(&uploader_api, &target, &context, &job_rx, &shared, deadline)
                 })
-                .map_err(|e| Error::Internal(format!("cannot start a thread: {e}")))?,
+                .map_err(|e| Error::Internal {
+                    what: "start a thread",
+                    detail: e.to_string(),
+                })?,
         );
         self.route_pending_files()
     }
@@ -808,9 +814,10 @@ impl<'a> RunSync<'a> {
     }
 
     fn thread_error(&self) -> Error {
-        self.shared
-            .take_error()
-            .unwrap_or_else(|| Error::Internal("a worker thread stopped".into()))
+        self.shared.take_error().unwrap_or_else(|| Error::Internal {
+            what: "sync a run",
+            detail: "a worker thread stopped".into(),
+        })
     }
 
     /// Hands the current chunk to the sender; `record_offset` is the first record not in it.
@@ -928,8 +935,10 @@ impl<'a> RunSync<'a> {
         if let Some(handle) = self.threads.uploader_handle.take()
             && handle.join().is_err()
         {
-            self.shared
-                .fail(Error::Internal("the upload thread panicked".into()));
+            self.shared.fail(Error::Internal {
+                what: "upload files",
+                detail: "the upload thread panicked".into(),
+            });
         }
         if self.shared.failed() {
             self.stop_sender();
@@ -1031,8 +1040,10 @@ impl<'a> RunSync<'a> {
         if let Some(handle) = self.threads.sender_handle.take()
             && handle.join().is_err()
         {
-            self.shared
-                .fail(Error::Internal("the file_stream thread panicked".into()));
+            self.shared.fail(Error::Internal {
+                what: "stream records",
+                detail: "the file_stream thread panicked".into(),
+            });
         }
     }
 

@@ -21,7 +21,10 @@ use crate::runsync::{FilePlan, sync_file};
 pub fn sync_paths(opts: &SyncOptions) -> Result<Report> {
     let started = Instant::now();
     if opts.paths.is_empty() {
-        return Err(Error::Usage("no paths given".into()));
+        return Err(Error::Usage {
+            option: "PATH",
+            problem: "no paths given".into(),
+        });
     }
     let discovered = discover::discover(&opts.paths, opts.live)?;
     let found = discovered.found;
