@@ -1,5 +1,5 @@
 //! Benchmarks of `wandb-archive`: `pack` throughput on 50 runs of 10k rows (SDK-shaped records:
-//! a summary pair and a history row of 13 values per step), the compression ratio of SDK-written
+//! a summary pair and a history row of 10 floats per step, `sync/examples/gen_runs.rs`), the compression ratio of SDK-written
 //! fixtures, of our logger's files and of the synthetic runs, and reading one run out of the
 //! 50-run archive (which must decompress only that run's frames).
 //!
@@ -13,7 +13,9 @@ use std::time::Duration;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use wandb_archive::{Archive, PackOptions, pack};
 
-#[path = "../examples/gen_runs.rs"]
+// The same synthetic runs as sync's benchmarks.
+#[path = "../../sync/examples/gen_runs.rs"]
+#[allow(dead_code, unreachable_pub)]
 mod gen_runs;
 use gen_runs::write_run;
 
@@ -108,7 +110,7 @@ fn benches(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let runs = dir.path().join("wandb");
     for i in 0..N_RUNS {
-        write_run(&runs, &format!("bench{i:04}"), N_ROWS);
+        write_run(&runs, &format!("bench{i:04}"), N_ROWS).unwrap();
     }
     let input_bytes = size_of_tree(&runs);
     eprintln!("input: {N_RUNS} runs of {N_ROWS} rows, {input_bytes} bytes");
