@@ -77,10 +77,13 @@ pub struct Cli {
     /// Also sync online runs (folders not starting with `offline-`).
     #[arg(long)]
     pub include_online: bool,
-    /// Most runs to sync at once (default: twice the cores, 2 to 8, rising to 32 while requests
-    /// wait on the network).
+    /// Runs to sync at once (default: twice the cores, 2 to 8).
     #[arg(short = 'j', long = "jobs", value_name = "N")]
     pub jobs: Option<usize>,
+    /// Let the runs at once rise up to N while requests wait on a slow link (a server far
+    /// away); by default they stay at --jobs, which keeps a sync to a near server at its speed.
+    #[arg(long = "max-jobs", value_name = "N")]
+    pub max_jobs: Option<usize>,
     /// Follow runs still being written and upload new records until their exit record.
     #[arg(long)]
     pub live: bool,
@@ -236,9 +239,7 @@ fn options_from(cli: &Cli) -> Result<SyncOptions, Error> {
         });
     }
     opts.jobs = cli.jobs.unwrap_or_else(default_jobs);
-    if let Some(jobs) = cli.jobs {
-        opts.max_jobs = jobs;
-    }
+    opts.max_jobs = cli.max_jobs.unwrap_or(opts.jobs).max(opts.jobs);
     opts.live = cli.live;
     opts.dry_run = cli.dry_run;
     opts.wait_locked = cli.wait_locked;

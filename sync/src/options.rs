@@ -65,9 +65,13 @@ pub struct SyncOptions {
     pub replace_tags: Vec<(String, String)>,
     /// Runs synced at once while the link is fast (requests answered at once).
     pub jobs: usize,
-    /// Most runs synced at once while requests wait on the network ([`MAX_JOBS`] by default;
-    /// the CLI sets it to `-j` when given, so `-j` stays an upper bound).
+    /// Most runs synced at once while requests wait on the network (`jobs` by default: no rise;
+    /// the CLI's `--max-jobs`, up to [`MAX_JOBS`] is sensible). On a near server the replies
+    /// wait for the processors rather than the link, and more runs only add to that.
     pub max_jobs: usize,
+    /// Pace by the reply wait alone, even while the processors are busy (tests of the link
+    /// model, whose busy machine would otherwise hold the runs at `jobs`).
+    pub pace_ignores_cpu: bool,
     /// Follow runs still being written until their exit record.
     pub live: bool,
     /// How often `live` looks for new records.
@@ -142,7 +146,8 @@ impl SyncOptions {
             job_type: None,
             replace_tags: Vec::new(),
             jobs: default_jobs(),
-            max_jobs: MAX_JOBS,
+            max_jobs: default_jobs(),
+            pace_ignores_cpu: false,
             live: false,
             live_poll: Duration::from_secs(1),
             dry_run: false,

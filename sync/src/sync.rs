@@ -43,6 +43,9 @@ pub fn sync_paths(opts: &SyncOptions) -> Result<Report> {
             opts.retry.clone(),
             opts.ca_bundle.as_deref(),
         )?;
+        if opts.pace_ignores_cpu {
+            http.pace().ignore_cpu();
+        }
         Some(Api {
             http,
             gzip_file_stream: false,
