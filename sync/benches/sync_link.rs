@@ -10,6 +10,8 @@
 //! `SYNC_LINK_BIN` times another build of `wandb-sync` (e.g. a copy of an older one), and
 //! `SYNC_LINK_FEATURES=FILESTREAM_GZIP` sets the features the backend advertises, and
 //! `SYNC_LINK_LOG=<file>` writes the backend's request log of our last repetition as JSON.
+//! `SYNC_LINK_ARGS` adds arguments to our binary: `SYNC_LINK_ARGS='--max-jobs 32'` lets the runs
+//! at once rise with the link (by default they stay at `-j`).
 //!
 //! `cargo bench -p wandb-sync --bench sync_link`
 
@@ -101,6 +103,11 @@ fn time_ours(backend: &TestBackend, wandb: &Path, home: &Path) -> Timing {
         .arg("--base-url")
         .arg(backend.base_url())
         .arg("--quiet")
+        .args(
+            std::env::var("SYNC_LINK_ARGS")
+                .unwrap_or_default()
+                .split_whitespace(),
+        )
         .arg(wandb)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
