@@ -1,0 +1,1 @@
+//! The pure, I/O-free core of offline W&B sweeps.
