@@ -1,0 +1,20 @@
+//! `wandb-launch`: W&B Launch without a W&B server. A job queue that lives in a folder (local,
+//! or shared over NFS, Lustre, GPFS), an agent that claims its items and runs them on a
+//! resource (`local-process`, `slurm`), and the job's environment exactly as W&B Launch hands
+//! it over (`WANDB_CONFIG`, `WANDB_RUN_ID`, ...), so an unmodified script finds its config in
+//! `wandb.config`.
+//!
+//! The parts map onto W&B's launch library: [`queue::Queue::add`] is `launch_add`, the `run`
+//! command is `launch` (synchronous), and the agent is `LaunchAgent`. The queue's layout, its
+//! state machine and its guarantees are written down in `launch/QUEUE.md`.
+
+pub mod error;
+pub mod local;
+pub mod resource;
+
+pub use crate::error::{Error, Result};
+pub use crate::local::LocalProcess;
+pub use crate::resource::{
+    JobOutcome, PreparedJob, Resource, ResourceOptions, RunningJob, resource_for,
+    validate_resource_args,
+};
