@@ -49,6 +49,7 @@ pub mod json;
 mod link;
 mod sdk;
 mod server;
+mod slurm;
 mod state;
 mod urlpath;
 
@@ -59,6 +60,7 @@ pub use faults::{FaultAction, FaultRule, Faults, InjectedFault, Route};
 pub use graphql::{DEFAULT_PROJECT, SUPPORTED_OPERATIONS};
 pub use link::LinkModel;
 pub use sdk::{sdk_python, skip};
+pub use slurm::{DEFAULT_SLURM_CONF, SlurmCluster, slurm_cluster};
 pub use state::{
     Alert, BackendState, Counters, RequestLogEntry, RunCounters, RunState, UploadedFile,
     strip_console_prefix,
