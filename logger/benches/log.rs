@@ -19,7 +19,13 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use wandb_logger::{Env, InitOptions, LoadContext, Run, Setup, SetupOptions, row};
+use wandb_logger::{
+    DEFAULT_QUEUE_CAPACITY, Env, InitOptions, LoadContext, Run, Setup, SetupOptions, row,
+};
+
+/// Rows logged between two catch-ups of the writer: a quarter of the queue, below the fill at
+/// which `log` starts sharing the writer's work.
+const BATCH: u64 = DEFAULT_QUEUE_CAPACITY as u64 / 4;
 
 const KEYS: [&str; 10] = ["m0", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "m9"];
 
@@ -67,7 +73,7 @@ fn caller_side(c: &mut Criterion) {
             let mut total = Duration::ZERO;
             let mut left = iters;
             while left > 0 {
-                let batch = left.min(4096);
+                let batch = left.min(BATCH);
                 let start = Instant::now();
                 for _ in 0..batch {
                     log_row(&run, i);
@@ -80,10 +86,10 @@ fn caller_side(c: &mut Criterion) {
             total
         });
     });
-    // Per-call latency: 256 batches of 1,000 individually timed calls.
-    let mut latencies = Vec::with_capacity(256_000);
-    for _ in 0..256 {
-        for _ in 0..1000 {
+    // Per-call latency: 512 batches of `BATCH` individually timed calls.
+    let mut latencies = Vec::with_capacity(512 * BATCH as usize);
+    for _ in 0..512 {
+        for _ in 0..BATCH {
             let start = Instant::now();
             log_row(&run, i);
             latencies.push(start.elapsed());

@@ -13,7 +13,12 @@ use crate::error::{Error, Result};
 use crate::value::json_kind;
 
 /// Default capacity of a run's queue, in commands (one `log` call is one command).
-pub const DEFAULT_QUEUE_CAPACITY: usize = 16_384;
+///
+/// A full queue is what a run holds in memory beyond its fixed buffers (a queued row of 10
+/// floats takes ~650 bytes, so ~1.3 MiB here), and a long run fills it whenever the writer
+/// waits on the disk: the capacity is what keeps peak memory flat in rows. 2,048 rows are
+/// still a few milliseconds of logging at full speed, more than a time slice of the writer.
+pub const DEFAULT_QUEUE_CAPACITY: usize = 2_048;
 
 /// Default longest time logged data waits in the writer before it is handed to the operating
 /// system (after which it survives a crash of the process).
