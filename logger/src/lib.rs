@@ -36,6 +36,15 @@
 //! source. `mode = "disabled"` makes every call a no-op; `online` runs offline and says so once.
 //! The API key and base URL are never written to a record or a log.
 //!
+//! # Launch
+//!
+//! A program started by W&B Launch or `wandb-launch` (`WANDB_LAUNCH=True`) finds the launch
+//! config in its run's config, as with the SDK: `WANDB_CONFIG` (or the chunks `WANDB_CONFIG_0..n`,
+//! or the `WANDB_LAUNCH_CONFIG_PATH` file) is merged over the `config` given to `init`, its keys
+//! are locked against later updates, and `WANDB_PROJECT`, `WANDB_ENTITY` and `WANDB_RUN_ID` beat
+//! the project, entity and id given to `init`. A launch config that is not a JSON object is a
+//! warning ([`LaunchConfigError`]) and the script's config is used.
+//!
 //! # Writing
 //!
 //! Each run has a writer thread that owns its file; `log` only builds a compact row and queues
@@ -68,6 +77,7 @@ mod diag;
 mod error;
 mod fork;
 mod integration;
+mod launch;
 pub mod media;
 mod options;
 mod records;
@@ -84,6 +94,7 @@ pub use wandb_format::proto;
 pub use wandb_settings::{Env, LoadContext, Overrides, Settings, Source};
 
 pub use crate::error::{Error, FinishError, Result};
+pub use crate::launch::{Found, LaunchConfigError};
 pub use crate::options::{
     Alert, AlertLevel, Backpressure, DEFAULT_FLUSH_INTERVAL, DEFAULT_FSYNC_INTERVAL,
     DEFAULT_QUEUE_CAPACITY, Goal, InitOptions, LogOptions, Metric, SavePolicy, SetupOptions,

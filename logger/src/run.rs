@@ -6,6 +6,7 @@
 //! command to that thread; the caller never does file I/O. `finish` (or dropping the `Run`)
 //! writes the final records, syncs the file and joins the thread.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -85,6 +86,8 @@ pub(crate) struct RunCore {
     finish_result: Mutex<Option<std::result::Result<FinishSummary, FinishError>>>,
     attachments: Mutex<Vec<Box<dyn FnOnce() + Send>>>,
     pub(crate) handle_sigterm: bool,
+    /// Config keys set by the launch config: updates to them are ignored (see `launch.rs`).
+    locked_config: BTreeSet<String>,
 }
 
 impl fmt::Debug for RunCore {
@@ -107,6 +110,8 @@ pub(crate) struct StartArgs {
     /// Builds records written right after the run record (the environment), on the writer
     /// thread.
     pub(crate) deferred: Option<Box<dyn FnOnce() -> Vec<proto::Record> + Send>>,
+    /// Config keys the launch config locked.
+    pub(crate) locked_config: BTreeSet<String>,
 }
 
 impl RunCore {
@@ -130,6 +135,7 @@ impl RunCore {
             finish_result: Mutex::new(None),
             attachments: Mutex::new(Vec::new()),
             handle_sigterm: false,
+            locked_config: BTreeSet::new(),
         })
     }
 
@@ -142,6 +148,7 @@ impl RunCore {
             writer: writer_options,
             handle_sigterm,
             deferred,
+            locked_config,
         } = args;
         let run_id = settings.run_id_or_generate();
         let paths = settings.run_paths(&run_id, start_time);
@@ -189,9 +196,19 @@ impl RunCore {
             finish_result: Mutex::new(None),
             attachments: Mutex::new(Vec::new()),
             handle_sigterm,
+            locked_config,
         });
         registry::register(&core);
         Ok(core)
+    }
+
+    /// Whether the launch config locked config key `key` (warns once per call if so).
+    fn is_locked(&self, key: &str) -> bool {
+        let locked = self.locked_config.contains(key);
+        if locked {
+            crate::diag::warning!("config item {key:?} was locked by launch (ignored update)");
+        }
+        locked
     }
 
     /// Whether this is a no-op run.
@@ -772,8 +789,21 @@ impl Run {
     }
 
     /// Updates the config from a map or struct (values are stored as plain JSON).
+    ///
+    /// Keys the launch config set are locked: their updates are ignored with a warning, as in
+    /// W&B.
     pub fn config_update<T: Serialize + ?Sized>(&self, values: &T) -> Result<()> {
-        let update = config_map(values)?;
+        let mut update = config_map(values)?;
+        if !self.core.locked_config.is_empty() {
+            let locked: Vec<String> = update
+                .keys()
+                .filter(|key| self.core.is_locked(key))
+                .map(str::to_owned)
+                .collect();
+            for key in locked {
+                update.remove(&key);
+            }
+        }
         self.core.send(Command::Config {
             update,
             remove: Vec::new(),
@@ -781,7 +811,12 @@ impl Run {
     }
 
     /// Sets one config value.
+    ///
+    /// A key the launch config set is locked: the value is ignored with a warning, as in W&B.
     pub fn config_set<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<()> {
+        if self.core.is_locked(key) {
+            return Ok(());
+        }
         let value = json::to_value(value).map_err(|source| Error::Serialize { source })?;
         let mut update = json::Map::new();
         update.insert(key, value);

@@ -10,6 +10,7 @@
 //! [`Setup`] can also be made on its own with [`Setup::new`] (with an injected environment, as
 //! the tests do); it is then independent of the singleton.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
@@ -144,6 +145,20 @@ impl Setup {
             );
         }
         crate::diag::set_silenced(settings.silent || settings.quiet);
+        for ignored in &settings.launch_ignored {
+            crate::diag::warning!("{ignored}");
+        }
+        let mut config = config;
+        let locked_config = match &settings.launch_config {
+            Some(launch_config) => match crate::launch::parse(launch_config) {
+                Ok(launch) => crate::launch::merge_locked(&mut config, launch),
+                Err(e) => {
+                    crate::diag::warning!("{e}");
+                    BTreeSet::new()
+                }
+            },
+            None => BTreeSet::new(),
+        };
         if let Some(notice) = settings.offline_notice() {
             say_once(&notice, settings.silent || settings.quiet);
         }
@@ -167,6 +182,7 @@ impl Setup {
             writer: options.writer,
             handle_sigterm,
             deferred,
+            locked_config,
         })?;
         crate::integration::attach(&core);
         {

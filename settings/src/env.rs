@@ -97,6 +97,34 @@ pub const WANDB_IGNORE_GLOBS: &str = "WANDB_IGNORE_GLOBS";
 /// Force `.wandb` (true) or `wandb` (false) as the directory name (setting `use_dot_wandb`).
 pub const WANDB_USE_DOT_WANDB: &str = "WANDB_USE_DOT_WANDB";
 
+/// Whether the run is started by W&B Launch (setting `launch`, boolean). Only then are the launch
+/// variables below read, and `init`'s project, entity and run id ignored.
+pub const WANDB_LAUNCH: &str = "WANDB_LAUNCH";
+
+/// Path of a launch configuration file whose `overrides.run_config` is the launch config (setting
+/// `launch_config_path`); read when `WANDB_CONFIG` is not set.
+pub const WANDB_LAUNCH_CONFIG_PATH: &str = "WANDB_LAUNCH_CONFIG_PATH";
+
+/// The launch config, a JSON object merged over the script's `config=` (not a setting). Beats
+/// [`WANDB_LAUNCH_CONFIG_PATH`] and the chunks [`WANDB_CONFIG_CHUNK_PREFIX`]`0..n`.
+pub const WANDB_CONFIG: &str = "WANDB_CONFIG";
+
+/// Prefix of the chunks of a launch config too long for one variable: `WANDB_CONFIG_0`,
+/// `WANDB_CONFIG_1`, ... are joined in order up to the first missing index.
+pub const WANDB_CONFIG_CHUNK_PREFIX: &str = "WANDB_CONFIG_";
+
+/// Name of the launch queue the run came from (W&B records it in the config's `_wandb`).
+pub const WANDB_LAUNCH_QUEUE_NAME: &str = "WANDB_LAUNCH_QUEUE_NAME";
+
+/// Entity of the launch queue the run came from.
+pub const WANDB_LAUNCH_QUEUE_ENTITY: &str = "WANDB_LAUNCH_QUEUE_ENTITY";
+
+/// The launch run-queue item id (W&B's trace id).
+pub const WANDB_LAUNCH_TRACE_ID: &str = "WANDB_LAUNCH_TRACE_ID";
+
+/// Artifacts W&B Launch hands to the job (JSON); not applied by this crate.
+pub const WANDB_ARTIFACTS: &str = "WANDB_ARTIFACTS";
+
 /// Set by W&B for its service process; excluded from the environment fingerprint.
 pub const WANDB_SERVICE: &str = "WANDB_SERVICE";
 
@@ -123,6 +151,8 @@ pub(crate) const KNOWN_NON_SETTING_VARS: &[&str] = &[
     "WANDB_AGENT_MAX_INITIAL_FAILURES",
     "WANDB_AGENT_REPORT_INTERVAL",
     "WANDB_ARGS",
+    WANDB_ARTIFACTS,
+    WANDB_CONFIG,
     "WANDB_ARTIFACT_DIR",
     "WANDB_ARTIFACT_FETCH_FILE_URL_BATCH_SIZE",
     "WANDB_CACHE_DIR",
@@ -137,9 +167,10 @@ pub(crate) const KNOWN_NON_SETTING_VARS: &[&str] = &[
     "WANDB_ERROR_REPORTING",
     "WANDB_INITED",
     "WANDB_JUPYTER",
-    "WANDB_LAUNCH_QUEUE_ENTITY",
-    "WANDB_LAUNCH_QUEUE_NAME",
-    "WANDB_LAUNCH_TRACE_ID",
+    "WANDB_LAUNCH_FILE_OVERRIDES",
+    WANDB_LAUNCH_QUEUE_ENTITY,
+    WANDB_LAUNCH_QUEUE_NAME,
+    WANDB_LAUNCH_TRACE_ID,
     "WANDB_MAGIC",
     "WANDB_RUN_DIR",
     "WANDB_RUN_STORAGE_ID",
@@ -148,6 +179,15 @@ pub(crate) const KNOWN_NON_SETTING_VARS: &[&str] = &[
     "WANDB_SHOW_RUN",
     "WANDB_USE_V1_ARTIFACTS",
 ];
+
+/// Whether `name` is a numbered chunk W&B Launch splits a long value into (`WANDB_CONFIG_3`,
+/// `WANDB_LAUNCH_FILE_OVERRIDES_0`): not a setting.
+pub(crate) fn is_launch_chunk(name: &str) -> bool {
+    [WANDB_CONFIG_CHUNK_PREFIX, "WANDB_LAUNCH_FILE_OVERRIDES_"]
+        .iter()
+        .filter_map(|prefix| name.strip_prefix(prefix))
+        .any(|index| !index.is_empty() && index.bytes().all(|b| b.is_ascii_digit()))
+}
 
 /// W&B's special variable names whose setting is not `lowercase(name without WANDB_)`.
 pub(crate) const SPECIAL_NAMES: &[(&str, &str)] = &[
@@ -200,5 +240,15 @@ mod tests {
             Some("x_x_stats_sampling_interval")
         );
         assert_eq!(setting_for_var("HOME"), None);
+    }
+
+    #[test]
+    fn launch_chunks_are_not_settings() {
+        assert!(is_launch_chunk("WANDB_CONFIG_0"));
+        assert!(is_launch_chunk("WANDB_CONFIG_12"));
+        assert!(is_launch_chunk("WANDB_LAUNCH_FILE_OVERRIDES_1"));
+        assert!(!is_launch_chunk("WANDB_CONFIG_DIR"));
+        assert!(!is_launch_chunk("WANDB_CONFIG_"));
+        assert!(!is_launch_chunk("WANDB_CONFIG"));
     }
 }

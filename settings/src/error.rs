@@ -113,6 +113,18 @@ pub enum SettingsError {
         /// What is wrong with it.
         problem: ApiKeyProblem,
     },
+    /// The launch configuration file exists but cannot be read.
+    #[error("cannot read the launch config file {} (launch_config_path from {origin}): {message}", path.display())]
+    LaunchConfigFile {
+        /// The file.
+        path: PathBuf,
+        /// Where `launch_config_path` came from.
+        origin: Source,
+        /// The kind of I/O error.
+        kind: std::io::ErrorKind,
+        /// The operating system's message.
+        message: String,
+    },
     /// An environment variable's value is not valid Unicode.
     #[error("invalid {setting} from {origin}: value is not valid unicode")]
     NotUnicode {
@@ -138,6 +150,7 @@ impl SettingsError {
             | SettingsError::NotUnicode { setting, .. } => *setting,
             SettingsError::InvalidBaseUrl { .. } => Key::BaseUrl,
             SettingsError::InvalidApiKey { .. } => Key::ApiKey,
+            SettingsError::LaunchConfigFile { .. } => Key::LaunchConfigPath,
         }
     }
 
@@ -154,7 +167,8 @@ impl SettingsError {
             | SettingsError::InvalidBool { origin, .. }
             | SettingsError::InvalidBaseUrl { origin, .. }
             | SettingsError::InvalidApiKey { origin, .. }
-            | SettingsError::NotUnicode { origin, .. } => origin,
+            | SettingsError::NotUnicode { origin, .. }
+            | SettingsError::LaunchConfigFile { origin, .. } => origin,
         }
     }
 }

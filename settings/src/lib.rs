@@ -43,6 +43,14 @@
 //! # Ok::<(), wandb_settings::SettingsError>(())
 //! ```
 //!
+//! # Launch
+//!
+//! With `WANDB_LAUNCH=True` (set by W&B Launch and by `wandb-launch`), [`Settings::launch_config`]
+//! holds the launch config found as the SDK finds it (`WANDB_CONFIG`, else the file at
+//! `WANDB_LAUNCH_CONFIG_PATH`, else the chunks `WANDB_CONFIG_0..n` joined), and the project,
+//! entity and run id given to `init` are ignored ([`Settings::launch_ignored`]), so that the
+//! launcher's `WANDB_PROJECT`, `WANDB_ENTITY` and `WANDB_RUN_ID` win.
+//!
 //! For uploads, [`lookup_api_key`] finds the key in `WANDB_API_KEY` or the netrc file.
 
 mod apikey;
@@ -52,6 +60,7 @@ mod error;
 mod files;
 mod ini;
 mod known;
+mod launch;
 mod load;
 mod netrc;
 mod paths;
@@ -69,8 +78,10 @@ pub use apikey::{
 };
 pub use env::{
     HOME, NETRC, USERPROFILE, WANDB__DISABLE_STATS, WANDB__STATS_SAMPLING_INTERVAL, WANDB_API_KEY,
-    WANDB_BASE_URL, WANDB_CONFIG_DIR, WANDB_CONSOLE, WANDB_DIR, WANDB_ENTITY, WANDB_HOST,
-    WANDB_IDENTITY_TOKEN_FILE, WANDB_IGNORE_GLOBS, WANDB_JOB_TYPE, WANDB_KUBEFLOW_URL, WANDB_MODE,
+    WANDB_ARTIFACTS, WANDB_BASE_URL, WANDB_CONFIG, WANDB_CONFIG_CHUNK_PREFIX, WANDB_CONFIG_DIR,
+    WANDB_CONSOLE, WANDB_DIR, WANDB_ENTITY, WANDB_HOST, WANDB_IDENTITY_TOKEN_FILE,
+    WANDB_IGNORE_GLOBS, WANDB_JOB_TYPE, WANDB_KUBEFLOW_URL, WANDB_LAUNCH, WANDB_LAUNCH_CONFIG_PATH,
+    WANDB_LAUNCH_QUEUE_ENTITY, WANDB_LAUNCH_QUEUE_NAME, WANDB_LAUNCH_TRACE_ID, WANDB_MODE,
     WANDB_NAME, WANDB_NOTES, WANDB_PREFIX, WANDB_PRIVATE_PREFIX, WANDB_PROGRAM, WANDB_PROJECT,
     WANDB_QUIET, WANDB_RESUME, WANDB_RUN_GROUP, WANDB_RUN_ID, WANDB_SERVICE, WANDB_SILENT,
     WANDB_TAGS, WANDB_USE_DOT_WANDB, WANDB_X_DISABLE_STATS, WANDB_X_STATS_SAMPLING_INTERVAL,
@@ -81,6 +92,7 @@ pub use error::{
     ApiKeyProblem, BaseUrlProblem, IgnoredReason, IgnoredSetting, IntervalProblem, ProjectProblem,
     RunIdProblem, SettingsError, TagProblem, Warning,
 };
+pub use launch::{LaunchConfig, LaunchConfigOrigin, LaunchIgnored};
 pub use load::{LoadContext, LoadOptions, LoadReport, Loaded, SetupSettings, load};
 pub use paths::{OFFLINE_RUN_PREFIX, RunPaths, run_dir_name, timespec, timespec_at_offset};
 pub use raw::{Key, Overrides, RawSettings};

@@ -16,15 +16,16 @@ use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
-use crate::env::{KNOWN_NON_SETTING_VARS, WANDB_PREFIX, setting_for_var};
+use crate::env::{KNOWN_NON_SETTING_VARS, WANDB_PREFIX, is_launch_chunk, setting_for_var};
 use crate::environment::{Env, EnvFingerprint, env_fingerprint};
 use crate::error::{IgnoredReason, IgnoredSetting, SettingsError, Warning};
 use crate::files::{load_files, system_settings_path, wandb_dir};
 use crate::known::is_wandb_setting;
+use crate::launch::{EnvLaunchConfig, LaunchIgnored};
 use crate::raw::{Key, Overrides, RawSettings};
 use crate::settings::{MachineDefaults, Settings};
 use crate::source::{Source, Sourced};
-use crate::validate::validate_layer;
+use crate::validate::{self, validate_layer};
 
 /// Everything loading needs from the outside world, so that tests can supply their own.
 #[derive(Debug, Clone)]
@@ -115,6 +116,7 @@ pub struct SetupSettings {
     report: LoadReport,
     fingerprint: EnvFingerprint,
     machine: MachineDefaults,
+    launch_env: EnvLaunchConfig,
 }
 
 impl SetupSettings {
@@ -157,6 +159,7 @@ impl SetupSettings {
                 hostname: ctx.hostname.clone().unwrap_or_else(machine_hostname),
                 program: ctx.program.clone(),
             },
+            launch_env: EnvLaunchConfig::from_env(&ctx.env),
         };
         setup_settings.update(setup)?;
         Ok(setup_settings)
@@ -183,15 +186,45 @@ impl SetupSettings {
         init_args: &Overrides,
     ) -> Result<Settings, SettingsError> {
         let mut merged = self.merged.clone();
+        // W&B decides on the setup-level settings (files, environment, `setup`) whether the run
+        // is launched, and then ignores the project, entity and run id given to `init`.
+        let launched = validate::opt(&self.merged.launch, |s| validate::boolean(Key::Launch, s))?
+            .unwrap_or(false);
+        let mut launch_ignored = Vec::new();
         for (overrides, source) in [
             (init_settings, Source::InitSettings),
             (init_args, Source::InitArg),
         ] {
-            let layer = RawSettings::from_overrides(overrides, &source);
+            let mut layer = RawSettings::from_overrides(overrides, &source);
             validate_layer(&layer)?;
+            if launched {
+                for key in [Key::Project, Key::Entity, Key::RunId] {
+                    let value = match key {
+                        Key::Project => layer.project.take(),
+                        Key::Entity => layer.entity.take(),
+                        _ => layer.run_id.take(),
+                    };
+                    if let Some(value) = value {
+                        launch_ignored.push(LaunchIgnored {
+                            key,
+                            value: value.value,
+                            origin: value.source,
+                        });
+                    }
+                }
+            }
             merged.merge_from(layer);
         }
-        Settings::build(&merged, &self.machine)
+        let mut settings = Settings::build(&merged, &self.machine)?;
+        if settings.launch {
+            let path = settings
+                .launch_config_path
+                .as_ref()
+                .map(|path| (path, settings.source(Key::LaunchConfigPath)));
+            settings.launch_config = self.launch_env.resolve(path)?;
+        }
+        settings.launch_ignored = launch_ignored;
+        Ok(settings)
     }
 
     /// The merged raw layers (files, environment, `setup`), with each value's source.
@@ -280,7 +313,7 @@ fn env_layer(env: &Env) -> Result<(RawSettings, Vec<IgnoredSetting>), SettingsEr
             continue;
         };
         let Some(key) = Key::from_name(&setting) else {
-            if KNOWN_NON_SETTING_VARS.contains(&var) {
+            if KNOWN_NON_SETTING_VARS.contains(&var) || is_launch_chunk(var) {
                 continue;
             }
             let reason = if is_wandb_setting(&setting) {
@@ -338,4 +371,136 @@ fn env_layer(env: &Env) -> Result<(RawSettings, Vec<IgnoredSetting>), SettingsEr
     }
     validate_layer(&raw)?;
     Ok((raw, ignored))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::launch::LaunchConfigOrigin;
+
+    fn setup(vars: &[(&str, &str)], cwd: &Path) -> SetupSettings {
+        let env = Env::from_pairs(vars.iter().copied());
+        let ctx = LoadContext::new(env, cwd)
+            .with_home(cwd)
+            .with_hostname("box");
+        SetupSettings::load(&ctx, None, &Overrides::default()).unwrap()
+    }
+
+    #[test]
+    fn launch_config_is_read_only_in_a_launch_context() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = setup(&[("WANDB_CONFIG", r#"{"lr": 1}"#)], dir.path());
+        let settings = plain.settings().unwrap();
+        assert!(!settings.launch);
+        assert_eq!(settings.launch_config, None);
+
+        let launched = setup(
+            &[("WANDB_LAUNCH", "True"), ("WANDB_CONFIG", r#"{"lr": 1}"#)],
+            dir.path(),
+        );
+        let settings = launched.settings().unwrap();
+        assert!(settings.launch);
+        let config = settings.launch_config.unwrap();
+        assert_eq!(config.text, r#"{"lr": 1}"#);
+        assert_eq!(config.origin, LaunchConfigOrigin::Env);
+    }
+
+    #[test]
+    fn launch_variables_are_not_reported_as_unknown() {
+        let dir = tempfile::tempdir().unwrap();
+        let loaded = setup(
+            &[
+                ("WANDB_LAUNCH", "True"),
+                ("WANDB_CONFIG_0", "{"),
+                ("WANDB_CONFIG_1", "}"),
+                ("WANDB_LAUNCH_QUEUE_NAME", "q"),
+                ("WANDB_ARTIFACTS", "{}"),
+            ],
+            dir.path(),
+        );
+        assert_eq!(loaded.report().ignored, Vec::new());
+        let config = loaded.settings().unwrap().launch_config.unwrap();
+        assert_eq!(config.text, "{}");
+        assert_eq!(config.origin, LaunchConfigOrigin::Chunks { count: 2 });
+    }
+
+    #[test]
+    fn launch_ignores_the_project_entity_and_run_id_given_to_init() {
+        let dir = tempfile::tempdir().unwrap();
+        let launched = setup(
+            &[
+                ("WANDB_LAUNCH", "true"),
+                ("WANDB_PROJECT", "from-launch"),
+                ("WANDB_RUN_ID", "launchid"),
+            ],
+            dir.path(),
+        );
+        let args = Overrides::default()
+            .project("from-script")
+            .run_id("scriptid")
+            .entity("me")
+            .run_name("kept");
+        let settings = launched.resolve(&Overrides::default(), &args).unwrap();
+        assert_eq!(settings.project.as_deref(), Some("from-launch"));
+        assert_eq!(settings.run_id.as_deref(), Some("launchid"));
+        assert_eq!(settings.entity, None);
+        assert_eq!(settings.run_name.as_deref(), Some("kept"));
+        let ignored: Vec<_> = settings
+            .launch_ignored
+            .iter()
+            .map(|i| (i.key, i.value.as_str()))
+            .collect();
+        assert_eq!(
+            ignored,
+            [
+                (Key::Project, "from-script"),
+                (Key::Entity, "me"),
+                (Key::RunId, "scriptid")
+            ]
+        );
+        assert_eq!(
+            settings.launch_ignored[0].to_string(),
+            "ignoring project \"from-script\" from init argument when running from a wandb launch context"
+        );
+
+        // Without launch, init's arguments win as usual.
+        let plain = setup(&[("WANDB_PROJECT", "env")], dir.path());
+        let settings = plain.resolve(&Overrides::default(), &args).unwrap();
+        assert_eq!(settings.project.as_deref(), Some("from-script"));
+        assert!(settings.launch_ignored.is_empty());
+    }
+
+    #[test]
+    fn a_bad_launch_flag_names_the_variable() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = Env::from_pairs([("WANDB_LAUNCH", "maybe")]);
+        let ctx = LoadContext::new(env, dir.path()).with_hostname("box");
+        let err = SetupSettings::load(&ctx, None, &Overrides::default()).unwrap_err();
+        assert_eq!(err.setting(), Key::Launch);
+        assert!(err.to_string().contains("WANDB_LAUNCH"), "{err}");
+    }
+
+    #[test]
+    fn a_relative_launch_config_path_is_taken_from_the_working_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("launch.json"),
+            r#"{"overrides": {"run_config": {"a": 1}}}"#,
+        )
+        .unwrap();
+        let launched = setup(
+            &[
+                ("WANDB_LAUNCH", "1"),
+                ("WANDB_LAUNCH_CONFIG_PATH", "launch.json"),
+            ],
+            dir.path(),
+        );
+        let config = launched.settings().unwrap().launch_config.unwrap();
+        assert_eq!(
+            config.origin,
+            LaunchConfigOrigin::File {
+                path: dir.path().join("launch.json")
+            }
+        );
+    }
 }

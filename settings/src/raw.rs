@@ -216,6 +216,11 @@ settings_keys! {
     use_dot_wandb: String, UseDotWandb, env::WANDB_USE_DOT_WANDB;
     /// Suffix appended to run directory names.
     x_sync_dir_suffix: String, XSyncDirSuffix, env::WANDB_X_SYNC_DIR_SUFFIX;
+    /// Whether W&B Launch started the run (boolean): the launch config is then read and `init`'s
+    /// project, entity and run id are ignored.
+    launch: String, Launch, env::WANDB_LAUNCH;
+    /// Launch configuration file (its `overrides.run_config` is the launch config).
+    launch_config_path: PathBuf, LaunchConfigPath, env::WANDB_LAUNCH_CONFIG_PATH;
 }
 
 impl fmt::Display for Key {

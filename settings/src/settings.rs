@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::error::SettingsError;
 use crate::files::{expand_user, wandb_dir};
+use crate::launch::{LaunchConfig, LaunchIgnored};
 use crate::paths::{RunPaths, run_dir_name, timespec};
 use crate::raw::{Key, RawSettings};
 use crate::runid::generate_run_id;
@@ -95,6 +96,16 @@ pub struct Settings {
     pub use_dot_wandb: Option<bool>,
     /// Suffix appended to run directory names (default empty).
     pub x_sync_dir_suffix: String,
+    /// Whether W&B Launch started the run (`WANDB_LAUNCH`).
+    pub launch: bool,
+    /// Launch configuration file, absolute (`WANDB_LAUNCH_CONFIG_PATH`).
+    pub launch_config_path: Option<PathBuf>,
+    /// The launch config to merge over the script's config (only when `launch`), unparsed; see
+    /// the `launch` module docs for where it is looked for.
+    pub launch_config: Option<LaunchConfig>,
+    /// `init` settings ignored because the run was launched (project, entity, run id), for the
+    /// caller to warn about as W&B does.
+    pub launch_ignored: Vec<LaunchIgnored>,
     sources: BTreeMap<Key, Source>,
 }
 
@@ -151,6 +162,14 @@ impl Settings {
                 .unwrap_or_default(),
             use_dot_wandb,
             x_sync_dir_suffix: text(&raw.x_sync_dir_suffix).unwrap_or_default(),
+            launch: opt(&raw.launch, |s| check::boolean(Key::Launch, s))?.unwrap_or(false),
+            launch_config_path: raw.launch_config_path.as_ref().map(|path| {
+                machine
+                    .cwd
+                    .join(expand_user(&path.value, machine.home.as_deref()))
+            }),
+            launch_config: None,
+            launch_ignored: Vec::new(),
             sources: raw
                 .keys()
                 .into_iter()

@@ -62,6 +62,7 @@ fn validate_key(raw: &RawSettings, key: Key) -> Result<(), SettingsError> {
         Key::Silent => opt(&raw.silent, |s| boolean(Key::Silent, s)).map(drop),
         Key::Quiet => opt(&raw.quiet, |s| boolean(Key::Quiet, s)).map(drop),
         Key::UseDotWandb => opt(&raw.use_dot_wandb, |s| boolean(Key::UseDotWandb, s)).map(drop),
+        Key::Launch => opt(&raw.launch, |s| boolean(Key::Launch, s)).map(drop),
         Key::BaseUrl => opt(&raw.base_url, base_url).map(drop),
         Key::ApiKey => opt(&raw.api_key, api_key).map(drop),
         Key::RootDir
@@ -73,7 +74,8 @@ fn validate_key(raw: &RawSettings, key: Key) -> Result<(), SettingsError> {
         | Key::Program
         | Key::Host
         | Key::IgnoreGlobs
-        | Key::XSyncDirSuffix => Ok(()),
+        | Key::XSyncDirSuffix
+        | Key::LaunchConfigPath => Ok(()),
     }
 }
 

@@ -20,3 +20,5 @@ mod history;
 mod writer;
 // Process events: singleton, fork, kill -9, panic, SIGTERM.
 mod process;
+// The launch config (WANDB_CONFIG and its chunks) reaches the run as with the SDK.
+mod launch;
