@@ -40,6 +40,7 @@
 //! could not read. A [`Recovery`] mode says which damage is acceptable; [`Error`] is reserved for I/O
 //! failures, files that are not `.wandb` logs at all, and damage the mode rejects.
 
+pub mod artifact;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod inputs;
