@@ -1,0 +1,112 @@
+//! From an item to its run: the run folder(s) its job wrote under the job's `WANDB_DIR`
+//! (found with `wandb_format::inputs`, by the run id the item assigned), and the run's final
+//! value of a summary metric, read from its `.wandb` file(s) with the format crate.
+
+use std::path::{Path, PathBuf};
+
+use wandb_format::proto::record::RecordType;
+use wandb_format::{Entry, LogFile, Recovery};
+
+/// The run folders of run `run_id` under `wandb_dir` (its `wandb/` or `.wandb/` sub-folder):
+/// folders named `*-<run_id>` holding `.wandb` files, in name order (so the fragments of a
+/// resumed run come in the order they were written).
+pub fn find_run_dirs(wandb_dir: &Path, run_id: &str) -> Vec<PathBuf> {
+    if run_id.is_empty() {
+        return Vec::new();
+    }
+    let base = [wandb_dir.join("wandb"), wandb_dir.join(".wandb")]
+        .into_iter()
+        .find(|dir| dir.is_dir());
+    let Some(base) = base else {
+        return Vec::new();
+    };
+    let suffix = format!("-{run_id}");
+    let resolved = wandb_format::inputs::resolve(&[base]);
+    let mut dirs: Vec<PathBuf> = resolved
+        .files
+        .into_iter()
+        .map(|input| input.run_dir)
+        .filter(|dir| {
+            dir.file_name()
+                .is_some_and(|name| name.to_string_lossy().ends_with(&suffix))
+        })
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    dirs
+}
+
+/// The `.wandb` files of a run folder, in name order.
+fn wandb_files(run_dir: &Path) -> Vec<PathBuf> {
+    let resolved = wandb_format::inputs::resolve(&[run_dir.to_path_buf()]);
+    resolved.files.into_iter().map(|input| input.path).collect()
+}
+
+/// A run's final summary: every key's last value (summary records, over the last history
+/// value of keys the summary never set), keys in the order first seen. Damaged spans are
+/// skipped; unreadable files give what was read before them.
+pub fn final_summary(run_dirs: &[PathBuf]) -> serde_json::Map<String, serde_json::Value> {
+    let mut history = serde_json::Map::new();
+    let mut summary = serde_json::Map::new();
+    for dir in run_dirs {
+        for file in wandb_files(dir) {
+            let Ok(log) = LogFile::open(&file) else {
+                continue;
+            };
+            for entry in log.records(Recovery::SkipCorrupt) {
+                let Ok(Entry::Record { record, .. }) = entry else {
+                    continue;
+                };
+                match record.record_type {
+                    Some(RecordType::Summary(s)) => {
+                        for item in s.update {
+                            let key = key_of(&item.key, &item.nested_key);
+                            if let Ok(value) = serde_json::from_str(&item.value_json) {
+                                summary.insert(key, value);
+                            }
+                        }
+                        for item in s.remove {
+                            summary.remove(&key_of(&item.key, &item.nested_key));
+                        }
+                    }
+                    Some(RecordType::History(h)) => {
+                        for item in h.item {
+                            let key = key_of(&item.key, &item.nested_key);
+                            if let Ok(value) = serde_json::from_str(&item.value_json) {
+                                history.insert(key, value);
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    for (key, value) in history {
+        summary.entry(key).or_insert(value);
+    }
+    summary
+}
+
+/// An item's path as one string: `nested_key` joined with dots when present, else `key`.
+fn key_of(key: &str, nested_key: &[String]) -> String {
+    if nested_key.is_empty() {
+        key.to_owned()
+    } else {
+        nested_key.join(".")
+    }
+}
+
+/// The metric `list` shows: `wanted` if given, else `loss` if the summary has it, else the
+/// first key that is not internal (`_step`, `_runtime`, ...).
+pub fn pick_metric(
+    summary: &serde_json::Map<String, serde_json::Value>,
+    wanted: Option<&str>,
+) -> Option<(String, serde_json::Value)> {
+    let key = match wanted {
+        Some(key) => key.to_owned(),
+        None if summary.contains_key("loss") => "loss".to_owned(),
+        None => summary.keys().find(|k| !k.starts_with('_'))?.clone(),
+    };
+    summary.get(&key).map(|value| (key, value.clone()))
+}
