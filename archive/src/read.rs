@@ -10,6 +10,7 @@ use std::cell::{Cell, RefCell};
 use std::fs::File;
 use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sha2::{Digest as _, Sha256};
 
@@ -60,19 +61,23 @@ impl Member {
 }
 
 /// An open archive.
+///
+/// What was learnt when it was opened (frames, index, members) is shared by every
+/// [`Archive::handle`] of it; each handle has its own cache of one decompressed frame, so threads
+/// reading different members each hold their own handle.
 #[derive(Debug)]
 pub struct Archive {
     path: PathBuf,
-    file: File,
+    file: Arc<File>,
     len: u64,
-    frames: Vec<Frame>,
+    frames: Arc<Vec<Frame>>,
     /// Whether frame `i`'s `d_offset` is trustworthy (false after a resynchronisation).
-    known: Vec<bool>,
+    known: Arc<Vec<bool>>,
     damage: RefCell<Vec<Damage>>,
     lost: RefCell<Vec<bool>>,
-    index: Option<Index>,
+    index: Option<Arc<Index>>,
     index_problem: Option<String>,
-    members: Vec<Member>,
+    members: Arc<Vec<Member>>,
     cache: RefCell<Option<(usize, Vec<u8>)>>,
     n_decompressed: Cell<u64>,
 }
@@ -97,15 +102,15 @@ impl Archive {
         let len = meta.len();
         let mut archive = Archive {
             path: path.into(),
-            file,
+            file: Arc::new(file),
             len,
-            frames: Vec::new(),
-            known: Vec::new(),
+            frames: Arc::new(Vec::new()),
+            known: Arc::new(Vec::new()),
             damage: RefCell::new(Vec::new()),
             lost: RefCell::new(Vec::new()),
             index: None,
             index_problem: None,
-            members: Vec::new(),
+            members: Arc::new(Vec::new()),
             cache: RefCell::new(None),
             n_decompressed: Cell::new(0),
         };
@@ -125,8 +130,8 @@ impl Archive {
         }
         match archive.read_seek_table() {
             Ok(frames) => {
-                archive.known = vec![true; frames.len()];
-                archive.frames = frames;
+                archive.known = Arc::new(vec![true; frames.len()]);
+                archive.frames = Arc::new(frames);
             }
             Err(error) => {
                 archive.note(Damage {
@@ -140,15 +145,35 @@ impl Archive {
         *archive.lost.borrow_mut() = vec![false; archive.frames.len()];
         match archive.find_index() {
             Ok(index) => {
-                archive.members = members_of(&index);
-                archive.index = Some(index);
+                archive.members = Arc::new(members_of(&index));
+                archive.index = Some(Arc::new(index));
             }
             Err(reason) => {
                 archive.index_problem = Some(reason);
-                archive.members = archive.scan_members();
+                archive.members = Arc::new(archive.scan_members());
             }
         }
         Ok(archive)
+    }
+
+    /// Another handle on the same open archive: it shares the frames, index and members learnt
+    /// when the archive was opened (and the open file), has an empty frame cache of its own, and
+    /// starts with the damage found so far.
+    pub fn handle(&self) -> Archive {
+        Archive {
+            path: self.path.clone(),
+            file: Arc::clone(&self.file),
+            len: self.len,
+            frames: Arc::clone(&self.frames),
+            known: Arc::clone(&self.known),
+            damage: RefCell::new(self.damage.borrow().clone()),
+            lost: RefCell::new(self.lost.borrow().clone()),
+            index: self.index.clone(),
+            index_problem: self.index_problem.clone(),
+            members: Arc::clone(&self.members),
+            cache: RefCell::new(None),
+            n_decompressed: Cell::new(0),
+        }
     }
 
     /// The archive's path.
@@ -158,7 +183,7 @@ impl Archive {
 
     /// The index, when it was found intact.
     pub fn index(&self) -> Option<&Index> {
-        self.index.as_ref()
+        self.index.as_deref()
     }
 
     /// Why the index could not be used, when it could not.
@@ -190,7 +215,7 @@ impl Archive {
     pub fn stream_len(&self) -> u64 {
         self.frames
             .iter()
-            .zip(&self.known)
+            .zip(self.known.iter())
             .filter(|(_, k)| **k)
             .map(|(f, _)| f.d_offset + f.d_len)
             .max()
@@ -265,14 +290,14 @@ impl Archive {
                         });
                         known = false;
                     } else {
-                        self.frames.push(Frame {
+                        Arc::make_mut(&mut self.frames).push(Frame {
                             c_offset: pos,
                             c_len,
                             d_offset,
                             d_len,
                             checksum: None,
                         });
-                        self.known.push(known);
+                        Arc::make_mut(&mut self.known).push(known);
                     }
                     d_offset += d_len;
                     pos += c_len;
@@ -479,6 +504,73 @@ impl Archive {
         Ok(())
     }
 
+    /// Feeds the stream bytes `[offset, offset + len)` to `sink` like [`Archive::read_range`],
+    /// but a part in a lost frame (or in no frame with a known offset) is fed as zeros and
+    /// returned as a hole: `(stream offset, length, why)`, so a reader can go on after it.
+    pub fn read_range_lossy(
+        &self,
+        offset: u64,
+        len: u64,
+        sink: &mut dyn FnMut(&[u8]),
+    ) -> Vec<(u64, u64, String)> {
+        static ZEROS: [u8; 64 << 10] = [0u8; 64 << 10];
+        let end = offset.saturating_add(len);
+        let mut holes: Vec<(u64, u64, String)> = Vec::new();
+        let mut pos = offset;
+        while pos < end {
+            let (hole_end, reason) = match self.frame_of(pos) {
+                Some(i) => {
+                    let frame = self.frames[i];
+                    let frame_end = end.min(frame.d_offset + frame.d_len);
+                    match self.frame_bytes(i) {
+                        Ok(bytes) => {
+                            let from = usize::try_from(pos - frame.d_offset).unwrap_or(usize::MAX);
+                            let to = usize::try_from(frame_end - frame.d_offset).unwrap_or(0);
+                            if let Some(slice) = bytes.get(from..to)
+                                && !slice.is_empty()
+                            {
+                                sink(slice);
+                                pos += slice.len() as u64;
+                                continue;
+                            }
+                            (frame_end, format!("frame {i} is shorter than declared"))
+                        }
+                        Err(reason) => (frame_end, reason),
+                    }
+                }
+                None => {
+                    let next = self
+                        .frames
+                        .iter()
+                        .zip(self.known.iter())
+                        .filter(|(f, k)| **k && f.d_offset > pos)
+                        .map(|(f, _)| f.d_offset)
+                        .min()
+                        .unwrap_or(end);
+                    (
+                        end.min(next),
+                        format!("tar offset {pos} is in no intact frame"),
+                    )
+                }
+            };
+            let hole_end = hole_end.max(pos + 1);
+            let mut left = hole_end - pos;
+            while left > 0 {
+                let n = usize::try_from(left).unwrap_or(usize::MAX).min(ZEROS.len());
+                sink(&ZEROS[..n]);
+                left -= n as u64;
+            }
+            match holes.last_mut() {
+                Some(last) if last.0 + last.1 == pos && last.2 == reason => {
+                    last.1 += hole_end - pos
+                }
+                _ => holes.push((pos, hole_end - pos, reason)),
+            }
+            pos = hole_end;
+        }
+        holes
+    }
+
     fn read_vec(&self, offset: u64, len: u64) -> std::result::Result<Vec<u8>, String> {
         let mut out = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
         self.read_range(offset, len, &mut |b| {
@@ -610,7 +702,7 @@ impl Archive {
                     let next = self
                         .frames
                         .iter()
-                        .zip(&self.known)
+                        .zip(self.known.iter())
                         .find(|(f, k)| **k && f.d_offset > pos && f.d_offset % BLOCK == 0)
                         .map(|(f, _)| f.d_offset);
                     match next {
@@ -677,7 +769,7 @@ impl Archive {
     /// The run folder names, in archive order.
     pub fn runs(&self) -> Vec<String> {
         let mut runs: Vec<String> = Vec::new();
-        for member in &self.members {
+        for member in self.members.iter() {
             let run = member.run();
             if !run.is_empty() && run != ".wandb-archive" && runs.last().is_none_or(|r| r != run) {
                 runs.push(run.to_string());
@@ -725,7 +817,7 @@ impl Archive {
     /// The member stored for a file that came from `source` outside its run (an artifact's
     /// `local_path`, or a symlink's target), in run `run`.
     pub fn member_from_source(&self, run: &str, source: &str) -> Option<&Member> {
-        let index = self.index.as_ref()?;
+        let index = self.index.as_deref()?;
         let file = index
             .runs
             .iter()

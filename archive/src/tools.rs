@@ -4,10 +4,13 @@
 //!
 //! `wandb-inspect runs.tar.zst` reads every run's record files, `runs.tar.zst:RUN` (a run folder
 //! name or run id) one run's; each shows as `runs.tar.zst:<run folder>/<file>.wandb`.
+//! `wandb-sync` scans a run's records in place ([`scan_member`]) and keeps its per-run state in
+//! [`state_dir`].
 
 use std::path::{Path, PathBuf};
 
-use crate::read::{Archive, parse_spec};
+use crate::error::Error;
+use crate::read::{Archive, Member, parse_spec};
 
 /// One input after expansion.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,88 +108,141 @@ pub fn state_dir(archive: &Path) -> PathBuf {
     PathBuf::from(text)
 }
 
-/// Name of the marker written in a run's state folder once its members are all there.
-pub const UNPACKED_MARKER: &str = ".wandb-archive-unpacked";
-
-/// One input for a tool that needs run folders on disk (`wandb-sync`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Materialized {
-    /// Not an archive: use it as it is.
-    Plain(PathBuf),
-    /// The run folders an archive input stands for, unpacked under [`state_dir`] (once: a run
-    /// whose marker is there is not unpacked again, so the state a tool keeps next to its
-    /// `.wandb` file, a ledger or a `.synced` marker, stays).
-    Runs(Vec<PathBuf>),
-    /// An archive input that cannot be used, or members of it that were lost to damage.
-    Problem {
-        /// The input.
-        input: PathBuf,
-        /// Why.
+/// What [`scan_member`] hands on, in file order.
+#[derive(Debug)]
+pub enum MemberItem<'a> {
+    /// A record or a damaged span of the `.wandb` file, as [`wandb_format::Scanner`] yields
+    /// them (offsets are offsets in the `.wandb` file).
+    Item(wandb_format::ScanItem<'a>),
+    /// Bytes of the `.wandb` file lost to damage in the archive (read as zeros, so the scan goes
+    /// on at the next intact record after them).
+    Lost {
+        /// Offset in the `.wandb` file.
+        offset: u64,
+        /// Bytes lost.
+        length: u64,
+        /// What happened, naming the frame or tar offset.
         reason: String,
     },
 }
 
-/// Unpacks the runs that archive inputs name into the archive's [`state_dir`].
-pub fn materialize(inputs: &[PathBuf]) -> Vec<Materialized> {
-    let mut out = Vec::new();
-    for input in inputs {
-        let Some((archive_path, run)) = parse_spec(input) else {
-            out.push(Materialized::Plain(input.clone()));
-            continue;
-        };
-        let problem = |reason: String| Materialized::Problem {
-            input: input.clone(),
-            reason,
-        };
-        let archive = match Archive::open(&archive_path) {
-            Ok(archive) => archive,
-            Err(error) => {
-                out.push(problem(error.to_string()));
-                continue;
-            }
-        };
-        let mut runs: Vec<String> = Vec::new();
-        for member in archive.record_members(run.as_deref()) {
-            let folder = member.run().to_string();
-            if !runs.contains(&folder) {
-                runs.push(folder);
-            }
-        }
-        if runs.is_empty() {
-            out.push(problem(match &run {
-                Some(run) => format!("the archive holds no run {run:?}"),
-                None => "the archive holds no .wandb file".into(),
-            }));
-            continue;
-        }
-        let state = state_dir(&archive_path);
-        let mut dirs = Vec::new();
-        for folder in runs {
-            let dir = state.join(&folder);
-            if !dir.join(UNPACKED_MARKER).exists() {
-                match crate::unpack::unpack(&archive, &state, std::slice::from_ref(&folder)) {
-                    Ok(report) if report.damaged.is_empty() && report.refused.is_empty() => {
-                        let _ = std::fs::write(dir.join(UNPACKED_MARKER), b"");
-                    }
-                    Ok(report) => {
-                        for (name, reason) in report.damaged.iter().chain(&report.refused) {
-                            out.push(problem(format!("{name}: {reason}")));
-                        }
-                    }
-                    Err(error) => {
-                        out.push(problem(error.to_string()));
-                        continue;
-                    }
-                }
-            }
-            dirs.push(dir);
-        }
-        out.push(Materialized::Runs(dirs));
-    }
-    out
+/// Bytes of a member decompressed at once by [`scan_member`] (one frame of an archive we write).
+pub const SCAN_WINDOW: u64 = crate::pack::FRAME_MAX as u64;
+
+/// Scans the records of the `.wandb` member `member` in place, decompressing only the frames
+/// that hold it, a window of about [`SCAN_WINDOW`] bytes at a time: memory holds one frame and
+/// the bytes from the first unfinished record on, never the whole member. Items reach `f` in
+/// file order, exactly as one scan of the unpacked file gives them; `f` returns `Ok(false)` to
+/// stop. A part of the member lost to archive damage is handed on as [`MemberItem::Lost`] and
+/// scanned as zeros.
+///
+/// # Errors
+///
+/// [`Error::Member`] when the member does not start with a `.wandb` header or when `recovery`
+/// rejects some damage; whatever `f` returns.
+pub fn scan_member<E: From<Error>>(
+    archive: &Archive,
+    member: &Member,
+    recovery: wandb_format::Recovery,
+    f: impl FnMut(MemberItem<'_>) -> Result<bool, E>,
+) -> Result<(), E> {
+    scan_member_windowed(archive, member, recovery, SCAN_WINDOW, f)
 }
 
-/// For a run unpacked by [`materialize`] (or by `unpack`): the copy of the artifact file that
+/// [`scan_member`] decompressing `window` bytes at a time (at least 1; tests use small windows
+/// to cut records at every place).
+///
+/// # Errors
+///
+/// As [`scan_member`].
+pub fn scan_member_windowed<E: From<Error>>(
+    archive: &Archive,
+    member: &Member,
+    recovery: wandb_format::Recovery,
+    window: u64,
+    mut f: impl FnMut(MemberItem<'_>) -> Result<bool, E>,
+) -> Result<(), E> {
+    use wandb_format::{FILE_HEADER, FILE_HEADER_LEN, Scanner};
+    let size = member.size;
+    let member_error = |offset: u64, reason: String| Error::Member {
+        member: member.name.clone(),
+        offset,
+        reason,
+    };
+    let mut buf: Vec<u8> = Vec::new();
+    let mut buf_start = 0u64;
+    let mut next = FILE_HEADER_LEN;
+    let mut read = 0u64;
+    let base_window = window.max(1);
+    let mut window = base_window;
+    loop {
+        let want = window.min(size - read);
+        let holes = archive.read_range_lossy(member.data_offset + read, want, &mut |bytes| {
+            buf.extend_from_slice(bytes);
+        });
+        for (offset, length, reason) in holes {
+            let offset = offset.saturating_sub(member.data_offset);
+            if !f(MemberItem::Lost {
+                offset,
+                length,
+                reason,
+            })? {
+                return Ok(());
+            }
+        }
+        if read == 0 && !buf.starts_with(&FILE_HEADER) {
+            let found: Vec<String> = buf.iter().take(7).map(|b| format!("{b:02x}")).collect();
+            return Err(member_error(
+                member.data_offset,
+                format!("not a .wandb log: it starts with {}", found.join(" ")),
+            )
+            .into());
+        }
+        read += want;
+        let is_final = read >= size;
+        let mut scanner = Scanner::new(&buf, buf_start, next, recovery);
+        if !is_final {
+            scanner = scanner.growing();
+        }
+        for item in scanner.by_ref() {
+            match item {
+                Ok(item) => {
+                    if !f(MemberItem::Item(item))? {
+                        return Ok(());
+                    }
+                }
+                Err(damage) => {
+                    return Err(member_error(
+                        member.data_offset + damage.offset,
+                        format!(
+                            "damage at offset {} of the .wandb file: {}",
+                            damage.offset, damage.reason
+                        ),
+                    )
+                    .into());
+                }
+            }
+        }
+        if is_final {
+            return Ok(());
+        }
+        let resume = scanner.resume_offset();
+        let consumed = usize::try_from(resume.saturating_sub(buf_start))
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
+        buf.drain(..consumed);
+        buf_start += consumed as u64;
+        next = resume;
+        // A record larger than the window: read more at once rather than scan it again and again.
+        window = if consumed == 0 {
+            window.saturating_mul(2)
+        } else {
+            base_window
+        };
+    }
+}
+
+/// For a run unpacked by `wandb-archive unpack`: the copy of the artifact file that
 /// was staged at `local_path` when the run was packed, if the archive holds one. A tool that
 /// reads an artifact's `local_path` looks here when that path does not exist on this machine.
 pub fn staged_copy(run_dir: &Path, local_path: &str) -> Option<PathBuf> {

@@ -957,26 +957,72 @@ fn sdk_run_with_saved_symlink_and_staged_artifact_round_trips() {
     );
 }
 
+/// (offset, length, payload or damage) of every item, for comparing scans.
+type Scanned = Vec<(u64, u64, Option<Vec<u8>>)>;
+
+fn scan_in_place(archive: &Archive, member: &wandb_archive::Member, window: u64) -> (Scanned, u64) {
+    use wandb_archive::tools::{MemberItem, scan_member_windowed};
+    let mut items = Vec::new();
+    let mut lost = 0;
+    scan_member_windowed::<wandb_archive::Error>(
+        archive,
+        member,
+        wandb_format::Recovery::SkipCorrupt,
+        window,
+        |item| {
+            match item {
+                MemberItem::Item(wandb_format::ScanItem::Record(raw)) => {
+                    items.push((raw.offset, raw.length, Some(raw.payload.to_vec())));
+                }
+                MemberItem::Item(wandb_format::ScanItem::Damage(d)) => {
+                    items.push((d.offset, d.length, None));
+                }
+                MemberItem::Lost { length, .. } => lost += length,
+            }
+            Ok(true)
+        },
+    )
+    .unwrap();
+    (items, lost)
+}
+
 #[test]
-fn materialized_runs_are_unpacked_once_next_to_the_archive() {
-    use wandb_archive::tools::{Materialized, UNPACKED_MARKER, materialize, state_dir};
+fn record_members_scan_in_place_as_their_files_do() {
     let dir = tempfile::tempdir().unwrap();
     let (path, originals) = fixture_archive(dir.path());
-    let spec = PathBuf::from(format!("{}:plain", path.display()));
-    let got = materialize(std::slice::from_ref(&spec));
-    let Materialized::Runs(runs) = &got[0] else {
-        panic!("{got:?}")
-    };
-    assert_eq!(runs, &vec![state_dir(&path).join("plain")]);
-    assert!(runs[0].join(UNPACKED_MARKER).exists());
-    assert_eq!(
-        fs::read(runs[0].join("run-fxplain0.wandb")).unwrap(),
-        originals["plain/run-fxplain0.wandb"]
-    );
-    // State a tool keeps there survives a second call.
-    fs::write(runs[0].join("run-fxplain0.wandb.synced"), b"").unwrap();
-    materialize(&[spec]);
-    assert!(runs[0].join("run-fxplain0.wandb.synced").exists());
-    let all = materialize(std::slice::from_ref(&path));
-    assert!(matches!(&all[0], Materialized::Runs(r) if r.len() == 5));
+    let archive = Archive::open(&path).unwrap();
+    for member in archive.record_members(None) {
+        let log =
+            wandb_format::LogFile::from_bytes("x.wandb", originals[&member.name].clone()).unwrap();
+        let want: Scanned = log
+            .scan(wandb_format::Recovery::SkipCorrupt)
+            .map(|item| match item.unwrap() {
+                wandb_format::ScanItem::Record(raw) => {
+                    (raw.offset, raw.length, Some(raw.payload.to_vec()))
+                }
+                wandb_format::ScanItem::Damage(d) => (d.offset, d.length, None),
+            })
+            .collect();
+        assert!(!want.is_empty());
+        // Windows cutting records anywhere, and larger than the member.
+        for window in [1000, 32 << 10, 1 << 30] {
+            let (got, lost) = scan_in_place(&archive.handle(), member, window);
+            assert_eq!(lost, 0);
+            assert!(got == want, "{} in windows of {window}", member.name);
+        }
+    }
+    // A member that is not a record file is refused by name.
+    let other = archive
+        .members()
+        .iter()
+        .find(|m| m.kind == wandb_archive::tarfmt::Kind::File && !m.name.ends_with(".wandb"))
+        .unwrap();
+    let error = wandb_archive::tools::scan_member::<wandb_archive::Error>(
+        &archive,
+        other,
+        wandb_format::Recovery::SkipCorrupt,
+        |_| Ok(true),
+    )
+    .unwrap_err();
+    assert!(error.to_string().contains(&other.name), "{error}");
 }

@@ -57,6 +57,7 @@ use std::time::Instant;
 use base64::Engine as _;
 use md5::{Digest as _, Md5};
 use serde_json::{Map, Value, json};
+use wandb_format::artifact::manifest_digest;
 use wandb_format::proto::{ArtifactManifestEntry, ArtifactRecord, UseArtifactRecord};
 
 use crate::api::{Api, upload_headers};
@@ -163,6 +164,9 @@ pub(crate) struct Context<'a> {
     /// The run folder: a staged file whose `local_path` is not on this machine is looked for
     /// where `wandb-archive` keeps it in an unpacked run (`wandb_archive::tools::staged_copy`).
     pub(crate) run_dir: Option<&'a std::path::Path>,
+    /// The run, when it is read in place from an archive: staged files are read from the
+    /// copies the archive holds.
+    pub(crate) archive: Option<&'a std::sync::Arc<crate::source::ArchiveRun>>,
     /// The run's deadline.
     pub(crate) deadline: Instant,
     /// When files go up in parts.
@@ -228,10 +232,16 @@ struct Staged {
     path: String,
     local_path: String,
     digest: String,
+    /// The copy an archive run holds, read instead of `local_path`.
+    member: Option<wandb_archive::Member>,
 }
 
 /// Opens a staged file and checks it still has the digest the record declares.
 fn open_staged(ctx: &Context<'_>, staged: &Staged) -> std::result::Result<Snapshot, Refusal> {
+    if let (Some(run), Some(member)) = (ctx.archive, &staged.member) {
+        let snapshot = files::snapshot_member(run, member, &staged.local_path, ctx.policy)?;
+        return check_digest(staged, snapshot);
+    }
     let Some(uid) = ctx.owner_uid else {
         return Err(Refusal {
             path: staged.local_path.clone(),
@@ -241,6 +251,11 @@ fn open_staged(ctx: &Context<'_>, staged: &Staged) -> std::result::Result<Snapsh
     };
     let snapshot =
         files::open_outside_run(std::path::Path::new(&staged.local_path), uid, ctx.policy)?;
+    check_digest(staged, snapshot)
+}
+
+/// The snapshot, if it still has the digest the record declares.
+fn check_digest(staged: &Staged, snapshot: Snapshot) -> std::result::Result<Snapshot, Refusal> {
     if snapshot.md5_base64() != staged.digest {
         return Err(Refusal {
             path: staged.local_path.clone(),
@@ -351,8 +366,13 @@ fn log_artifact(
             path: entry.path.clone(),
             local_path: staged_path(ctx, &entry.local_path),
             digest: entry.digest.clone(),
+            member: ctx
+                .archive
+                .and_then(|run| run.staged_member(&entry.local_path))
+                .cloned(),
         };
         if !state.files.contains_key(&file.path)
+            && file.member.is_none()
             && let Err(e) = std::fs::symlink_metadata(&file.local_path)
         {
             let refusal = Refusal {
@@ -870,6 +890,9 @@ fn hex_lower(bytes: &[u8]) -> String {
 /// The size of a staged file on disk, which decides (as wandb-core's `os.Stat`) whether it
 /// goes up in parts; 0 when it cannot be read (it is refused when opened).
 fn staged_len(file: &Staged) -> u64 {
+    if let Some(member) = &file.member {
+        return member.size;
+    }
     std::fs::metadata(&file.local_path).map_or(0, |m| m.len())
 }
 
@@ -1376,27 +1399,6 @@ fn use_artifact(
     })
 }
 
-/// The W&B artifact digest of a manifest: MD5 (hex) over `wandb-artifact-manifest-v1\n` and a
-/// `path:digest\n` line per entry, sorted by path.
-pub(crate) fn manifest_digest(entries: &[ArtifactManifestEntry]) -> String {
-    let mut sorted: Vec<&ArtifactManifestEntry> = entries.iter().collect();
-    sorted.sort_by(|a, b| a.path.cmp(&b.path));
-    let mut hasher = Md5::new();
-    hasher.update(b"wandb-artifact-manifest-v1\n");
-    for entry in sorted {
-        hasher.update(entry.path.as_bytes());
-        hasher.update(b":");
-        hasher.update(entry.digest.as_bytes());
-        hasher.update(b"\n");
-    }
-    let mut out = String::with_capacity(32);
-    for b in hasher.finalize() {
-        use std::fmt::Write as _;
-        let _ = write!(out, "{b:02x}");
-    }
-    out
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -1454,21 +1456,6 @@ mod tests {
                 .encode(Md5::digest(&bytes[..part as usize]))
                 .as_str()
         );
-    }
-
-    #[test]
-    fn digest_matches_the_sdk() {
-        // The digests the SDK 0.31 wrote for a directory artifact and a Table.
-        let entries = [
-            entry("sub/b.txt", "8M8qklFgRQJKDJkUeyjwWw=="),
-            entry("a.txt", "n5+Q2+Pl7hIYyGuIOdsZlQ=="),
-        ];
-        assert_eq!(
-            manifest_digest(&entries),
-            "2c611cf13ce16eaf7cda3226b0968298"
-        );
-        let table = [entry("tbl.table.json", "WCvtwUIfIRB5rhrUuCD6ig==")];
-        assert_eq!(manifest_digest(&table), "9a2a6affca9a3503c1e225bd780cc355");
     }
 
     #[test]

@@ -9,16 +9,19 @@
 //! groups sync in parallel, the fragments of one group in start-time order.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use wandb_archive::tools::Materialized;
+use wandb_archive::Archive;
 use wandb_format::inputs::{self, InputError};
+use wandb_format::proto::RunRecord;
 use wandb_format::proto::record::RecordType;
-use wandb_format::{Entry, LogFile, Recovery};
+use wandb_format::{Entry, LogFile, Recovery, ScanItem, decode};
 
 use crate::error::{Error, Result};
 use crate::options::SyncOptions;
 use crate::process::micros;
 use crate::runsync::{FilePlan, synced_marker};
+use crate::source::{ArchiveRun, RunSource};
 
 /// How many records are read at most while looking for the run record.
 const RUN_RECORD_SEARCH: usize = 10_000;
@@ -26,7 +29,12 @@ const RUN_RECORD_SEARCH: usize = 10_000;
 /// One `.wandb` file found.
 #[derive(Debug, Clone)]
 pub(crate) struct Found {
+    /// The path that names it (for a run in an archive, `<archive>:<run folder>/<file>`).
     pub(crate) path: PathBuf,
+    /// Where its ledger, lock and `.synced` marker derive from (its path, for a file on disk).
+    pub(crate) state: PathBuf,
+    /// Where its records and files are read from.
+    pub(crate) source: RunSource,
     pub(crate) synced: bool,
     pub(crate) online: bool,
 }
@@ -51,21 +59,51 @@ pub(crate) struct Discovered {
 /// its header passes.
 ///
 /// An archive written by `wandb-archive` (`runs.tar.zst`, or `runs.tar.zst:RUN` for one run)
-/// stands for its runs, unpacked once into `runs.tar.zst.sync/<run folder>/`
-/// (`wandb_archive::tools::materialize`), where each run's ledger, lock and `.synced` marker then
-/// live, so a sync of an archive resumes like a sync of folders.
+/// stands for its runs' `.wandb` members, read in place ([`crate::source`]); each run's
+/// ledger, lock and `.synced` marker live in `runs.tar.zst.sync/<run folder>/`, so a sync of an
+/// archive resumes like a sync of folders.
 pub(crate) fn discover(paths: &[PathBuf], live: bool) -> Result<Discovered> {
     let mut expanded = Vec::with_capacity(paths.len());
     let mut archive_problems = Vec::new();
-    for item in wandb_archive::tools::materialize(paths) {
-        match item {
-            Materialized::Plain(path) => expanded.push(path),
-            Materialized::Runs(dirs) => expanded.extend(dirs),
-            Materialized::Problem { input, reason } => archive_problems.push(InputError::Io {
-                path: input,
-                action: "read archive",
-                source: std::io::Error::other(reason),
-            }),
+    let mut archive_runs: Vec<Found> = Vec::new();
+    for path in paths {
+        let Some((archive_path, run)) = wandb_archive::parse_spec(path) else {
+            expanded.push(path.clone());
+            continue;
+        };
+        let problem = |reason: String| InputError::Io {
+            path: path.clone(),
+            action: "read archive",
+            source: std::io::Error::other(reason),
+        };
+        let archive = match Archive::open(&archive_path) {
+            Ok(archive) => archive,
+            Err(error) => {
+                archive_problems.push(problem(error.to_string()));
+                continue;
+            }
+        };
+        let records = archive.record_members(run.as_deref());
+        if records.is_empty() {
+            archive_problems.push(problem(match &run {
+                Some(run) => format!("the archive holds no run {run:?}"),
+                None => "the archive holds no .wandb file".into(),
+            }));
+            continue;
+        }
+        for record in records {
+            let run = ArchiveRun::new(&archive, record);
+            let found = Found {
+                path: run.shown_path(),
+                synced: synced_marker(&run.state_path()).exists(),
+                online: !run.folder.starts_with("offline-"),
+                state: run.state_path(),
+                source: RunSource::Archive(Arc::new(run)),
+            };
+            // The same archive named twice (or an archive and one of its runs): each run once.
+            if !archive_runs.iter().any(|f| f.state == found.state) {
+                archive_runs.push(found);
+            }
         }
     }
     let resolved = inputs::resolve(&expanded);
@@ -92,9 +130,12 @@ pub(crate) fn discover(paths: &[PathBuf], live: bool) -> Result<Discovered> {
         out.found.push(Found {
             synced: synced_marker(&input.path).exists(),
             online: !input.is_offline(),
+            state: input.path.clone(),
+            source: RunSource::Folder,
             path: input.path,
         });
     }
+    out.found.extend(archive_runs);
     Ok(out)
 }
 
@@ -110,24 +151,10 @@ fn run_id_from_name(path: &Path) -> String {
 /// Reads the first run record and applies the overrides. In live mode a file without a run
 /// record yet is planned from its name.
 pub(crate) fn plan(found: &Found, opts: &SyncOptions) -> Result<FilePlan> {
-    let size = std::fs::metadata(&found.path)
-        .map_err(|e| Error::io(&found.path, "stat", e))?
-        .len();
-    let mut run_record = None;
-    match LogFile::open(&found.path) {
-        Ok(file) => {
-            for entry in file.records(Recovery::SkipCorrupt).take(RUN_RECORD_SEARCH) {
-                if let Ok(Entry::Record { record, .. }) = entry
-                    && let Some(RecordType::Run(run)) = record.record_type
-                {
-                    run_record = Some(run);
-                    break;
-                }
-            }
-        }
-        Err(e) if opts.live => log::debug!("{}: {e}", found.path.display()),
-        Err(e) => return Err(e.into()),
-    }
+    let (size, run_record) = match &found.source {
+        RunSource::Folder => first_run_record(&found.path, opts.live)?,
+        RunSource::Archive(run) => (run.record.size, first_run_record_in(run)?),
+    };
     if run_record.is_none() && !opts.live {
         return Err(Error::NoRunRecord {
             path: found.path.clone(),
@@ -142,10 +169,56 @@ pub(crate) fn plan(found: &Found, opts: &SyncOptions) -> Result<FilePlan> {
         .unwrap_or_else(|| run_id_from_name(&found.path));
     Ok(FilePlan {
         path: found.path.clone(),
+        state: found.state.clone(),
+        source: found.source.clone(),
         run_id,
         entity: opts.entity.clone().or_else(|| text(&run.entity)),
         project: opts.project.clone().or_else(|| text(&run.project)),
         start_micros: run.start_time.as_ref().map_or(i64::MAX, micros),
         size,
     })
+}
+
+/// The size of a `.wandb` file on disk and its first run record.
+fn first_run_record(path: &Path, live: bool) -> Result<(u64, Option<RunRecord>)> {
+    let size = std::fs::metadata(path)
+        .map_err(|e| Error::io(path, "stat", e))?
+        .len();
+    match LogFile::open(path) {
+        Ok(file) => {
+            for entry in file.records(Recovery::SkipCorrupt).take(RUN_RECORD_SEARCH) {
+                if let Ok(Entry::Record { record, .. }) = entry
+                    && let Some(RecordType::Run(run)) = record.record_type
+                {
+                    return Ok((size, Some(run)));
+                }
+            }
+        }
+        Err(e) if live => log::debug!("{}: {e}", path.display()),
+        Err(e) => return Err(e.into()),
+    }
+    Ok((size, None))
+}
+
+/// The first run record of a `.wandb` member, read in place (usually from the run's first frame).
+fn first_run_record_in(run: &ArchiveRun) -> Result<Option<RunRecord>> {
+    use wandb_archive::tools::{MemberItem, scan_member};
+    let archive = run.handle();
+    let mut found = None;
+    let mut n_records = 0usize;
+    scan_member::<Error>(&archive, &run.record, Recovery::SkipCorrupt, |item| {
+        let MemberItem::Item(ScanItem::Record(raw)) = item else {
+            return Ok(true);
+        };
+        n_records += 1;
+        if let Ok(record) = decode(&raw)
+            && let Some(RecordType::Run(record)) = record.record_type
+        {
+            found = Some(record);
+            return Ok(false);
+        }
+        Ok(n_records < RUN_RECORD_SEARCH)
+    })
+    .map_err(|e| e.in_archive(&run.archive_path))?;
+    Ok(found)
 }

@@ -74,6 +74,16 @@ pub enum Error {
     /// The `.wandb` file could not be read at all (bad header, I/O).
     #[error(transparent)]
     Format(#[from] wandb_format::Error),
+    /// A run's `.wandb` member could not be read out of its archive (not a `.wandb` log, or
+    /// damage the recovery mode rejects); the archive error names the member and offset.
+    #[error("{}{source}", archive_prefix(.archive.as_deref()))]
+    Archive {
+        /// The archive, once known.
+        archive: Option<PathBuf>,
+        /// What went wrong, with the member and its offset.
+        #[source]
+        source: wandb_archive::Error,
+    },
     /// The file holds no `run` record, so there is nothing to sync it to.
     #[error("{path}: no run record found", path = .path.display())]
     NoRunRecord {
@@ -175,6 +185,17 @@ impl Error {
         }
     }
 
+    /// The same error, naming `archive` if it is about one of its members.
+    pub(crate) fn in_archive(self, archive: &std::path::Path) -> Self {
+        match self {
+            Error::Archive { source, .. } => Error::Archive {
+                archive: Some(archive.to_path_buf()),
+                source,
+            },
+            other => other,
+        }
+    }
+
     /// Whether this error is the user's to fix before anything can run (exit code 2).
     pub fn is_usage(&self) -> bool {
         matches!(
@@ -195,6 +216,22 @@ fn settings_message(error: &wandb_settings::SettingsError) -> String {
     error
         .to_string()
         .replace("from init argument", "from --base-url")
+}
+
+impl From<wandb_archive::Error> for Error {
+    fn from(source: wandb_archive::Error) -> Self {
+        Error::Archive {
+            archive: None,
+            source,
+        }
+    }
+}
+
+/// `<archive>: `, or nothing.
+fn archive_prefix(archive: Option<&std::path::Path>) -> String {
+    archive
+        .map(|p| format!("{}: ", p.display()))
+        .unwrap_or_default()
 }
 
 /// ` (CA bundle <path>)`, or nothing.

@@ -36,7 +36,10 @@ use std::sync::Arc;
 use base64::Engine as _;
 use md5::Md5;
 use sha2::{Digest, Sha256};
+use wandb_archive::Member;
 use wandb_settings::Secret;
+
+use crate::source::ArchiveRun;
 
 /// Snapshots up to this size are kept in memory; larger ones go to an anonymous temp file.
 pub(crate) const MEMORY_SNAPSHOT_BYTES: u64 = 16 << 20;
@@ -181,6 +184,11 @@ pub(crate) struct Snapshot {
 enum SnapshotData {
     Bytes(bytes::Bytes),
     File(Arc<File>),
+    /// A member of an archive, decompressed again by each reader (no copy is kept).
+    Member {
+        run: Arc<ArchiveRun>,
+        data_offset: u64,
+    },
 }
 
 impl Snapshot {
@@ -220,25 +228,29 @@ impl Snapshot {
     pub(crate) fn bytes(&self) -> Option<&bytes::Bytes> {
         match &self.data {
             SnapshotData::Bytes(bytes) => Some(bytes),
-            SnapshotData::File(_) => None,
+            SnapshotData::File(_) | SnapshotData::Member { .. } => None,
         }
     }
 
     /// A reader over the whole snapshot, from its first byte (each call starts again).
     pub(crate) fn reader(&self) -> SnapshotReader {
-        SnapshotReader {
-            data: self.data.clone(),
-            pos: 0,
-            end: self.len,
-        }
+        self.reader_range(0..self.len)
     }
 
     /// A reader over the bytes of `range` (clamped to the snapshot), e.g. one part of a
     /// multipart upload; each call starts again at `range.start`.
     pub(crate) fn reader_range(&self, range: std::ops::Range<u64>) -> SnapshotReader {
         let end = range.end.min(self.len);
+        let data = match &self.data {
+            SnapshotData::Bytes(bytes) => ReaderData::Bytes(bytes.clone()),
+            SnapshotData::File(file) => ReaderData::File(Arc::clone(file)),
+            SnapshotData::Member { run, data_offset } => ReaderData::Member {
+                archive: Box::new(run.handle()),
+                data_offset: *data_offset,
+            },
+        };
         SnapshotReader {
-            data: self.data.clone(),
+            data,
             pos: range.start.min(end),
             end,
         }
@@ -248,9 +260,21 @@ impl Snapshot {
 /// Reads a [`Snapshot`] from its start; independent of every other reader.
 #[derive(Debug)]
 pub(crate) struct SnapshotReader {
-    data: SnapshotData,
+    data: ReaderData,
     pos: u64,
     end: u64,
+}
+
+/// What a [`SnapshotReader`] reads from: an archive member through a handle of its own, so
+/// parallel readers do not share a frame cache.
+#[derive(Debug)]
+enum ReaderData {
+    Bytes(bytes::Bytes),
+    File(Arc<File>),
+    Member {
+        archive: Box<wandb_archive::Archive>,
+        data_offset: u64,
+    },
 }
 
 impl Read for SnapshotReader {
@@ -261,13 +285,36 @@ impl Read for SnapshotReader {
             return Ok(0);
         }
         let n = match &self.data {
-            SnapshotData::Bytes(bytes) => {
+            ReaderData::Bytes(bytes) => {
                 let start = usize::try_from(self.pos).unwrap_or(usize::MAX);
                 let slice = bytes.get(start..start + want).unwrap_or_default();
                 buf[..slice.len()].copy_from_slice(slice);
                 slice.len()
             }
-            SnapshotData::File(file) => file.read_at(&mut buf[..want], self.pos)?,
+            ReaderData::File(file) => file.read_at(&mut buf[..want], self.pos)?,
+            ReaderData::Member {
+                archive,
+                data_offset,
+            } => {
+                let mut n = 0usize;
+                archive
+                    .read_range(data_offset + self.pos, want as u64, &mut |bytes| {
+                        let to = buf
+                            .get_mut(n..n + bytes.len())
+                            .ok_or_else(|| io::Error::other("archive member longer than asked"))?;
+                        to.copy_from_slice(bytes);
+                        n += bytes.len();
+                        Ok(())
+                    })
+                    .map_err(|reason| {
+                        io::Error::other(format!(
+                            "{}: tar offset {}: {reason}",
+                            archive.path().display(),
+                            data_offset + self.pos
+                        ))
+                    })?;
+                n
+            }
         };
         if n == 0 {
             return Err(io::Error::new(
@@ -331,6 +378,201 @@ impl RunFolder {
             .as_ref()
             .is_some_and(|root| real.starts_with(root))
     }
+}
+
+/// Where a run's files are read from: its folder on disk, or its members in an archive.
+#[derive(Debug, Clone)]
+pub(crate) enum RunFiles {
+    /// A run folder.
+    Folder(RunFolder),
+    /// A run inside an archive: what `pack` stored under `files/` (symlinks leading out were
+    /// followed then, under the same rules, and stored as regular files).
+    Archive(Arc<ArchiveRun>),
+}
+
+impl RunFiles {
+    /// [`resolve`] in this run's `files/`.
+    pub(crate) fn resolve(&self, requested: &str) -> (Vec<Candidate>, Vec<Refusal>) {
+        match self {
+            RunFiles::Folder(run) => resolve(run, requested),
+            RunFiles::Archive(run) => resolve_in_archive(run, requested),
+        }
+    }
+
+    /// Opens a candidate [`RunFiles::resolve`] gave and snapshots it, or says why not.
+    pub(crate) fn open(
+        &self,
+        candidate: &Candidate,
+        policy: &FollowPolicy,
+    ) -> Result<Snapshot, Refusal> {
+        match self {
+            RunFiles::Folder(run) => open_run_file(run, candidate, policy),
+            RunFiles::Archive(run) => open_archive_file(run, candidate, policy),
+        }
+    }
+
+    /// The run's `files/` folder, as errors name it.
+    pub(crate) fn files_dir(&self) -> PathBuf {
+        match self {
+            RunFiles::Folder(run) => run.files_dir.clone(),
+            RunFiles::Archive(run) => wandb_archive::tools::virtual_path(
+                &run.archive_path,
+                &format!("{}/files", run.folder),
+            ),
+        }
+    }
+
+    /// The uid owning the run's `.wandb` file (a run in an archive has none on this machine).
+    pub(crate) fn owner_uid(&self) -> Option<u32> {
+        match self {
+            RunFiles::Folder(run) => Some(run.owner_uid),
+            RunFiles::Archive(_) => None,
+        }
+    }
+}
+
+/// [`resolve`] among the `files/` members of a run in an archive; files `pack` refused are
+/// refused again with its reason.
+fn resolve_in_archive(run: &ArchiveRun, requested: &str) -> (Vec<Candidate>, Vec<Refusal>) {
+    if let Err(refusal) = check_relative(requested) {
+        return (Vec::new(), vec![refusal]);
+    }
+    let candidate = |index: usize, name: &str| Candidate {
+        name: name.to_owned(),
+        path: wandb_archive::tools::virtual_path(&run.archive_path, &run.files[index].1.name),
+        link_owners: Vec::new(),
+        id: (u64::MAX, index as u64),
+    };
+    let refused_by_pack = |matches: &dyn Fn(&str) -> bool| -> Vec<Refusal> {
+        run.refused
+            .iter()
+            .filter_map(|(path, reason)| {
+                let name = path.strip_prefix("files/")?;
+                matches(name).then(|| {
+                    Refusal::policy(name, format!("{reason} (refused when the run was packed)"))
+                })
+            })
+            .collect()
+    };
+    if requested.contains(['*', '?', '[']) {
+        let Ok(pattern) = glob::Pattern::new(requested) else {
+            return (
+                Vec::new(),
+                vec![Refusal::policy(requested, "invalid glob pattern")],
+            );
+        };
+        let options = glob::MatchOptions {
+            case_sensitive: true,
+            require_literal_separator: true,
+            require_literal_leading_dot: false,
+        };
+        let matches = |name: &str| pattern.matches_with(name, options);
+        let found = run
+            .files
+            .iter()
+            .enumerate()
+            .filter(|(_, (name, _, _))| matches(name))
+            .map(|(index, (name, _, _))| candidate(index, name))
+            .collect();
+        return (found, refused_by_pack(&matches));
+    }
+    let wanted = server_name(Path::new(requested));
+    match run.files.iter().position(|(name, _, _)| *name == wanted) {
+        Some(index) => (vec![candidate(index, &wanted)], Vec::new()),
+        None => (Vec::new(), refused_by_pack(&|name| name == wanted)),
+    }
+}
+
+/// Opens a `files/` member of a run in an archive: under `--no-follow-links`, a file that came
+/// from a symlink leading out of the run folder is refused as it would be in the folder.
+fn open_archive_file(
+    run: &Arc<ArchiveRun>,
+    candidate: &Candidate,
+    policy: &FollowPolicy,
+) -> Result<Snapshot, Refusal> {
+    let shown = candidate.name.as_str();
+    let Some((_, member, linked)) = usize::try_from(candidate.id.1)
+        .ok()
+        .and_then(|index| run.files.get(index))
+    else {
+        return Err(Refusal::io(
+            shown,
+            "find in the archive",
+            &io::Error::from(io::ErrorKind::NotFound),
+        ));
+    };
+    if *linked && policy.no_follow_links {
+        return Err(Refusal::policy(
+            shown,
+            "symlink leading out of the run folder (--no-follow-links)",
+        ));
+    }
+    snapshot_member(run, member, shown, policy)
+}
+
+/// Snapshots a member of an archive run: its bytes are read once through the frames that hold
+/// them, hashed, watched for the API key and checked against the index's SHA-256; a member of
+/// at most [`MEMORY_SNAPSHOT_BYTES`] is kept in memory, a larger one is decompressed again by
+/// each reader of the snapshot (no temp copy). A member lost to archive damage is refused,
+/// naming the member and the damage.
+pub(crate) fn snapshot_member(
+    run: &Arc<ArchiveRun>,
+    member: &Member,
+    shown: &str,
+    policy: &FollowPolicy,
+) -> Result<Snapshot, Refusal> {
+    let archive = run.handle();
+    let keep = member.size <= MEMORY_SNAPSHOT_BYTES;
+    let mut memory: Vec<u8> = Vec::with_capacity(if keep {
+        usize::try_from(member.size).unwrap_or(0)
+    } else {
+        0
+    });
+    let mut digests = Digests::new(policy);
+    let mut forbidden = false;
+    let read = archive.read_range(member.data_offset, member.size, &mut |block| {
+        if !digests.update(block) {
+            forbidden = true;
+            return Err(io::Error::other("the API key"));
+        }
+        if keep {
+            memory.extend_from_slice(block);
+        }
+        Ok(())
+    });
+    if forbidden {
+        return Err(Refusal::policy(shown, "its content contains the API key"));
+    }
+    let damaged = |reason: String| {
+        Refusal::policy(
+            shown,
+            format!(
+                "lost to damage in the archive {} (member {:?} at tar offset {}): {reason}",
+                run.archive_path.display(),
+                member.name,
+                member.header_offset
+            ),
+        )
+    };
+    read.map_err(damaged)?;
+    let data = if keep {
+        SnapshotData::Bytes(bytes::Bytes::from(memory))
+    } else {
+        SnapshotData::Member {
+            run: Arc::clone(run),
+            data_offset: member.data_offset,
+        }
+    };
+    let snapshot = digests.snapshot(data);
+    if let Some(expected) = &member.sha256
+        && *expected != snapshot.sha256
+    {
+        return Err(damaged(format!(
+            "SHA-256 {}, the index says {expected}",
+            snapshot.sha256
+        )));
+    }
+    Ok(snapshot)
 }
 
 /// A file found for a record path, not opened yet.
@@ -710,6 +952,56 @@ fn check_readable_by(meta: &Metadata, principals: &[u32], shown: &str) -> Result
     }
 }
 
+/// The digests of an upload's bytes and the API-key watch, fed block by block.
+struct Digests<'p> {
+    policy: &'p FollowPolicy,
+    sha: Sha256,
+    md5: Md5,
+    /// The last bytes seen (one less than the longest forbidden string), so a key cut by a
+    /// block boundary is found.
+    tail: Vec<u8>,
+    keep: usize,
+    len: u64,
+}
+
+impl<'p> Digests<'p> {
+    fn new(policy: &'p FollowPolicy) -> Self {
+        Digests {
+            policy,
+            sha: Sha256::new(),
+            md5: Md5::new(),
+            tail: Vec::new(),
+            keep: policy.longest_forbidden().saturating_sub(1),
+            len: 0,
+        }
+    }
+
+    /// Takes in the next block; false when the bytes so far contain the API key.
+    fn update(&mut self, block: &[u8]) -> bool {
+        self.sha.update(block);
+        self.md5.update(block);
+        self.len += block.len() as u64;
+        if self.keep > 0 {
+            self.tail.extend_from_slice(block);
+            if self.policy.contains_forbidden(&self.tail) {
+                return false;
+            }
+            let cut = self.tail.len().saturating_sub(self.keep);
+            self.tail.drain(..cut);
+        }
+        true
+    }
+
+    fn snapshot(self, data: SnapshotData) -> Snapshot {
+        Snapshot {
+            data,
+            len: self.len,
+            md5_base64: base64::engine::general_purpose::STANDARD.encode(self.md5.finalize()),
+            sha256: hex(&self.sha.finalize()),
+        }
+    }
+}
+
 /// Reads what the handle holds (up to its size when opened) into a snapshot, hashing as it goes.
 fn snapshot(
     file: &File,
@@ -719,13 +1011,9 @@ fn snapshot(
 ) -> Result<Snapshot, Refusal> {
     let limit = meta.len();
     let mut reader = file.take(limit);
-    let mut sha = Sha256::new();
-    let mut md5 = Md5::new();
-    let keep = policy.longest_forbidden().saturating_sub(1);
-    let mut tail: Vec<u8> = Vec::new();
+    let mut digests = Digests::new(policy);
     let mut memory: Vec<u8> = Vec::new();
     let mut spill: Option<File> = None;
-    let mut len = 0u64;
     let mut buf = vec![0u8; 256 << 10];
     loop {
         let n = match reader.read(&mut buf) {
@@ -735,22 +1023,14 @@ fn snapshot(
             Err(e) => return Err(Refusal::io(shown, "read", &e)),
         };
         let block = &buf[..n];
-        sha.update(block);
-        md5.update(block);
-        len += n as u64;
-        if keep > 0 {
-            tail.extend_from_slice(block);
-            if policy.contains_forbidden(&tail) {
-                return Err(Refusal::policy(shown, "its content contains the API key"));
-            }
-            let cut = tail.len().saturating_sub(keep);
-            tail.drain(..cut);
+        if !digests.update(block) {
+            return Err(Refusal::policy(shown, "its content contains the API key"));
         }
         match &mut spill {
             Some(temp) => temp
                 .write_all(block)
                 .map_err(|e| Refusal::io(shown, "copy to a temp file", &e))?,
-            None if len > MEMORY_SNAPSHOT_BYTES => {
+            None if digests.len > MEMORY_SNAPSHOT_BYTES => {
                 let mut temp = tempfile::tempfile()
                     .map_err(|e| Refusal::io(shown, "create a temp file", &e))?;
                 temp.write_all(&memory)
@@ -766,12 +1046,7 @@ fn snapshot(
         Some(temp) => SnapshotData::File(Arc::new(temp)),
         None => SnapshotData::Bytes(bytes::Bytes::from(memory)),
     };
-    Ok(Snapshot {
-        data,
-        len,
-        md5_base64: base64::engine::general_purpose::STANDARD.encode(md5.finalize()),
-        sha256: hex(&sha.finalize()),
-    })
+    Ok(digests.snapshot(data))
 }
 
 /// Snapshots a file this process wrote itself and no longer changes (the console spool):
@@ -786,12 +1061,8 @@ pub(crate) fn snapshot_own_file(
     if meta.len() <= MEMORY_SNAPSHOT_BYTES {
         return snapshot(&file, &meta, name, policy);
     }
-    let keep = policy.longest_forbidden().saturating_sub(1);
-    let mut sha = Sha256::new();
-    let mut md5 = Md5::new();
-    let mut tail: Vec<u8> = Vec::new();
+    let mut digests = Digests::new(policy);
     let mut buf = vec![0u8; 256 << 10];
-    let mut len = 0u64;
     let mut reader = (&file).take(meta.len());
     loop {
         let n = match reader.read(&mut buf) {
@@ -800,24 +1071,11 @@ pub(crate) fn snapshot_own_file(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(Refusal::io(name, "read", &e)),
         };
-        sha.update(&buf[..n]);
-        md5.update(&buf[..n]);
-        len += n as u64;
-        if keep > 0 {
-            tail.extend_from_slice(&buf[..n]);
-            if policy.contains_forbidden(&tail) {
-                return Err(Refusal::policy(name, "its content contains the API key"));
-            }
-            let cut = tail.len().saturating_sub(keep);
-            tail.drain(..cut);
+        if !digests.update(&buf[..n]) {
+            return Err(Refusal::policy(name, "its content contains the API key"));
         }
     }
-    Ok(Snapshot {
-        data: SnapshotData::File(Arc::new(file)),
-        len,
-        md5_base64: base64::engine::general_purpose::STANDARD.encode(md5.finalize()),
-        sha256: hex(&sha.finalize()),
-    })
+    Ok(digests.snapshot(SnapshotData::File(Arc::new(file))))
 }
 
 /// Lowercase hex SHA-256 of bytes.

@@ -44,6 +44,7 @@ mod process;
 mod report;
 mod runconfig;
 mod runsync;
+mod source;
 mod sync;
 mod yaml;
 

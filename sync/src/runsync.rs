@@ -33,13 +33,14 @@ use crate::artifacts;
 use crate::error::{Error, Result};
 use crate::fastrec::{self, FastRecord};
 use crate::files::{
-    self, Candidate, FollowPolicy, Refusal, RefusalKind, RunFolder, SeenFiles, Snapshot,
+    self, Candidate, FollowPolicy, Refusal, RefusalKind, RunFiles, RunFolder, SeenFiles, Snapshot,
 };
 use crate::ledger::{Destination, Ledger, LedgerData, UploadedFile, write_marker};
 use crate::lock;
 use crate::options::SyncOptions;
 use crate::process::{Carry, Chunk, FileRequest, Processor};
 use crate::report::{DamageReport, RefusedFile, RunReport, RunResult};
+use crate::source::{self, ArchiveRun, RunSource};
 use crate::yaml::to_yaml;
 use wandb_format::json::write_str;
 
@@ -63,8 +64,12 @@ const HELD_SNAPSHOT_BYTES: u64 = 64 << 20;
 /// One `.wandb` file to sync, as planned.
 #[derive(Debug, Clone)]
 pub(crate) struct FilePlan {
-    /// The `.wandb` file.
+    /// The `.wandb` file (for a run in an archive, `<archive>:<run folder>/<file>`).
     pub(crate) path: PathBuf,
+    /// Where its ledger, lock and `.synced` marker derive from (`path` for a file on disk).
+    pub(crate) state: PathBuf,
+    /// Where its records and files are read from.
+    pub(crate) source: RunSource,
     /// Run id after overrides.
     pub(crate) run_id: String,
     /// Entity after overrides (`None`: the server's default).
@@ -98,7 +103,14 @@ pub(crate) fn sync_file(
     let _lock = if opts.dry_run {
         None
     } else {
-        match lock::acquire(&plan.path, opts.wait_locked) {
+        if let RunSource::Archive(_) = &plan.source
+            && let Err(e) = source::prepare_state(&plan.state)
+        {
+            report.error =
+                Some(Error::io(&plan.state, "create the archive's state folder", e).to_string());
+            return (report, carry);
+        }
+        match lock::acquire(&plan.state, opts.wait_locked) {
             Ok(Some(lock)) => Some(lock),
             Ok(None) => {
                 report.result = RunResult::Locked;
@@ -111,7 +123,7 @@ pub(crate) fn sync_file(
             }
         }
     };
-    if !opts.dry_run && !opts.include_synced && synced_marker(&plan.path).exists() {
+    if !opts.dry_run && !opts.include_synced && synced_marker(&plan.state).exists() {
         report.result = RunResult::SkippedSynced;
         return (report, carry);
     }
@@ -215,7 +227,7 @@ impl UploadJob {
 /// What the uploader needs to open a run's files.
 #[derive(Debug, Clone)]
 struct UploadContext {
-    run: Option<RunFolder>,
+    run: Option<RunFiles>,
     policy: FollowPolicy,
 }
 
@@ -282,7 +294,13 @@ impl<'a> RunSync<'a> {
         carry: Carry,
         started: Instant,
     ) -> Self {
-        let ledger = Ledger::empty(&plan.path);
+        let ledger = Ledger::empty(&plan.state);
+        let run_files = match &plan.source {
+            RunSource::Folder => RunFolder::of_record_file(&plan.path)
+                .ok()
+                .map(RunFiles::Folder),
+            RunSource::Archive(run) => Some(RunFiles::Archive(Arc::clone(run))),
+        };
         RunSync {
             opts,
             api,
@@ -317,7 +335,7 @@ impl<'a> RunSync<'a> {
             end_batch: None,
             seen_files: SeenFiles::default(),
             upload_context: UploadContext {
-                run: RunFolder::of_record_file(&plan.path).ok(),
+                run: run_files,
                 policy: FollowPolicy::from_options(opts),
             },
             refused: Vec::new(),
@@ -335,11 +353,15 @@ impl<'a> RunSync<'a> {
     }
 
     fn files_dir(&self) -> PathBuf {
-        self.plan
-            .path
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join("files")
+        match &self.upload_context.run {
+            Some(run) => run.files_dir(),
+            None => self
+                .plan
+                .path
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join("files"),
+        }
     }
 
     /// Loads the ledger and decides where emission starts.
@@ -347,7 +369,7 @@ impl<'a> RunSync<'a> {
         if self.opts.dry_run {
             return Ok(());
         }
-        let loaded = Ledger::load(&self.plan.path)?;
+        let loaded = Ledger::load(&self.plan.state)?;
         let Some(data) = loaded.data.clone() else {
             *self.shared.ledger() = loaded;
             return Ok(());
@@ -368,16 +390,20 @@ impl<'a> RunSync<'a> {
                 "{}: ledger is for another destination; starting over",
                 self.plan.path.display()
             );
-            *self.shared.ledger() = Ledger::empty(&self.plan.path);
+            *self.shared.ledger() = Ledger::empty(&self.plan.state);
         }
         Ok(())
     }
 
     fn drive(&mut self) -> Result<()> {
-        if self.opts.live {
-            self.drive_live()?;
-        } else {
-            self.drive_file()?;
+        match &self.plan.source {
+            RunSource::Archive(run) => {
+                // An archive holds finished runs: live mode reads it as it is.
+                let run = Arc::clone(run);
+                self.drive_member(&run)?;
+            }
+            RunSource::Folder if self.opts.live => self.drive_live()?,
+            RunSource::Folder => self.drive_file()?,
         }
         self.finish()
     }
@@ -385,33 +411,67 @@ impl<'a> RunSync<'a> {
     fn drive_file(&mut self) -> Result<()> {
         let file = LogFile::open(&self.plan.path)?;
         for item in file.scan(Recovery::SkipCorrupt) {
-            match item? {
-                ScanItem::Damage(damage) => self.damage(&damage),
-                ScanItem::Record(raw) => {
-                    if raw.payload.len() > MAX_RECORD_BYTES {
-                        self.damage.push(DamageReport {
-                            offset: raw.offset,
-                            length: raw.length,
-                            reason: format!(
-                                "record of {} bytes is larger than the {} byte limit",
-                                raw.payload.len(),
-                                MAX_RECORD_BYTES
-                            ),
-                        });
-                        continue;
-                    }
-                    if let Some(fast) = fastrec::parse(&raw.payload) {
-                        self.fast_record(raw.offset, raw.length, &fast)?;
-                    } else {
-                        match decode(&raw) {
-                            Ok(record) => self.record(raw.offset, raw.length, &record)?,
-                            Err(damage) => self.damage(&damage),
-                        }
-                    }
-                }
-            }
+            self.scan_item(item?)?;
             if self.shared.failed() {
                 break;
+            }
+        }
+        Ok(())
+    }
+
+    /// The records of a run in an archive, scanned in place; parts lost to archive damage are
+    /// reported as damage of the `.wandb` file, naming the archive's damage.
+    fn drive_member(&mut self, run: &ArchiveRun) -> Result<()> {
+        use wandb_archive::tools::{MemberItem, scan_member};
+        let archive = run.handle();
+        scan_member::<Error>(&archive, &run.record, Recovery::SkipCorrupt, |item| {
+            match item {
+                MemberItem::Item(item) => self.scan_item(item)?,
+                MemberItem::Lost {
+                    offset,
+                    length,
+                    reason,
+                } => self.damage.push(DamageReport {
+                    offset,
+                    length,
+                    reason: format!(
+                        "lost to damage in the archive {} (member {:?}): {reason}",
+                        run.archive_path.display(),
+                        run.record_name()
+                    ),
+                }),
+            }
+            Ok(!self.shared.failed())
+        })
+        .map_err(|e| e.in_archive(&run.archive_path))
+    }
+
+    /// One item of a scan: a record (the fast path for plain history and summary records) or
+    /// a damaged span.
+    fn scan_item(&mut self, item: ScanItem<'_>) -> Result<()> {
+        match item {
+            ScanItem::Damage(damage) => self.damage(&damage),
+            ScanItem::Record(raw) => {
+                if raw.payload.len() > MAX_RECORD_BYTES {
+                    self.damage.push(DamageReport {
+                        offset: raw.offset,
+                        length: raw.length,
+                        reason: format!(
+                            "record of {} bytes is larger than the {} byte limit",
+                            raw.payload.len(),
+                            MAX_RECORD_BYTES
+                        ),
+                    });
+                    return Ok(());
+                }
+                if let Some(fast) = fastrec::parse(&raw.payload) {
+                    self.fast_record(raw.offset, raw.length, &fast)?;
+                } else {
+                    match decode(&raw) {
+                        Ok(record) => self.record(raw.offset, raw.length, &record)?,
+                        Err(damage) => self.damage(&damage),
+                    }
+                }
             }
         }
         Ok(())
@@ -750,7 +810,7 @@ impl<'a> RunSync<'a> {
         let Some(run) = self.upload_context.run.clone() else {
             return Ok(());
         };
-        let (found, refused) = files::resolve(&run, requested);
+        let (found, refused) = run.resolve(requested);
         for refusal in refused {
             self.note_refusal(refusal)?;
         }
@@ -764,7 +824,7 @@ impl<'a> RunSync<'a> {
             }
             if self.opts.dry_run {
                 // Open it as a real sync would, to report what would be refused.
-                match files::open_run_file(&run, &candidate, &self.upload_context.policy) {
+                match run.open(&candidate, &self.upload_context.policy) {
                     Ok(_) => {
                         self.dry_files.insert(candidate.name);
                     }
@@ -991,7 +1051,7 @@ impl<'a> RunSync<'a> {
             if self.shared.failed() {
                 return Err(self.thread_error());
             }
-            write_marker(&synced_marker(&self.plan.path))?;
+            write_marker(&synced_marker(&self.plan.state))?;
         }
         Ok(())
     }
@@ -1011,12 +1071,19 @@ impl<'a> RunSync<'a> {
             dest: &target.dest,
             ledger: &self.shared.ledger,
             policy: &self.upload_context.policy,
-            owner_uid: self.upload_context.run.as_ref().map(|r| r.owner_uid),
-            run_dir: self
+            owner_uid: self
                 .upload_context
                 .run
                 .as_ref()
-                .and_then(|r| r.files_dir.parent()),
+                .and_then(RunFiles::owner_uid),
+            run_dir: match &self.upload_context.run {
+                Some(RunFiles::Folder(run)) => run.files_dir.parent(),
+                _ => None,
+            },
+            archive: match &self.plan.source {
+                RunSource::Archive(run) => Some(run),
+                RunSource::Folder => None,
+            },
             deadline: self.deadline,
             multipart: artifacts::Multipart {
                 threshold: self.opts.multipart_threshold,
@@ -1405,7 +1472,7 @@ fn upload_batch(
                 files::snapshot_own_file(&path, &name, &context.policy)
             }
             UploadJob::File(candidate) => match &context.run {
-                Some(run) => files::open_run_file(run, &candidate, &context.policy),
+                Some(run) => run.open(&candidate, &context.policy),
                 None => continue,
             },
             // Flattened by the uploader loop.
@@ -1426,7 +1493,7 @@ fn upload_batch(
                     let files_dir = context
                         .run
                         .as_ref()
-                        .map_or_else(PathBuf::new, |r| r.files_dir.clone());
+                        .map_or_else(PathBuf::new, RunFiles::files_dir);
                     return Err(refusal_error(&files_dir, refusal));
                 }
             },

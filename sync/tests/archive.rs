@@ -1,13 +1,79 @@
-//! Archives written by `wandb-archive`: `wandb-sync runs.tar.zst` gives the server what the run
-//! folders give, and keeps its state in `runs.tar.zst.sync/`, so a second sync skips the run.
+//! Archives written by `wandb-archive`: `wandb-sync runs.tar.zst` reads the runs in place and
+//! gives the server what the run folders give (saved files, large ones streamed from the
+//! archive, files from symlinks leading out, staged artifact files), keeps only its state in
+//! `runs.tar.zst.sync/`, so a second sync skips the run, and an interrupted sync (a failing
+//! server, or `kill -9` of the real binary) resumes exactly once.
 
 #![allow(clippy::unwrap_used)]
 
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
 use wandb_archive::{PackOptions, pack};
 use wandb_sync::{RunResult, sync_paths};
-use wandb_testkit::TestBackend;
+use wandb_testkit::{FaultAction, FaultRule, Route, TestBackend};
 
 use crate::common::{RunSpec, assert_clean, assert_same, essence, options, write_run};
+
+/// Bytes of the large saved file: above the 16 MiB kept in memory, so it streams from the
+/// archive.
+const BIG: usize = (16 << 20) + 4321;
+
+fn pack_to(inputs: Vec<PathBuf>, output: &Path) {
+    std::fs::create_dir_all(output.parent().unwrap()).unwrap();
+    pack(&PackOptions {
+        inputs,
+        output: output.to_path_buf(),
+        level: 1,
+        threads: 2,
+        remove_source: false,
+        repack: false,
+        progress: None,
+    })
+    .unwrap();
+}
+
+/// A run with saved files: a small one, a large one and one linked from outside the run.
+fn run_with_files(home: &Path, id: &str, rows: u64) -> PathBuf {
+    let mut spec = RunSpec::new(id, rows);
+    spec.console_every = 100;
+    spec.stats_every = 100;
+    spec.files = vec!["a.txt".into(), "big.bin".into(), "linked.txt".into()];
+    let run = write_run(&home.join("wandb"), &spec);
+    let files = run.parent().unwrap().join("files");
+    let big: Vec<u8> = (0..BIG).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(files.join("big.bin"), big).unwrap();
+    let outside = home.join("notes/linked.txt");
+    std::fs::create_dir_all(outside.parent().unwrap()).unwrap();
+    std::fs::write(&outside, b"saved from outside the run\n").unwrap();
+    std::fs::remove_file(files.join("linked.txt")).unwrap();
+    std::os::unix::fs::symlink(&outside, files.join("linked.txt")).unwrap();
+    run
+}
+
+/// Every file under `dir`, relative to it.
+fn names_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(
+                    path.strip_prefix(dir)
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned(),
+                );
+            }
+        }
+    }
+    out.sort();
+    out
+}
 
 #[test]
 fn an_archive_syncs_like_its_folders_and_resumes_from_its_state() {
@@ -29,7 +95,7 @@ fn an_archive_syncs_like_its_folders_and_resumes_from_its_state() {
     .unwrap();
 
     let from_folder = TestBackend::start().unwrap();
-    let report = sync_paths(&options(&from_folder, vec![run])).unwrap();
+    let report = sync_paths(&options(&from_folder, vec![run.clone()])).unwrap();
     assert!(report.runs.iter().all(|r| r.result == RunResult::Synced));
     let from_archive = TestBackend::start().unwrap();
     let report = sync_paths(&options(&from_archive, vec![archive.clone()])).unwrap();
@@ -45,8 +111,24 @@ fn an_archive_syncs_like_its_folders_and_resumes_from_its_state() {
         "archive vs folder",
     );
 
-    // The state is next to the archive; a second sync skips the synced run.
+    // Only the state is next to the archive (nothing unpacked); a second sync skips the run.
     let state = home.path().join("moved/runs.tar.zst.sync");
+    let folder = run
+        .parent()
+        .unwrap()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    assert_eq!(
+        names_under(&state),
+        [".synced", ".ledger.json", ".lock"]
+            .map(|end| format!("{folder}/run-arch.wandb{end}"))
+            .into_iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>()
+    );
     let synced = std::fs::read_dir(&state)
         .unwrap()
         .flat_map(|e| std::fs::read_dir(e.unwrap().path()).unwrap())
@@ -141,4 +223,208 @@ fn staged_artifact_files_travel_in_the_archive() {
     assert!(versions[0].committed);
     let file = versions[0].file("model.bin").unwrap();
     assert!(file.stored && file.digest_matches);
+}
+
+#[test]
+fn saved_files_stream_from_the_archive_as_from_the_folder() {
+    let home = tempfile::tempdir().unwrap();
+    let run = run_with_files(home.path(), "files", 300);
+    let archive = home.path().join("moved/runs.tar.zst");
+    pack_to(vec![run.clone()], &archive);
+
+    let from_folder = TestBackend::start().unwrap();
+    let report = sync_paths(&options(&from_folder, vec![run.clone()])).unwrap();
+    assert_eq!(
+        report.runs[0].result,
+        RunResult::Synced,
+        "{:?}",
+        report.runs
+    );
+    let from_archive = TestBackend::start().unwrap();
+    let report = sync_paths(&options(&from_archive, vec![archive.clone()])).unwrap();
+    assert_eq!(
+        report.runs[0].result,
+        RunResult::Synced,
+        "{:?}",
+        report.runs
+    );
+    let want = from_folder.state();
+    let got = from_archive.state();
+    assert_clean(&got.runs[0]);
+    assert_same(
+        &essence(&want.runs[0]),
+        &essence(&got.runs[0]),
+        "archive vs folder",
+    );
+    for name in ["a.txt", "big.bin", "linked.txt"] {
+        let (w, g) = (
+            want.runs[0].file(name).unwrap(),
+            got.runs[0].file(name).unwrap(),
+        );
+        assert_eq!((w.size, &w.sha256), (g.size, &g.sha256), "{name}");
+    }
+    assert_eq!(got.runs[0].file("big.bin").unwrap().size, BIG as u64);
+
+    // --no-follow-links refuses the file that came from a symlink, as in the folder.
+    let mut strict = options(&TestBackend::start().unwrap(), vec![archive.clone()]);
+    strict.no_follow_links = true;
+    strict.dry_run = true;
+    strict.include_synced = true;
+    let report = sync_paths(&strict).unwrap();
+    let refused: Vec<&str> = report.runs[0]
+        .refused
+        .iter()
+        .map(|r| r.path.as_str())
+        .collect();
+    assert_eq!(refused, ["linked.txt"], "{:?}", report.runs[0]);
+    assert!(
+        report.runs[0].files.iter().any(|f| f == "big.bin"),
+        "{:?}",
+        report.runs[0].files
+    );
+}
+
+#[test]
+fn an_interrupted_sync_of_an_archive_resumes_exactly_once() {
+    let home = tempfile::tempdir().unwrap();
+    let run = run_with_files(home.path(), "resume", 1500);
+    let archive = home.path().join("runs.tar.zst");
+    pack_to(vec![run.clone()], &archive);
+    let clean = TestBackend::start().unwrap();
+    let mut opts = options(&clean, vec![run]);
+    opts.chunk_bytes = 8192;
+    sync_paths(&opts).unwrap();
+    let want = essence(&clean.state().runs[0]);
+
+    // The server refuses file_stream for good after a few requests: the run fails midway.
+    let backend = TestBackend::start().unwrap();
+    backend.faults().push(
+        FaultRule::new(Route::FileStream, FaultAction::Status { code: 400 })
+            .after(4)
+            .times(u32::MAX),
+    );
+    let mut opts = options(&backend, vec![archive.clone()]);
+    opts.chunk_bytes = 8192;
+    let report = sync_paths(&opts).unwrap();
+    assert_eq!(
+        report.runs[0].result,
+        RunResult::Failed,
+        "{:?}",
+        report.runs
+    );
+    let partial = backend.state().runs[0].history.len();
+    assert!(
+        partial > 0 && partial < 1500,
+        "{partial} rows before the failure"
+    );
+    backend.faults().clear();
+    let report = sync_paths(&opts).unwrap();
+    assert_eq!(
+        report.runs[0].result,
+        RunResult::Synced,
+        "{:?}",
+        report.runs
+    );
+    let got = backend.state();
+    assert_clean(&got.runs[0]);
+    assert_eq!(got.runs[0].history.len(), 1500);
+    assert_same(&want, &essence(&got.runs[0]), "after resuming");
+    for (name, file) in &got.runs[0].files {
+        assert_eq!(
+            file.put_count, 1,
+            "{name} uploaded {} times",
+            file.put_count
+        );
+    }
+}
+
+fn command(backend: &TestBackend, home: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wandb-sync"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("WANDB_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.current_dir(home)
+        .env("HOME", home)
+        .env("WANDB_CONFIG_DIR", home.join("config"))
+        .env("WANDB_BASE_URL", backend.base_url())
+        .env("WANDB_API_KEY", backend.api_key())
+        .env("WANDB_SYNC_TEST_FAST_RETRY", "1")
+        .env("NETRC", home.join("no-netrc"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+#[test]
+fn kill_9_during_a_sync_from_an_archive_resumes_exactly_once() {
+    let home = tempfile::tempdir().unwrap();
+    let run = run_with_files(home.path(), "killarch", 800);
+    let archive = home.path().join("moved/runs.tar.zst");
+    pack_to(vec![run.clone()], &archive);
+    let clean = TestBackend::start().unwrap();
+    let out = command(&clean, home.path())
+        .args(["--chunk-bytes", "8192"])
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want = essence(&clean.state().runs[0]);
+    let marker = home
+        .path()
+        .join("moved/runs.tar.zst.sync")
+        .join(run.parent().unwrap().file_name().unwrap())
+        .join("run-killarch.wandb.synced");
+
+    for kill_after_rows in [1usize, 400] {
+        let _ = std::fs::remove_dir_all(home.path().join("moved/runs.tar.zst.sync"));
+        let backend = TestBackend::start().unwrap();
+        backend
+            .faults()
+            .delay_all(Route::FileStream, Duration::from_millis(25));
+        let mut child = command(&backend, home.path())
+            .args(["--chunk-bytes", "8192"])
+            .arg(&archive)
+            .spawn()
+            .unwrap();
+        let seen = backend.wait_for(Duration::from_secs(60), |s| {
+            s.runs
+                .first()
+                .is_some_and(|r| r.history.len() >= kill_after_rows)
+        });
+        assert!(seen.is_some(), "no progress before the kill");
+        child.kill().unwrap(); // SIGKILL
+        let _ = child.wait();
+        assert!(!marker.exists(), "killed run marked synced");
+        backend.faults().clear();
+        let out = command(&backend, home.path())
+            .args(["--chunk-bytes", "8192"])
+            .arg(&archive)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert!(marker.exists());
+        let state = backend.state();
+        assert_eq!(state.runs.len(), 1);
+        assert_clean(&state.runs[0]);
+        assert_eq!(state.runs[0].history.len(), 800);
+        assert_same(&want, &essence(&state.runs[0]), "after kill -9");
+        for (name, file) in &state.runs[0].files {
+            assert_eq!(
+                file.put_count, 1,
+                "{name} uploaded {} times",
+                file.put_count
+            );
+        }
+    }
 }
