@@ -88,6 +88,53 @@ where
     }
 }
 
+/// [`scan_batches`] in parallel, where `consume` takes each batch's results while the pool works
+/// on the next batch (so `consume` must be `Send`): the serial part, applying results in order,
+/// overlaps the parallel part instead of following it.
+pub(crate) fn scan_batches_overlapped<'a, R, W, C>(file: &'a LogFile, work: W, mut consume: C)
+where
+    R: Send,
+    W: Fn(&[ScanItem<'a>]) -> R + Sync,
+    C: FnMut(R) + Send,
+{
+    let n_slices = rayon::current_num_threads().max(1) * 4;
+    let mut scan = file
+        .scan(Recovery::SkipCorrupt)
+        .filter_map(|item| match item {
+            Ok(item) => Some(item),
+            Err(wandb_format::Error::Corrupt { damage, .. }) => Some(ScanItem::Damage(damage)),
+            Err(_) => None,
+        });
+    let mut batch: Vec<ScanItem<'a>> = Vec::with_capacity(BATCH_RECORDS);
+    let mut next: Vec<ScanItem<'a>> = Vec::with_capacity(BATCH_RECORDS);
+    let mut done = !fill(&mut scan, &mut batch);
+    // The results of the batch before `batch`, applied while `batch` is worked on.
+    let mut pending: Vec<R> = Vec::with_capacity(n_slices);
+    let mut results: Vec<R> = Vec::with_capacity(n_slices);
+    loop {
+        let slice_len = batch.len().div_ceil(n_slices).max(64);
+        let (_, more) = rayon::join(
+            || {
+                batch
+                    .par_chunks(slice_len)
+                    .map(&work)
+                    .collect_into_vec(&mut results)
+            },
+            || {
+                pending.drain(..).for_each(&mut consume);
+                !done && fill(&mut scan, &mut next)
+            },
+        );
+        std::mem::swap(&mut pending, &mut results);
+        if done {
+            pending.drain(..).for_each(&mut consume);
+            return;
+        }
+        std::mem::swap(&mut batch, &mut next);
+        done = !more;
+    }
+}
+
 /// Clears `batch` and fills it with the next items: at most [`BATCH_RECORDS`] of them, or about
 /// [`BATCH_BYTES`] of payload. Returns whether items may remain after the batch.
 fn fill<'a>(scan: &mut impl Iterator<Item = ScanItem<'a>>, batch: &mut Vec<ScanItem<'a>>) -> bool {

@@ -151,6 +151,67 @@ impl<'a> Item<'a> {
         })
     }
 
+    /// The common history and summary item, read without the schema: only `key` (1),
+    /// `nested_key` (2) and `value_json` (16) strings shorter than 128 bytes, in any order.
+    /// `None` for any other bytes, which [`Item::parse`] reads; for these bytes both give the
+    /// same item (`wire_tests.rs` checks items against prost through both).
+    #[inline(always)]
+    fn quick(bytes: &'a [u8]) -> Option<Self> {
+        let mut key = "";
+        let mut nested = [""; INLINE_PARTS];
+        let mut n_nested = 0;
+        let mut value_json = "";
+        let mut key_end = Some(0);
+        let mut other_seen = false;
+        let mut at = 0;
+        while let Some(&tag) = bytes.get(at) {
+            let (number, header) = match tag {
+                0x0A => (1, 1),
+                0x12 => (2, 1),
+                0x82 if bytes.get(at + 1) == Some(&0x01) => (16, 2),
+                _ => return None,
+            };
+            let len = *bytes.get(at + header)?;
+            if len >= 0x80 {
+                return None;
+            }
+            let start = at + header + 1;
+            let end = start + usize::from(len);
+            let text = utf8(bytes.get(start..end)?).ok()?;
+            at = end;
+            if number == 16 {
+                other_seen = true;
+                value_json = text;
+                continue;
+            }
+            if other_seen {
+                key_end = None;
+            }
+            key_end = key_end.map(|_| at);
+            if number == 2 {
+                if let Some(slot) = nested.get_mut(n_nested) {
+                    *slot = text;
+                }
+                n_nested += 1;
+            } else {
+                key = text;
+            }
+        }
+        Some(Item {
+            bytes,
+            nested_number: 2,
+            key_span: key_end.and_then(|end| bytes.get(..end)).unwrap_or_default(),
+            key,
+            nested,
+            n_nested,
+            value: if value_json.is_empty() {
+                ItemValue::Null
+            } else {
+                ItemValue::Json(value_json)
+            },
+        })
+    }
+
     /// The encoded key fields, when they lead the item (see [`Item::key_span`]'s field); empty
     /// when they do not, or when the item has no key. Equal non-empty spans mean equal keys.
     pub(crate) fn key_span(&self) -> &'a [u8] {
@@ -267,9 +328,25 @@ pub(crate) fn try_for_each_item<'a>(
     let Type::Message(item_type) = field.ty else {
         return Ok(());
     };
+    let quick = matches!(
+        item_type.shape,
+        Shape::Item {
+            key: 1,
+            nested_key: 2,
+            value_json: 16
+        }
+    );
     let mut reader = Cursor::new(record);
     while !reader.is_empty() {
         let (found, wire_type) = reader.key()?;
+        if quick && found == number && wire_type == WireType::Len && depth > 0 {
+            let bytes = reader.len_delimited()?;
+            match Item::quick(bytes) {
+                Some(item) => each(item),
+                None => each(Item::parse(item_type, bytes, depth - 1)?),
+            }
+            continue;
+        }
         if found != number {
             match parent.field(found) {
                 Some(other) => {
@@ -354,6 +431,62 @@ mod tests {
             panic!("item should be a message");
         };
         item
+    }
+
+    #[test]
+    fn the_quick_reading_of_an_item_is_the_full_one() {
+        let mut cases: Vec<Vec<u8>> = Vec::new();
+        for (key, nested, value) in [
+            ("", vec!["loss"], "0.5"),
+            ("loss", vec![], "1e-05"),
+            ("k", vec!["train", "loss"], "NaN"),
+            ("", vec!["a", "b", "c", "d"], "\"text\""),
+            ("", vec!["x"], ""),
+            ("", vec!["é"], "2"),
+            ("", vec![&*"y".repeat(130)], "3"),
+        ] {
+            cases.push(
+                HistoryItem {
+                    key: key.to_string(),
+                    nested_key: nested.iter().map(|part| part.to_string()).collect(),
+                    value_json: value.to_string(),
+                    ..Default::default()
+                }
+                .encode_to_vec(),
+            );
+        }
+        // A value before the key, and every one-byte change of each case.
+        cases.push(vec![0x82, 0x01, 1, b'7', 0x12, 1, b'k']);
+        let originals = cases.clone();
+        for case in &originals {
+            for at in 0..case.len() {
+                for byte in [0x00, 0x0A, 0x12, 0x80, 0x82, 0xFF, case[at].wrapping_add(1)] {
+                    let mut mutated = case.clone();
+                    mutated[at] = byte;
+                    cases.push(mutated);
+                }
+            }
+        }
+        let mut quick_read = 0;
+        for bytes in &cases {
+            let Some(quick) = Item::quick(bytes) else {
+                continue;
+            };
+            quick_read += 1;
+            let full = Item::parse(history_item_type(), bytes, 90)
+                .unwrap_or_else(|_| panic!("quick read what parse rejects: {bytes:?}"));
+            assert_eq!(quick.key, full.key, "{bytes:?}");
+            assert_eq!(quick.nested, full.nested, "{bytes:?}");
+            assert_eq!(quick.n_nested, full.n_nested, "{bytes:?}");
+            assert_eq!(quick.value, full.value, "{bytes:?}");
+            assert_eq!(quick.key_span, full.key_span, "{bytes:?}");
+            assert_eq!(quick.nested_number, full.nested_number, "{bytes:?}");
+            assert_eq!(
+                quick.dotted(&mut String::new()),
+                full.dotted(&mut String::new())
+            );
+        }
+        assert!(quick_read > 20, "{quick_read} read quickly");
     }
 
     #[test]

@@ -8,15 +8,17 @@
 //! that does not decode is reported and skipped, as every inspect command does.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+
 use std::path::{Path, PathBuf};
 
-use wandb_format::ScanItem;
 use wandb_format::json::{self, Value};
 use wandb_format::proto::record::RecordType;
+use wandb_format::{LogFile, ScanItem};
 
 use crate::damage::{self, Opened, Reported};
 use crate::error::Error;
 use crate::items::{ItemValue, try_for_each_item};
+use crate::plot::series::{ReadOptions, Stream};
 use crate::schema::{Message, RECORD, Type};
 use crate::wire::{self, RECURSION_LIMIT};
 
@@ -27,13 +29,28 @@ const ITEM: u32 = 1;
 /// How many console lines a run keeps (the last ones).
 pub(crate) const CONSOLE_LINES: usize = 200;
 
-/// One numeric series: the rows it has a value in and the values (NaN and ±inf kept).
-#[derive(Clone, Debug, Default)]
+/// One numeric series, on its x axis, downsampled as it is read.
+#[derive(Clone, Debug)]
 pub(crate) struct Series {
-    /// Row indices (into [`RunData::steps`] and its siblings), increasing.
-    pub(crate) rows: Vec<u32>,
-    /// The values, one per row index.
-    pub(crate) values: Vec<f64>,
+    /// The history key (nested keys joined with `.`).
+    pub(crate) name: String,
+    /// The x key (`_step`, `_runtime`, `_timestamp` or another metric), fixed by `--x` or by the
+    /// `define_metric` records read before the series' first value.
+    pub(crate) x: String,
+    /// Where x comes from.
+    x_source: XSource,
+    /// The points.
+    pub(crate) stream: Stream,
+}
+
+/// Where a series' x values come from.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum XSource {
+    Step,
+    Runtime,
+    Timestamp,
+    /// Another series' value in the same row (its index once that series exists).
+    Metric(Option<usize>),
 }
 
 /// A system metric: sample times (seconds since the epoch) and values.
@@ -53,7 +70,7 @@ pub(crate) struct LoggedImage {
 }
 
 /// Everything the viewer reads of one run.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct RunData {
     /// The `.wandb` file.
     pub(crate) path: PathBuf,
@@ -61,12 +78,14 @@ pub(crate) struct RunData {
     pub(crate) name: String,
     pub(crate) id: String,
     pub(crate) project: String,
-    /// Per history row: `_step` (or `step.num`), `_runtime`, `_timestamp`; NaN where absent.
-    pub(crate) steps: Vec<f64>,
-    pub(crate) runtimes: Vec<f64>,
-    pub(crate) timestamps: Vec<f64>,
-    /// Numeric history series by key (nested keys joined with `.`), `_`-keys excluded.
-    pub(crate) metrics: BTreeMap<String, Series>,
+    /// History rows read.
+    pub(crate) rows: u64,
+    /// Numeric history series in the order first seen, `_`-keys excluded.
+    pub(crate) metrics: Vec<Series>,
+    /// Index of each series in `metrics` by key.
+    by_name: HashMap<String, usize>,
+    /// The run record's display name.
+    display_name: String,
     /// `define_metric(name, step_metric=...)`: exact names.
     pub(crate) step_metric: HashMap<String, String>,
     /// `define_metric("train/*", step_metric=...)`: glob names, in the order defined.
@@ -102,40 +121,9 @@ impl RunData {
             .map(|(_, step)| step.as_str())
     }
 
-    /// The x value of each point of `series` for x key `x` (`_step`, `_runtime`, `_timestamp` or
-    /// another metric, whose value in the same row is taken; NaN where it has none).
-    pub(crate) fn x_values(&self, series: &Series, x: &str) -> Vec<f64> {
-        let column = match x {
-            "_step" => Some(&self.steps),
-            "_runtime" => Some(&self.runtimes),
-            "_timestamp" => Some(&self.timestamps),
-            _ => None,
-        };
-        if let Some(column) = column {
-            return series
-                .rows
-                .iter()
-                .map(|&row| column.get(row as usize).copied().unwrap_or(f64::NAN))
-                .collect();
-        }
-        let Some(other) = self.metrics.get(x) else {
-            return vec![f64::NAN; series.rows.len()];
-        };
-        // Both row lists increase: a merge.
-        let mut at = 0;
-        series
-            .rows
-            .iter()
-            .map(|&row| {
-                while other.rows.get(at).is_some_and(|&r| r < row) {
-                    at += 1;
-                }
-                match (other.rows.get(at), other.values.get(at)) {
-                    (Some(&r), Some(&v)) if r == row => v,
-                    _ => f64::NAN,
-                }
-            })
-            .collect()
+    /// The series of history key `key`.
+    pub(crate) fn metric(&self, key: &str) -> Option<&Series> {
+        self.metrics.get(*self.by_name.get(key)?)
     }
 }
 
@@ -162,48 +150,70 @@ fn history_type() -> Option<&'static Message> {
 
 /// A number from an item's value: JSON numbers and W&B's `NaN`/`Infinity` tokens (strings of them
 /// too, as some writers store them); `None` for anything else.
+#[inline]
 fn number(value: ItemValue<'_>) -> Option<f64> {
     match value {
         ItemValue::Float(f) => Some(f),
         ItemValue::Int(i) => Some(i as f64),
-        ItemValue::Json(text) => {
-            let text = text.trim();
-            let text = text
-                .strip_prefix('"')
-                .and_then(|t| t.strip_suffix('"'))
-                .unwrap_or(text);
-            match text {
-                "NaN" | "nan" => Some(f64::NAN),
-                "Infinity" | "inf" => Some(f64::INFINITY),
-                "-Infinity" | "-inf" => Some(f64::NEG_INFINITY),
-                _ if text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) => {
-                    text.parse::<f64>().ok()
-                }
-                _ => None,
-            }
-        }
+        ItemValue::Json(text) => json_number(text),
         ItemValue::Bool(_) | ItemValue::Null | ItemValue::Text(_) => None,
+    }
+}
+
+/// [`number`] of a `value_json` text.
+#[inline]
+fn json_number(text: &str) -> Option<f64> {
+    // The common case, a plain JSON number, straight to the float parser.
+    if text
+        .as_bytes()
+        .first()
+        .is_some_and(|&b| b.is_ascii_digit() || b == b'-')
+        && let Ok(value) = text.parse::<f64>()
+    {
+        return Some(value);
+    }
+    let text = text.trim();
+    let text = text
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(text);
+    match text {
+        "NaN" | "nan" => Some(f64::NAN),
+        "Infinity" | "inf" => Some(f64::INFINITY),
+        "-Infinity" | "-inf" => Some(f64::NEG_INFINITY),
+        _ if text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) => text.parse::<f64>().ok(),
+        _ => None,
     }
 }
 
 /// What one slice of scanned items gave, in file order; keys interned per slice.
 #[derive(Default)]
-struct Chunk {
-    /// The slice's history keys (numeric values only), by local id.
+pub(crate) struct Chunk {
+    /// The slice's history keys, by local id.
     keys: Vec<String>,
     /// Rows in order.
     rows: Vec<Row>,
     /// (local key id, value) of all rows, each row's in `Row::values`.
     values: Vec<(u32, f64)>,
+    /// (local key id, text range in `text`) of values not parsed yet: keys the caller does not
+    /// keep (they are parsed only if the key turns out to be a step metric), each row's in
+    /// `Row::deferred`.
+    deferred: Vec<(u32, u32, u32)>,
+    /// The texts of values not parsed yet.
+    text: String,
     /// Other records and damage, each with the number of rows of this slice before it.
     events: Vec<(usize, Event)>,
+    /// Where the slice's last intact record ends (0: it has none).
+    end: u64,
 }
 
 struct Row {
     step: f64,
-    runtime: f64,
-    timestamp: f64,
+    /// `_runtime` and `_timestamp`, parsed only when a series has them on x.
+    runtime: Lazy,
+    timestamp: Lazy,
     values: std::ops::Range<usize>,
+    deferred: std::ops::Range<usize>,
     images: Vec<(String, String)>,
 }
 
@@ -212,16 +222,66 @@ enum Event {
     Damage(Reported),
 }
 
+/// A number read now, or its text (a range of [`Chunk::text`]), read when needed.
+#[derive(Clone, Copy)]
+enum Lazy {
+    Value(f64),
+    Text(u32, u32),
+}
+
+impl Lazy {
+    /// Keeps a value's text (a JSON text) for later, or reads it now (a typed value).
+    fn of(value: ItemValue<'_>, text: &mut String) -> Lazy {
+        match value {
+            ItemValue::Json(json) => {
+                let start = u32::try_from(text.len()).unwrap_or(u32::MAX);
+                text.push_str(json);
+                Lazy::Text(start, u32::try_from(text.len()).unwrap_or(u32::MAX))
+            }
+            other => Lazy::Value(number(other).unwrap_or(f64::NAN)),
+        }
+    }
+
+    fn get(self, text: &str) -> f64 {
+        match self {
+            Lazy::Value(value) => value,
+            Lazy::Text(start, end) => text
+                .get(start as usize..end as usize)
+                .and_then(json_number)
+                .unwrap_or(f64::NAN),
+        }
+    }
+}
+
+/// What an item's key is, decided once per key.
+#[derive(Clone, Copy)]
+enum KeyClass {
+    Step,
+    Runtime,
+    Timestamp,
+    /// Another `_` key: not a metric.
+    Internal,
+    /// A metric key: its local id, and whether the caller keeps it.
+    Metric(u32, bool),
+}
+
 /// Reads a slice of items: history rows straight from their bytes, other records with prost.
-fn read_chunk(
+/// Values of keys `keep` refuses are not parsed (see [`Chunk::deferred`]).
+pub(crate) fn read_chunk(
     items: &[ScanItem<'_>],
-    message: &'static Message,
     file_len: u64,
     with_extras: bool,
+    keep: &(dyn Fn(&str) -> bool + Sync),
 ) -> Chunk {
     let mut chunk = Chunk::default();
+    let Some(message) = history_type() else {
+        return chunk;
+    };
     let mut local: HashMap<String, u32> = HashMap::new();
     let mut scratch = String::new();
+    // Rows usually repeat the previous row's keys in the same order: per item position, the
+    // item's encoded key bytes and what they were found to be.
+    let mut by_position: Vec<(&[u8], KeyClass)> = Vec::new();
     for item in items {
         let raw = match item {
             ScanItem::Record(raw) => raw,
@@ -233,25 +293,35 @@ fn read_chunk(
                 continue;
             }
         };
+        chunk.end = chunk.end.max(raw.offset.saturating_add(raw.length));
         let payload: &[u8] = &raw.payload;
         if let Ok(head) = wire::head(payload)
             && head.record_type.is_some_and(|f| f.number == HISTORY)
         {
-            let (mut step, mut runtime, mut timestamp) = (f64::NAN, f64::NAN, f64::NAN);
+            let mut step = f64::NAN;
+            let (mut runtime, mut timestamp) = (Lazy::Value(f64::NAN), Lazy::Value(f64::NAN));
             let mut others: Vec<(String, &str)> = Vec::new();
             let first = chunk.values.len();
+            let first_deferred = chunk.deferred.len();
             let (keys, values) = (&mut chunk.keys, &mut chunk.values);
+            let (deferred, text) = (&mut chunk.deferred, &mut chunk.text);
+            let mut position = 0;
             let checked = wire::validate_except(RECORD, payload, RECURSION_LIMIT, HISTORY)
                 .and_then(|()| {
                     try_for_each_item(message, head.body, ITEM, RECURSION_LIMIT - 1, |item| {
-                        let key = item.dotted(&mut scratch);
-                        match key {
-                            "_step" => step = number(item.value).unwrap_or(f64::NAN),
-                            "_runtime" => runtime = number(item.value).unwrap_or(f64::NAN),
-                            "_timestamp" => timestamp = number(item.value).unwrap_or(f64::NAN),
-                            _ if key.starts_with('_') => {}
-                            _ => match number(item.value) {
-                                Some(v) => {
+                        let span = item.key_span();
+                        let cached = by_position
+                            .get(position)
+                            .filter(|(known, _)| !span.is_empty() && *known == span)
+                            .map(|&(_, class)| class);
+                        let class = cached.unwrap_or_else(|| {
+                            let key = item.dotted(&mut scratch);
+                            let class = match key {
+                                "_step" => KeyClass::Step,
+                                "_runtime" => KeyClass::Runtime,
+                                "_timestamp" => KeyClass::Timestamp,
+                                _ if key.starts_with('_') => KeyClass::Internal,
+                                _ => {
                                     let id = match local.get(key) {
                                         Some(&id) => id,
                                         None => {
@@ -261,19 +331,52 @@ fn read_chunk(
                                             id
                                         }
                                     };
-                                    values.push((id, v));
+                                    KeyClass::Metric(id, keep(key))
                                 }
-                                None => {
-                                    if let ItemValue::Json(text) = item.value {
-                                        others.push((key.to_string(), text));
+                            };
+                            if !span.is_empty() {
+                                by_position.truncate(position);
+                                by_position.push((span, class));
+                            }
+                            class
+                        });
+                        position += 1;
+                        match class {
+                            KeyClass::Step => step = number(item.value).unwrap_or(f64::NAN),
+                            KeyClass::Runtime => runtime = Lazy::of(item.value, text),
+                            KeyClass::Timestamp => timestamp = Lazy::of(item.value, text),
+                            KeyClass::Internal => {}
+                            KeyClass::Metric(id, kept) => {
+                                if !kept
+                                    && let ItemValue::Json(value) = item.value
+                                    && value
+                                        .as_bytes()
+                                        .first()
+                                        .is_some_and(|&b| b.is_ascii_digit() || b == b'-')
+                                {
+                                    let start = u32::try_from(text.len()).unwrap_or(u32::MAX);
+                                    text.push_str(value);
+                                    let end = u32::try_from(text.len()).unwrap_or(u32::MAX);
+                                    deferred.push((id, start, end));
+                                    return;
+                                }
+                                match number(item.value) {
+                                    Some(v) => values.push((id, v)),
+                                    None => {
+                                        if let ItemValue::Json(value) = item.value {
+                                            let key =
+                                                keys.get(id as usize).map_or("", String::as_str);
+                                            others.push((key.to_string(), value));
+                                        }
                                     }
                                 }
-                            },
+                            }
                         }
                     })
                 });
             if checked.is_err() {
                 chunk.values.truncate(first);
+                chunk.deferred.truncate(first_deferred);
                 if let Some(reported) = damage::undecodable(raw, file_len) {
                     let at = chunk.rows.len();
                     chunk.events.push((at, Event::Damage(reported)));
@@ -284,20 +387,17 @@ fn read_chunk(
             if !others.is_empty() {
                 let prefixes = media(&others, with_extras.then_some(&mut images));
                 let keys = &chunk.keys;
-                let mut kept = first;
-                for i in first..chunk.values.len() {
-                    let (id, v) = chunk.values[i];
+                let is_media = |id: u32| {
                     let name = keys.get(id as usize).map_or("", String::as_str);
-                    let media_part = prefixes.iter().any(|prefix| {
+                    prefixes.iter().any(|prefix| {
                         name.strip_prefix(prefix.as_str())
                             .is_some_and(|rest| rest.starts_with('.'))
-                    });
-                    if !media_part {
-                        chunk.values[kept] = (id, v);
-                        kept += 1;
-                    }
-                }
-                chunk.values.truncate(kept);
+                    })
+                };
+                retain_from(&mut chunk.values, first, |&(id, _)| !is_media(id));
+                retain_from(&mut chunk.deferred, first_deferred, |&(id, _, _)| {
+                    !is_media(id)
+                });
             }
             if step.is_nan()
                 && let Some(num) = crate::history::step_num(message, head.body)
@@ -309,6 +409,7 @@ fn read_chunk(
                 runtime,
                 timestamp,
                 values: first..chunk.values.len(),
+                deferred: first_deferred..chunk.deferred.len(),
                 images,
             });
             continue;
@@ -324,120 +425,325 @@ fn read_chunk(
     chunk
 }
 
+/// Keeps the elements of `list` from `from` on that `keep` accepts, in order.
+fn retain_from<T: Copy>(list: &mut Vec<T>, from: usize, keep: impl Fn(&T) -> bool) {
+    let mut kept = from;
+    for i in from..list.len() {
+        if let Some(&element) = list.get(i)
+            && keep(&element)
+        {
+            if let Some(slot) = list.get_mut(kept) {
+                *slot = element;
+            }
+            kept += 1;
+        }
+    }
+    list.truncate(kept);
+}
+
+/// A run being read: the chunks of its file are applied in file order, and what was read so far is
+/// a complete [`RunData`] at any time, so a growing file can be followed by applying the chunks
+/// of its new records only.
+pub(crate) struct RunReader<'k> {
+    run: RunData,
+    keep: &'k (dyn Fn(&str) -> bool + Sync),
+    options: ReadOptions,
+    with_extras: bool,
+    run_dir: PathBuf,
+    /// Each key seen, decided once: its series index, or `None` when not kept.
+    ids: HashMap<String, Option<usize>>,
+    /// Whether some series takes its x from another series, `_runtime`, `_timestamp`.
+    metric_x: bool,
+    runtime_x: bool,
+    timestamp_x: bool,
+    /// Per series, its value in the current row and the row it was set in.
+    row_values: Vec<(u64, f64)>,
+    /// The current row's (series, value) pairs.
+    row: Vec<(usize, f64)>,
+    console_partial: String,
+    /// Where the last intact record applied ends.
+    end: u64,
+}
+
+impl<'k> RunReader<'k> {
+    /// A reader of the run in `path` (see [`load_run`] for the arguments).
+    pub(crate) fn new(
+        path: &Path,
+        keep: &'k (dyn Fn(&str) -> bool + Sync),
+        with_extras: bool,
+        options: &ReadOptions,
+    ) -> Self {
+        let mut run = RunData {
+            path: path.to_path_buf(),
+            ..RunData::default()
+        };
+        finish_name(&mut run);
+        RunReader {
+            run,
+            keep,
+            options: options.clone(),
+            with_extras,
+            run_dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
+            ids: HashMap::new(),
+            metric_x: false,
+            runtime_x: false,
+            timestamp_x: false,
+            row_values: Vec::new(),
+            row: Vec::new(),
+            console_partial: String::new(),
+            end: 0,
+        }
+    }
+
+    /// Where the last intact record applied ends (0 before any).
+    pub(crate) fn end(&self) -> u64 {
+        self.end
+    }
+
+    /// Forgets the damage reported from `offset` on (a growing file's end, read again later).
+    pub(crate) fn forget_damage_from(&mut self, offset: u64) {
+        self.run.damage.retain(|reported| reported.offset < offset);
+    }
+
+    /// Which history keys this reader keeps.
+    pub(crate) fn keep(&self) -> &'k (dyn Fn(&str) -> bool + Sync) {
+        self.keep
+    }
+
+    /// The run as read so far.
+    pub(crate) fn run(&self) -> &RunData {
+        &self.run
+    }
+
+    /// Notes damage found outside the chunks (a file without a header).
+    pub(crate) fn add_damage(&mut self, reported: Reported) {
+        self.run.damage.push(reported);
+    }
+
+    /// The run, once everything was applied.
+    pub(crate) fn finish(mut self) -> RunData {
+        if !self.console_partial.is_empty() {
+            self.run
+                .console
+                .push_back(std::mem::take(&mut self.console_partial));
+            trim_console(&mut self.run.console);
+        }
+        self.run
+    }
+
+    /// The series of `key`, created (with its x source) when first wanted; `None` when not kept.
+    fn series_id(&mut self, key: &str) -> Option<usize> {
+        if let Some(&id) = self.ids.get(key) {
+            return id;
+        }
+        let run = &mut self.run;
+        let wanted = (self.keep)(key)
+            || run.step_metric.values().any(|s| s == key)
+            || run.glob_step_metric.iter().any(|(_, s)| s == key);
+        let id = wanted.then_some(run.metrics.len());
+        if let Some(id) = id {
+            let x = self
+                .options
+                .x
+                .clone()
+                .or_else(|| run.step_metric_of(key).map(str::to_string))
+                .unwrap_or_else(|| "_step".to_string());
+            let x_source = match x.as_str() {
+                "_step" => XSource::Step,
+                "_runtime" => {
+                    self.runtime_x = true;
+                    XSource::Runtime
+                }
+                "_timestamp" => {
+                    self.timestamp_x = true;
+                    XSource::Timestamp
+                }
+                other => {
+                    self.metric_x = true;
+                    XSource::Metric(run.by_name.get(other).copied())
+                }
+            };
+            // Series whose x is this key, created before it.
+            for series in &mut run.metrics {
+                if series.x_source == XSource::Metric(None) && series.x == key {
+                    series.x_source = XSource::Metric(Some(id));
+                }
+            }
+            run.metrics.push(Series {
+                name: key.to_string(),
+                x,
+                x_source,
+                stream: Stream::new(&self.options),
+            });
+            run.by_name.insert(key.to_string(), id);
+        }
+        self.ids.insert(key.to_string(), id);
+        id
+    }
+
+    /// Applies one chunk (the next in file order).
+    pub(crate) fn apply(&mut self, chunk: Chunk) {
+        let Chunk {
+            keys,
+            rows,
+            values,
+            deferred,
+            text,
+            events,
+            end,
+        } = chunk;
+        self.end = self.end.max(end);
+        let mut global: Vec<Option<Option<usize>>> = vec![None; keys.len()];
+        let mut events = events.into_iter().peekable();
+        let mut rows = rows.into_iter().enumerate().peekable();
+        loop {
+            let event_first = match (events.peek(), rows.peek()) {
+                (Some((at, _)), Some((i, _))) => at <= i,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => break,
+            };
+            if event_first {
+                if let Some((_, event)) = events.next() {
+                    match event {
+                        Event::Damage(reported) => self.run.damage.push(reported),
+                        Event::Record(record) => {
+                            self.run.records += 1;
+                            apply_record(
+                                &mut self.run,
+                                *record,
+                                self.with_extras,
+                                &mut self.console_partial,
+                            );
+                        }
+                    }
+                }
+                continue;
+            }
+            let Some((_, row)) = rows.next() else {
+                break;
+            };
+            self.run.records += 1;
+            let index = self.run.rows;
+            self.run.rows += 1;
+            self.row.clear();
+            for &(local, value) in values.get(row.values).unwrap_or_default() {
+                if let Some(id) = self.global_id(&mut global, &keys, local) {
+                    self.row.push((id, value));
+                }
+            }
+            for &(local, start, end) in deferred.get(row.deferred).unwrap_or_default() {
+                if let Some(id) = self.global_id(&mut global, &keys, local)
+                    && let Some(value) =
+                        text.get(start as usize..end as usize).and_then(json_number)
+                {
+                    self.row.push((id, value));
+                }
+            }
+            let runtime = if self.runtime_x {
+                row.runtime.get(&text)
+            } else {
+                f64::NAN
+            };
+            let timestamp = if self.timestamp_x {
+                row.timestamp.get(&text)
+            } else {
+                f64::NAN
+            };
+            if self.metric_x {
+                self.row_values
+                    .resize(self.run.metrics.len(), (u64::MAX, f64::NAN));
+                for &(id, value) in &self.row {
+                    if let Some(slot) = self.row_values.get_mut(id) {
+                        *slot = (index, value);
+                    }
+                }
+            }
+            for &(id, value) in &self.row {
+                let Some(series) = self.run.metrics.get_mut(id) else {
+                    continue;
+                };
+                let x = match series.x_source {
+                    XSource::Step => row.step,
+                    XSource::Runtime => runtime,
+                    XSource::Timestamp => timestamp,
+                    XSource::Metric(Some(other)) => match self.row_values.get(other) {
+                        Some(&(at, x)) if at == index => x,
+                        _ => f64::NAN,
+                    },
+                    XSource::Metric(None) => f64::NAN,
+                };
+                series.stream.push(x, value);
+            }
+            for (key, file) in row.images {
+                self.run.images.push(LoggedImage {
+                    key,
+                    step: row.step,
+                    path: self.run_dir.join("files").join(file),
+                });
+            }
+        }
+        finish_name(&mut self.run);
+    }
+
+    /// The series of a chunk's local key id (decided once per chunk and key, when the key first
+    /// has a value).
+    #[inline]
+    fn global_id(
+        &mut self,
+        global: &mut [Option<Option<usize>>],
+        keys: &[String],
+        local: u32,
+    ) -> Option<usize> {
+        let slot = global.get_mut(local as usize)?;
+        if let Some(id) = *slot {
+            return id;
+        }
+        let key = keys.get(local as usize).map_or("", String::as_str);
+        let id = self.series_id(key);
+        *slot = Some(id);
+        id
+    }
+}
+
 /// Reads `path`. `keep` says which history keys to keep as series (the step metrics are kept
-/// whatever it says); `with_extras` also keeps the console, images and system metrics. One file
-/// is read in parallel slices (`batch::scan_batches`), merged in file order.
+/// whatever it says); `with_extras` also keeps the console, images and system metrics; `options`
+/// says how the series are reduced as they are read. One file is read in parallel slices
+/// (`batch::scan_batches`) when `parallel`, applied in file order.
 pub(crate) fn load_run(
     path: &Path,
     keep: &(dyn Fn(&str) -> bool + Sync),
     with_extras: bool,
     parallel: bool,
+    options: &ReadOptions,
 ) -> Result<RunData, Error> {
-    let mut run = RunData {
-        path: path.to_path_buf(),
-        ..RunData::default()
-    };
+    let mut reader = RunReader::new(path, keep, with_extras, options);
     let file = match damage::open(path)? {
         Opened::File(file) => file,
         Opened::NoHeader(reported) => {
-            run.damage.push(reported);
-            finish_name(&mut run);
-            return Ok(run);
+            reader.add_damage(reported);
+            return Ok(reader.finish());
         }
     };
+    read_file(&mut reader, &file, parallel);
+    Ok(reader.finish())
+}
+
+/// Applies every record of `file` to `reader`: in parallel slices, applied in file order while the
+/// next slices are read, when `parallel`.
+pub(crate) fn read_file(reader: &mut RunReader<'_>, file: &LogFile, parallel: bool) {
     let file_len = file.len();
-    let run_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let Some(message) = history_type() else {
-        return Ok(run);
-    };
-    // Each key seen, decided once: its series index, or `None` when not kept.
-    let mut ids: HashMap<String, Option<usize>> = HashMap::new();
-    let mut series: Vec<(String, Series)> = Vec::new();
-    let mut console_partial = String::new();
-    let merged = crate::batch::scan_batches(
-        &file,
-        parallel,
-        |items| read_chunk(items, message, file_len, with_extras),
-        |chunk| {
-            let mut global: Vec<Option<usize>> = Vec::with_capacity(chunk.keys.len());
-            let mut events = chunk.events.into_iter().peekable();
-            let mut rows = chunk.rows.into_iter().enumerate().peekable();
-            loop {
-                let event_first = match (events.peek(), rows.peek()) {
-                    (Some((at, _)), Some((i, _))) => at <= i,
-                    (Some(_), None) => true,
-                    (None, Some(_)) => false,
-                    (None, None) => break,
-                };
-                if event_first {
-                    if let Some((_, event)) = events.next() {
-                        match event {
-                            Event::Damage(reported) => run.damage.push(reported),
-                            Event::Record(record) => {
-                                run.records += 1;
-                                apply_record(&mut run, *record, with_extras, &mut console_partial);
-                            }
-                        }
-                    }
-                    continue;
-                }
-                let Some((_, row)) = rows.next() else {
-                    break;
-                };
-                run.records += 1;
-                let Ok(index) = u32::try_from(run.steps.len()) else {
-                    continue;
-                };
-                run.steps.push(row.step);
-                run.runtimes.push(row.runtime);
-                run.timestamps.push(row.timestamp);
-                for &(local, value) in chunk.values.get(row.values).unwrap_or_default() {
-                    let local = local as usize;
-                    while global.len() <= local {
-                        let key = chunk.keys.get(global.len()).map_or("", String::as_str);
-                        let id = match ids.get(key) {
-                            Some(&id) => id,
-                            None => {
-                                let wanted = keep(key)
-                                    || run.step_metric.values().any(|s| s == key)
-                                    || run.glob_step_metric.iter().any(|(_, s)| s == key);
-                                let id = wanted.then_some(series.len());
-                                if wanted {
-                                    series.push((key.to_string(), Series::default()));
-                                }
-                                ids.insert(key.to_string(), id);
-                                id
-                            }
-                        };
-                        global.push(id);
-                    }
-                    if let Some(Some(id)) = global.get(local)
-                        && let Some((_, s)) = series.get_mut(*id)
-                    {
-                        s.rows.push(index);
-                        s.values.push(value);
-                    }
-                }
-                for (key, file) in row.images {
-                    run.images.push(LoggedImage {
-                        key,
-                        step: row.step,
-                        path: run_dir.join("files").join(file),
-                    });
-                }
-            }
+    let (keep, with_extras) = (reader.keep, reader.with_extras);
+    let work = |items: &[ScanItem<'_>]| read_chunk(items, file_len, with_extras, keep);
+    if parallel {
+        crate::batch::scan_batches_overlapped(file, work, |chunk| reader.apply(chunk));
+    } else {
+        // Nothing cancels this scan.
+        let _ = crate::batch::scan_batches(file, false, work, |chunk| {
+            reader.apply(chunk);
             Ok(())
-        },
-    );
-    // Nothing cancels this scan.
-    let _ = merged;
-    run.metrics = series.into_iter().collect();
-    if !console_partial.is_empty() {
-        run.console.push_back(std::mem::take(&mut console_partial));
-        trim_console(&mut run.console);
+        });
     }
-    finish_name(&mut run);
-    Ok(run)
 }
 
 /// Applies a record other than history.
@@ -451,7 +757,7 @@ fn apply_record(
         Some(RecordType::Run(r)) => {
             set_if(&mut run.id, r.run_id);
             set_if(&mut run.project, r.project);
-            set_if(&mut run.name, r.display_name);
+            set_if(&mut run.display_name, r.display_name);
             if let Some(config) = r.config {
                 apply_items(
                     &mut run.config,
@@ -517,17 +823,18 @@ fn apply_record(
     }
 }
 
+/// The run's name: its display name, else its id, else the file's name.
 fn finish_name(run: &mut RunData) {
-    if run.name.is_empty() {
-        run.name = if run.id.is_empty() {
-            run.path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        } else {
-            run.id.clone()
-        };
-    }
+    run.name = if !run.display_name.is_empty() {
+        run.display_name.clone()
+    } else if !run.id.is_empty() {
+        run.id.clone()
+    } else {
+        run.path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
 }
 
 fn set_if(slot: &mut String, value: String) {

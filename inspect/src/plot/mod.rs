@@ -2,8 +2,9 @@
 //!
 //! One panel per selected metric, in a grid of up to three columns, each run a line with a
 //! legend by run name. The runs are read in parallel (`data.rs`), their series put on the x axis,
-//! smoothed and downsampled to the plot's pixel columns (`series.rs`), and drawn with plotters
-//! (`draw.rs`). Reading dominates: drawing handles at most four points per pixel column and run.
+//! smoothed and downsampled to the plot's pixel columns as they are read (`series.rs`), and drawn
+//! with plotters (`draw.rs`). Reading dominates: drawing handles at most four points per pixel
+//! column and run.
 //! Damaged files are plotted from their intact records, and their damage is reported on stderr.
 
 pub(crate) mod data;
@@ -23,7 +24,7 @@ use crate::error::Error;
 use crate::exit::Exit;
 use crate::plot::data::RunData;
 use crate::plot::draw::Format;
-use crate::plot::series::{ChartOptions, selected};
+use crate::plot::series::{ChartOptions, ReadOptions, selected};
 
 /// Splits `--metrics` into patterns (comma-separated, trimmed, empty ones dropped).
 pub(crate) fn patterns(metrics: &[String]) -> Vec<String> {
@@ -36,22 +37,33 @@ pub(crate) fn patterns(metrics: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// Reads `files` in parallel, keeping the history keys `keep` wants; reports read errors and
-/// damage on the console. Returns the runs read and the exit status so far.
+/// Reads `files` in parallel, keeping the history keys `keep` wants, the series reduced as
+/// `options` says; reports read errors and damage on the console. Returns the runs read and the
+/// exit status so far.
 pub(crate) fn load_runs(
     files: &[PathBuf],
     keep: &(dyn Fn(&str) -> bool + Sync),
     with_extras: bool,
+    options: &ReadOptions,
     console: &mut Console<'_>,
 ) -> (Vec<RunData>, Exit) {
     // One file: its records in parallel slices; several: the files in parallel.
     let results: Vec<Result<RunData, Error>> = match files {
-        [file] => vec![data::load_run(file, keep, with_extras, true)],
+        [file] => vec![data::load_run(file, keep, with_extras, true, options)],
         _ => files
             .par_iter()
-            .map(|path| data::load_run(path, keep, with_extras, false))
+            .map(|path| data::load_run(path, keep, with_extras, false, options))
             .collect(),
     };
+    report_runs(results, console)
+}
+
+/// Reports the read errors and damage of `results` on the console; returns the runs read and the
+/// exit status.
+pub(crate) fn report_runs(
+    results: Vec<Result<RunData, Error>>,
+    console: &mut Console<'_>,
+) -> (Vec<RunData>, Exit) {
     let mut exit = Exit::Ok;
     let mut runs = Vec::new();
     for result in results {
@@ -104,7 +116,7 @@ pub(crate) fn plot_files(
     };
     let x = options.x.clone();
     let keep = |key: &str| selected(&options.metrics, key) || x.as_deref() == Some(key);
-    let (runs, exit) = load_runs(files, &keep, false, console);
+    let (runs, exit) = load_runs(files, &keep, false, &options.read(), console);
     let panels = series::panels(&runs, &options);
     if panels.is_empty() {
         console.warning(&"no numeric history metric matched; the chart is empty");

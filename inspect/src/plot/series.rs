@@ -12,7 +12,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::plot::data::{RunData, glob_match};
+use crate::plot::data::{RunData, Series, glob_match};
 
 /// How charts are made.
 #[derive(Clone, Debug)]
@@ -76,13 +76,16 @@ pub(crate) fn selected(patterns: &[String], key: &str) -> bool {
 
 /// The panels for `runs`: one per selected metric (in byte order), each with a line per run.
 /// A metric used as another metric's x axis gets no panel of its own unless it was named.
+///
+/// The runs were read with `options.read()` (x axis, smoothing and log scale are applied as the
+/// series are read); here each line is downsampled to `options.columns` over the panel's x range.
 pub(crate) fn panels(runs: &[RunData], options: &ChartOptions) -> Vec<Panel> {
     let mut keys = BTreeSet::new();
     let mut x_keys = BTreeSet::new();
     for run in runs {
-        for key in run.metrics.keys() {
-            if selected(&options.metrics, key) {
-                keys.insert(key.as_str());
+        for series in &run.metrics {
+            if selected(&options.metrics, &series.name) {
+                keys.insert(series.name.as_str());
             }
         }
         x_keys.extend(run.step_metric.values().map(String::as_str));
@@ -93,74 +96,245 @@ pub(crate) fn panels(runs: &[RunData], options: &ChartOptions) -> Vec<Panel> {
     }
     keys.into_iter()
         .map(|metric| {
-            let mut x_name = None;
-            let lines = runs
+            let lines: Vec<(&str, &Series)> = runs
                 .iter()
-                .filter_map(|run| {
-                    let series = run.metrics.get(metric)?;
-                    let x = options
-                        .x
-                        .as_deref()
-                        .or_else(|| run.step_metric_of(metric))
-                        .unwrap_or("_step");
-                    x_name.get_or_insert_with(|| x.to_string());
-                    let xs = run.x_values(series, x);
-                    let ys = smooth(&series.values, options.smooth);
-                    Some((run.name.clone(), xs, ys))
-                })
-                .collect::<Vec<_>>();
+                .filter_map(|run| Some((run.name.as_str(), run.metric(metric)?)))
+                .collect();
             // One x range for the panel, so every line is cut at the same pixel columns.
             let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-            for (_, xs, _) in &lines {
-                for &x in xs.iter().filter(|x| x.is_finite()) {
-                    lo = lo.min(x);
-                    hi = hi.max(x);
+            for (_, series) in &lines {
+                if let Some((a, b)) = series.stream.range() {
+                    lo = lo.min(a);
+                    hi = hi.max(b);
                 }
             }
+            let x = lines
+                .first()
+                .map_or_else(|| "_step".to_string(), |(_, s)| s.x.clone());
             let lines = lines
                 .into_iter()
-                .map(|(run, xs, ys)| Line {
-                    run,
-                    points: ys.len(),
-                    segments: downsample(&xs, &ys, options.log_y, (lo, hi), options.columns),
+                .map(|(run, series)| Line {
+                    run: run.to_string(),
+                    points: series.stream.count(),
+                    segments: series
+                        .stream
+                        .segments(options.log_y, (lo, hi), options.columns),
                 })
                 .collect();
             Panel {
                 metric: metric.to_string(),
-                x: x_name.unwrap_or_else(|| "_step".to_string()),
+                x,
                 lines,
             }
         })
         .collect()
 }
 
-/// W&B's debiased exponential moving average (see the module docs); `weight` ≤ 0 returns the
-/// values as they are.
-pub(crate) fn smooth(values: &[f64], weight: f64) -> Vec<f64> {
-    if weight <= 0.0 || weight.is_nan() {
-        return values.to_vec();
+/// W&B's debiased exponential moving average, one value at a time (see the module docs).
+#[derive(Clone, Debug)]
+pub(crate) struct Ema {
+    weight: f64,
+    last: f64,
+    n: i32,
+}
+
+impl Ema {
+    /// An average of weight `weight`; ≤ 0 (or NaN) passes values through.
+    pub(crate) fn new(weight: f64) -> Self {
+        Ema {
+            weight: if weight.is_nan() {
+                0.0
+            } else {
+                weight.min(0.999)
+            },
+            last: 0.0,
+            n: 0,
+        }
     }
-    let weight = weight.min(0.999);
-    let mut last = 0.0;
-    let mut n = 0i32;
-    values
-        .iter()
-        .map(|&y| {
-            if !y.is_finite() {
-                return y;
+
+    /// The smoothed value of the next value `y` (non-finite values pass and do not move it).
+    #[inline]
+    pub(crate) fn next(&mut self, y: f64) -> f64 {
+        if self.weight <= 0.0 || !y.is_finite() {
+            return y;
+        }
+        let weight = self.weight;
+        self.last = self.last * weight + (1.0 - weight) * y;
+        self.n = self.n.saturating_add(1);
+        let debias = 1.0 - weight.powi(self.n);
+        if debias > 0.0 { self.last / debias } else { y }
+    }
+}
+
+/// W&B's debiased exponential moving average of `values` (see [`Ema`]).
+#[cfg(test)]
+pub(crate) fn smooth(values: &[f64], weight: f64) -> Vec<f64> {
+    let mut ema = Ema::new(weight);
+    values.iter().map(|&y| ema.next(y)).collect()
+}
+
+/// How a series is reduced as it is read.
+#[derive(Clone, Debug)]
+pub(crate) struct ReadOptions {
+    /// `--x`; `None`: each metric's step metric.
+    pub(crate) x: Option<String>,
+    /// `--smooth`, 0 for none.
+    pub(crate) smooth: f64,
+    /// `--log-y`: values ≤ 0 are gaps.
+    pub(crate) log_y: bool,
+    /// The most pixel columns a line will be drawn on.
+    pub(crate) columns: usize,
+}
+
+impl ChartOptions {
+    /// How the runs behind these charts are read.
+    pub(crate) fn read(&self) -> ReadOptions {
+        ReadOptions {
+            x: self.x.clone(),
+            smooth: self.smooth,
+            log_y: self.log_y,
+            columns: self.columns,
+        }
+    }
+}
+
+/// Fine buckets per pixel column that a compaction of a [`Stream`] keeps.
+const FINE_PER_COLUMN: usize = 8;
+/// Points per pixel column a [`Stream`] holds before it compacts.
+const CAP_PER_COLUMN: usize = 64;
+
+/// One series downsampled as it is read, so memory stays bounded whatever the history length.
+///
+/// Points (x, smoothed y) are kept as they come until there are [`CAP_PER_COLUMN`] per pixel
+/// column; then they are reduced, by the same first/min/max/last rule as [`downsample`], to
+/// [`FINE_PER_COLUMN`] buckets per column over the x range seen so far, and the threshold is
+/// raised to twice what is left. A series that never reaches the threshold is drawn from all of
+/// its points, exactly; a longer one from a reduction at least eight times finer than its pixel
+/// columns, whose points are all real points, its extremes included.
+#[derive(Clone, Debug)]
+pub(crate) struct Stream {
+    /// The points kept, in order; a point with a non-finite x or y is a gap.
+    points: Vec<(f64, f64)>,
+    /// Points read, gaps included.
+    count: usize,
+    /// The range of the finite x values read.
+    lo: f64,
+    hi: f64,
+    /// Length at which the points are reduced.
+    cap: usize,
+    /// Buckets a reduction keeps.
+    fine: usize,
+    ema: Ema,
+    log_y: bool,
+}
+
+impl Stream {
+    /// An empty series read with `options`.
+    pub(crate) fn new(options: &ReadOptions) -> Self {
+        let columns = options.columns.max(1);
+        Stream {
+            points: Vec::new(),
+            count: 0,
+            lo: f64::INFINITY,
+            hi: f64::NEG_INFINITY,
+            cap: CAP_PER_COLUMN.saturating_mul(columns),
+            fine: FINE_PER_COLUMN.saturating_mul(columns),
+            ema: Ema::new(options.smooth),
+            log_y: options.log_y,
+        }
+    }
+
+    /// Adds the next point: `y` is smoothed, and under a log scale a value ≤ 0 becomes a gap.
+    #[inline]
+    pub(crate) fn push(&mut self, x: f64, y: f64) {
+        self.count += 1;
+        if x.is_finite() {
+            self.lo = self.lo.min(x);
+            self.hi = self.hi.max(x);
+        }
+        let y = self.ema.next(y);
+        let y = if self.log_y && (y <= 0.0 || y.is_nan()) {
+            f64::NAN
+        } else {
+            y
+        };
+        self.points.push((x, y));
+        if self.points.len() >= self.cap {
+            self.compact();
+        }
+    }
+
+    /// Points read, gaps included.
+    pub(crate) fn count(&self) -> usize {
+        self.count
+    }
+
+    /// Points held now (for tests and the memory bound).
+    #[cfg(test)]
+    pub(crate) fn held(&self) -> usize {
+        self.points.len()
+    }
+
+    /// The range of finite x values read, if any.
+    pub(crate) fn range(&self) -> Option<(f64, f64)> {
+        (self.lo <= self.hi).then_some((self.lo, self.hi))
+    }
+
+    /// The line, split at gaps and downsampled to `columns` over `range` (see [`downsample`]).
+    pub(crate) fn segments(
+        &self,
+        log_y: bool,
+        range: (f64, f64),
+        columns: usize,
+    ) -> Vec<Vec<(f64, f64)>> {
+        downsample_points(self.points.iter().copied(), log_y, range, columns)
+    }
+
+    fn compact(&mut self) {
+        let gap_last = self
+            .points
+            .last()
+            .is_some_and(|&(x, y)| !(x.is_finite() && y.is_finite()));
+        let segments = downsample_points(
+            self.points.iter().copied(),
+            false,
+            (self.lo, self.hi),
+            self.fine,
+        );
+        self.points.clear();
+        for (i, segment) in segments.into_iter().enumerate() {
+            if i > 0 {
+                self.points.push((f64::NAN, f64::NAN));
             }
-            last = last * weight + (1.0 - weight) * y;
-            n = n.saturating_add(1);
-            let debias = 1.0 - weight.powi(n);
-            if debias > 0.0 { last / debias } else { y }
-        })
-        .collect()
+            self.points.extend(segment);
+        }
+        // A gap at the end still separates what was read from what comes next.
+        if gap_last {
+            self.points.push((f64::NAN, f64::NAN));
+        }
+        self.cap = self.cap.max(self.points.len().saturating_mul(2));
+    }
 }
 
 /// Splits at gaps and keeps, per bucket of x, the first, lowest, highest and last point.
 pub(crate) fn downsample(
     xs: &[f64],
     ys: &[f64],
+    log_y: bool,
+    range: (f64, f64),
+    columns: usize,
+) -> Vec<Vec<(f64, f64)>> {
+    downsample_points(
+        xs.iter().copied().zip(ys.iter().copied()),
+        log_y,
+        range,
+        columns,
+    )
+}
+
+/// [`downsample`] over (x, y) points.
+fn downsample_points(
+    points: impl Iterator<Item = (f64, f64)>,
     log_y: bool,
     (lo, hi): (f64, f64),
     columns: usize,
@@ -175,7 +349,7 @@ pub(crate) fn downsample(
     let mut segments = Vec::new();
     let mut segment: Vec<(f64, f64)> = Vec::new();
     let mut bucket = Bucket::default();
-    for (&x, &y) in xs.iter().zip(ys) {
+    for (x, y) in points {
         let y = if log_y {
             if y > 0.0 { y.log10() } else { f64::NAN }
         } else {
@@ -280,6 +454,67 @@ mod tests {
         assert!(segments[0].contains(&(250.0, 5.0)));
         assert_eq!(segments[0][0], (0.0, 0.0));
         assert_eq!(segments[1].last().unwrap().0, 999.0);
+    }
+
+    #[test]
+    fn a_long_stream_stays_small_and_keeps_its_extremes() {
+        let options = ReadOptions {
+            x: None,
+            smooth: 0.0,
+            log_y: false,
+            columns: 100,
+        };
+        let mut stream = Stream::new(&options);
+        let n = 1_000_000;
+        let (mut xs, mut ys) = (Vec::new(), Vec::new());
+        for i in 0..n {
+            let x = f64::from(i);
+            let mut y = (x / 1000.0).sin();
+            if i == 123_456 {
+                y = 9.0;
+            }
+            if i == 777_777 {
+                y = f64::NAN;
+            }
+            stream.push(x, y);
+            xs.push(x);
+            ys.push(y);
+            assert!(
+                stream.held() <= CAP_PER_COLUMN * 100,
+                "{} held",
+                stream.held()
+            );
+        }
+        assert_eq!(stream.count(), n as usize);
+        assert_eq!(stream.range(), Some((0.0, f64::from(n - 1))));
+        let range = (0.0, f64::from(n - 1));
+        let streamed = stream.segments(false, range, 100);
+        let full = downsample(&xs, &ys, false, range, 100);
+        // The same gaps, the same ends and extremes; at most four points per column.
+        assert_eq!(streamed.len(), 2);
+        assert_eq!(streamed.len(), full.len());
+        for (a, b) in streamed.iter().zip(&full) {
+            assert_eq!(a.first(), b.first());
+            assert_eq!(a.last(), b.last());
+            assert!(a.len() <= 4 * 101);
+        }
+        assert!(streamed[0].contains(&(123_456.0, 9.0)));
+        let lowest = |s: &[Vec<(f64, f64)>]| {
+            s.iter()
+                .flatten()
+                .map(|p| p.1)
+                .fold(f64::INFINITY, f64::min)
+        };
+        assert_eq!(lowest(&streamed), lowest(&full));
+        // A short stream is drawn from all of its points: exactly what `downsample` gives.
+        let mut short = Stream::new(&options);
+        for (&x, &y) in xs.iter().zip(&ys).take(5000) {
+            short.push(x, y);
+        }
+        assert_eq!(
+            short.segments(false, (0.0, 4999.0), 100),
+            downsample(&xs[..5000], &ys[..5000], false, (0.0, 4999.0), 100)
+        );
     }
 
     #[test]

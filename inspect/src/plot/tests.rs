@@ -58,7 +58,8 @@ fn options(columns: usize) -> ChartOptions {
 }
 
 fn chart_data(path: &Path, options: &ChartOptions) -> String {
-    let run = load_run(path, &|_| true, false, true).unwrap_or_else(|e| panic!("{e}"));
+    let run =
+        load_run(path, &|_| true, false, true, &options.read()).unwrap_or_else(|e| panic!("{e}"));
     let mut text = render(&panels(std::slice::from_ref(&run), options));
     for damage in &run.damage {
         let _ = writeln!(text, "damage {}", damage.describe());

@@ -10,9 +10,12 @@
 //! double-click. Once every panel is drawn the script sets `data-rendered` on `<body>` to the number
 //! of charts drawn (tests read it from the DOM).
 //!
-//! `--follow` rewrites the file (temporary file and rename, so a browser never sees half a page)
-//! every poll interval until each run's exit record has arrived, or Ctrl-C.
+//! `--follow` reads each file once, then only the records added to it (`Following`, on format's
+//! `Follower`), extending the downsampled series; it rewrites the page (temporary file and
+//! rename, so a browser never sees half a page) at most once per poll interval when records
+//! came, until each run's exit record has arrived, or Ctrl-C.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
@@ -21,15 +24,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use base64::Engine as _;
+use prost::Message as _;
 use wandb_format::json::{self, Value};
+use wandb_format::{Entry, FILE_HEADER_LEN, Follower, RawRecord, Recovery, ScanItem};
 
 use crate::cli::ReportArgs;
 use crate::console::Console;
+use crate::damage::{self, Opened};
 use crate::error::Error;
 use crate::exit::Exit;
-use crate::plot::data::RunData;
+use crate::plot::data::{RunData, RunReader, read_chunk, read_file};
 use crate::plot::load_runs;
-use crate::plot::series::{ChartOptions, Line, Panel, downsample, panels};
+use crate::plot::series::{ChartOptions, Line, Panel, ReadOptions, downsample, panels};
 
 /// Pixel columns the report's series are downsampled to at most (a zoom shows them all).
 const COLUMNS: usize = 1000;
@@ -53,6 +59,17 @@ const MAX_IMAGE_BYTES: u64 = 256 << 10;
 /// Console lines shown per run.
 const CONSOLE_SHOWN: usize = 100;
 
+/// How the report's runs are read: every series on its step metric, unsmoothed, reduced for at
+/// most [`COLUMNS`] columns.
+fn read_options() -> ReadOptions {
+    ReadOptions {
+        x: None,
+        smooth: 0.0,
+        log_y: false,
+        columns: COLUMNS,
+    }
+}
+
 /// Runs `report` over resolved `files`.
 pub(crate) fn report_files(
     args: &ReportArgs,
@@ -60,8 +77,9 @@ pub(crate) fn report_files(
     console: &mut Console<'_>,
 ) -> io::Result<Exit> {
     let keep = |_: &str| true;
+    let options = read_options();
     if !args.follow {
-        let (runs, exit) = load_runs(files, &keep, true, console);
+        let (runs, exit) = load_runs(files, &keep, true, &options, console);
         return Ok(exit.merge(write_report(&args.output, &runs, console)));
     }
     let interrupted = Arc::new(AtomicBool::new(false));
@@ -71,19 +89,21 @@ pub(crate) fn report_files(
         console.warning(&format_args!("cannot handle Ctrl-C: {error}"));
     }
     let poll = Duration::from_millis(args.poll_ms.max(50));
+    let mut following = Following::open(files, &keep, &options);
+    let mut first = true;
     loop {
-        // Damage is reported once, at the end; while following, a quiet console.
-        let (mut sink_out, mut sink_err) = (io::sink(), io::sink());
-        let mut quiet = Console::new(&mut sink_out, &mut sink_err);
-        let (runs, _) = load_runs(files, &keep, true, &mut quiet);
-        let done = !runs.is_empty() && runs.iter().all(|run| run.exit_code.is_some());
-        if done {
-            let (runs, exit) = load_runs(files, &keep, true, console);
+        let read = following.poll();
+        if following.done() {
+            let (runs, exit) = crate::plot::report_runs(following.finish(), console);
             return Ok(exit.merge(write_report(&args.output, &runs, console)));
         }
-        let status = write_report(&args.output, &runs, console);
-        if status != Exit::Ok {
-            return Ok(status);
+        // The page is rewritten at most once per poll interval, and only when records came.
+        if read > 0 || first {
+            first = false;
+            let status = write_report(&args.output, &following.runs(), console);
+            if status != Exit::Ok {
+                return Ok(status);
+            }
         }
         // Sleep in short ticks so Ctrl-C is seen at once.
         let mut waited = Duration::ZERO;
@@ -96,6 +116,153 @@ pub(crate) fn report_files(
             waited += tick;
         }
     }
+}
+
+/// One followed input.
+enum Source<'k> {
+    /// A growing file: what was read of it, and the follower that reads what is added.
+    Live(Box<RunReader<'k>>, Follower),
+    /// An input that cannot grow (an archive member), read once.
+    Fixed(Box<RunData>),
+    /// An input that could not be read.
+    Failed(Error),
+}
+
+/// The runs of a `report --follow`, each read incrementally: the file as it is when following
+/// starts is read once (in parallel slices, like `report`), then each poll reads only the records
+/// added since, and the downsampled series are extended, never rebuilt.
+pub(crate) struct Following<'k> {
+    sources: Vec<Source<'k>>,
+}
+
+impl<'k> Following<'k> {
+    /// Reads `files` as they are now and starts following them.
+    pub(crate) fn open(
+        files: &[PathBuf],
+        keep: &'k (dyn Fn(&str) -> bool + Sync),
+        options: &ReadOptions,
+    ) -> Self {
+        let sources = files
+            .iter()
+            .map(|path| match Self::open_one(path, keep, options) {
+                Ok(source) => source,
+                Err(error) => Source::Failed(error),
+            })
+            .collect();
+        Following { sources }
+    }
+
+    fn open_one(
+        path: &Path,
+        keep: &'k (dyn Fn(&str) -> bool + Sync),
+        options: &ReadOptions,
+    ) -> Result<Source<'k>, Error> {
+        let mut reader = RunReader::new(path, keep, true, options);
+        match damage::open(path)? {
+            Opened::File(file) => read_file(&mut reader, &file, true),
+            // Too short for a header yet: the writer may just have created the file.
+            Opened::NoHeader(reported) if reported.torn_tail => {}
+            Opened::NoHeader(reported) => {
+                reader.add_damage(reported);
+                return Ok(Source::Fixed(Box::new(reader.finish())));
+            }
+        }
+        // What follows the last intact record (a record still being written) is read again by
+        // the follower, so damage found there now is not damage.
+        let resume = reader.end().max(FILE_HEADER_LEN);
+        reader.forget_damage_from(resume);
+        match Follower::open_at(path, resume, Recovery::SkipCorrupt) {
+            Ok(follower) => Ok(Source::Live(Box::new(reader), follower)),
+            // An archive member does not grow: what was read is all there is.
+            Err(_) if wandb_archive::tools::read_virtual(path).is_some() => {
+                Ok(Source::Fixed(Box::new(reader.finish())))
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Reads what was added to each file since the last poll; returns the number of records read
+    /// (intact or not), which is what an update costs.
+    pub(crate) fn poll(&mut self) -> u64 {
+        let mut read = 0;
+        for source in &mut self.sources {
+            let Source::Live(reader, follower) = source else {
+                continue;
+            };
+            match follower.poll() {
+                Ok(entries) => {
+                    read += entries.len() as u64;
+                    // Held-back tails are never reported by `poll`: no damage here is a torn tail.
+                    apply_entries(reader, entries, u64::MAX);
+                }
+                Err(error) => *source = Source::Failed(error.into()),
+            }
+        }
+        read
+    }
+
+    /// Whether every run has its exit record (or cannot be read on).
+    pub(crate) fn done(&self) -> bool {
+        self.sources.iter().all(|source| match source {
+            Source::Live(reader, _) => reader.run().exit_code.is_some(),
+            Source::Fixed(_) | Source::Failed(_) => true,
+        })
+    }
+
+    /// The runs as read so far.
+    pub(crate) fn runs(&self) -> Vec<RunData> {
+        self.sources
+            .iter()
+            .filter_map(|source| match source {
+                Source::Live(reader, _) => Some(reader.run().clone()),
+                Source::Fixed(run) => Some((**run).clone()),
+                Source::Failed(_) => None,
+            })
+            .collect()
+    }
+
+    /// Reads each file to its end once more, a torn tail included, and returns the runs.
+    pub(crate) fn finish(self) -> Vec<Result<RunData, Error>> {
+        self.sources
+            .into_iter()
+            .map(|source| match source {
+                Source::Live(mut reader, follower) => {
+                    let path = follower.path().to_path_buf();
+                    let entries = follower.finish()?;
+                    let file_len = std::fs::metadata(&path).map_or(u64::MAX, |m| m.len());
+                    apply_entries(&mut reader, entries, file_len);
+                    Ok(reader.finish())
+                }
+                Source::Fixed(run) => Ok(*run),
+                Source::Failed(error) => Err(error),
+            })
+            .collect()
+    }
+}
+
+/// Applies entries from a follower (records re-encoded, so they are read as a scan reads them).
+fn apply_entries(reader: &mut RunReader<'_>, entries: Vec<Entry>, file_len: u64) {
+    if entries.is_empty() {
+        return;
+    }
+    let items: Vec<ScanItem<'static>> = entries
+        .into_iter()
+        .map(|entry| match entry {
+            Entry::Record {
+                offset,
+                length,
+                record,
+            } => ScanItem::Record(RawRecord {
+                offset,
+                length,
+                payload: Cow::Owned(record.encode_to_vec()),
+            }),
+            Entry::Damage(damage) => ScanItem::Damage(damage),
+        })
+        .collect();
+    let keep = reader.keep();
+    let chunk = read_chunk(&items, file_len, true, keep);
+    reader.apply(chunk);
 }
 
 /// Builds and writes the page; errors are reported and give [`Exit::Error`].
@@ -422,7 +589,7 @@ pub(crate) fn build_html(runs: &[RunData]) -> String {
                 } else {
                     format!("/{}", run.id)
                 },
-                run.steps.len(),
+                run.rows,
                 match run.exit_code {
                     Some(code) => format!("exit {code}"),
                     None => "running or killed".to_string(),
