@@ -51,6 +51,23 @@ pub enum Command {
     Cancel(ItemArgs),
     /// Put an ended item back in the queue.
     Requeue(ItemArgs),
+    /// (Internal) what `local-process` runs around a queued job; see `wrapper.rs`.
+    #[command(hide = true)]
+    JobWrapper(WrapperArgs),
+}
+
+/// `job-wrapper`.
+#[derive(Debug, Args)]
+pub struct WrapperArgs {
+    /// Where to write the command's end.
+    #[arg(long)]
+    pub exit_file: PathBuf,
+    /// The agent's process id.
+    #[arg(long)]
+    pub parent: i32,
+    /// The command.
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
 }
 
 /// Where the queues are.
@@ -64,7 +81,7 @@ pub struct QueueDirArg {
 
 impl QueueDirArg {
     fn root(&self) -> PathBuf {
-        match &self.queue_dir {
+        let root = match &self.queue_dir {
             Some(dir) => dir.clone(),
             None => std::env::var_os("WANDB_DIR")
                 .map(PathBuf::from)
@@ -72,7 +89,9 @@ impl QueueDirArg {
                 .join("wandb")
                 .join("launch")
                 .join("queues"),
-        }
+        };
+        // Absolute, so that log paths in attempt records hold from any folder.
+        std::env::current_dir().map_or(root.clone(), |cwd| cwd.join(&root))
     }
 }
 
@@ -312,6 +331,11 @@ fn signal_stop() -> Result<Stop> {
 
 fn dispatch(cli: Cli) -> Result<ExitCode> {
     match cli.command {
+        Command::JobWrapper(args) => Ok(crate::wrapper::run_wrapper(
+            &args.exit_file,
+            args.parent,
+            &args.command,
+        )),
         Command::Add(args) => {
             let queue = Queue::open(&args.queue_dir.root(), &args.queue)?;
             let mut request = args.job.request()?;

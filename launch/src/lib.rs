@@ -8,9 +8,20 @@
 //! command is `launch` (synchronous), and the agent is `LaunchAgent`. The queue's layout, its
 //! state machine and its guarantees are written down in `launch/QUEUE.md`.
 
+pub mod agent;
+pub mod cli;
+pub mod env;
 pub mod error;
+mod fsutil;
+pub mod item;
+pub mod job;
+pub mod lease;
 pub mod local;
+pub mod queue;
 pub mod resource;
+pub mod runlink;
+pub mod slurm;
+pub mod wrapper;
 
 pub use crate::error::{Error, Result};
 pub use crate::local::LocalProcess;

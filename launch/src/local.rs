@@ -1,14 +1,16 @@
 //! The `local-process` resource: the job runs as a child process of the agent, in its own
 //! process group, in the item's working folder, with the agent's environment plus the job's,
-//! stdout and stderr appended to the item's log file.
+//! stdout and stderr appended to the item's log file (or, for `wandb-launch run`, which passes
+//! an empty log path, those of the caller).
 //!
-//! Terminating sends SIGTERM to the job's whole process group, killing sends SIGKILL to it. On
-//! Linux the job's first process also gets SIGKILL when the agent dies (`PR_SET_PDEATHSIG`), so
-//! an agent killed with SIGKILL leaves no job running behind it that its item's next attempt
-//! (after the lease expires) would duplicate.
+//! Terminating sends SIGTERM to the job's whole process group, killing sends SIGKILL to it.
+//! With a job wrapper (the `wandb-launch` binary, see `wrapper.rs`; the CLI always has one)
+//! the job dies with its agent and its end is written to `<id>.<attempt>.exit` beside its log;
+//! without one (a library user that sets none) a killed agent's jobs run on.
 
 use std::fs::OpenOptions;
 use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -16,10 +18,28 @@ use rustix::process::{Pid, Signal};
 
 use crate::error::{Error, Result};
 use crate::resource::{JobOutcome, PreparedJob, Resource, RunningJob};
+use crate::wrapper::read_exit_file;
 
 /// The `local-process` resource.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct LocalProcess;
+#[derive(Clone, Debug, Default)]
+pub struct LocalProcess {
+    /// The `wandb-launch` binary, run as `job-wrapper` around each queued job.
+    wrapper: Option<PathBuf>,
+}
+
+impl LocalProcess {
+    /// A local-process resource that wraps queued jobs with `wrapper` (the `wandb-launch`
+    /// binary), or runs them directly with `None`.
+    pub fn new(wrapper: Option<PathBuf>) -> Self {
+        LocalProcess { wrapper }
+    }
+}
+
+/// The exit file of a job whose log is `log_path`: `<id>.<attempt>.exit` beside
+/// `<id>.<attempt>.log`.
+pub fn exit_path(log_path: &Path) -> PathBuf {
+    log_path.with_extension("exit")
+}
 
 impl Resource for LocalProcess {
     fn name(&self) -> &'static str {
@@ -32,24 +52,48 @@ impl Resource for LocalProcess {
                 item: job.item_id.clone(),
             });
         };
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&job.log_path)
-            .map_err(|e| Error::io(&job.log_path, "open the job's log file", e))?;
-        let log_err = log
-            .try_clone()
-            .map_err(|e| Error::io(&job.log_path, "open the job's log file", e))?;
-        let mut command = Command::new(program);
+        let (stdout, stderr) = if job.log_path.as_os_str().is_empty() {
+            (Stdio::inherit(), Stdio::inherit())
+        } else {
+            let log = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&job.log_path)
+                .map_err(|e| Error::io(&job.log_path, "open the job's log file", e))?;
+            let log_err = log
+                .try_clone()
+                .map_err(|e| Error::io(&job.log_path, "open the job's log file", e))?;
+            (Stdio::from(log), Stdio::from(log_err))
+        };
+        let queued = !job.log_path.as_os_str().is_empty();
+        let exit_file = queued.then(|| exit_path(&job.log_path));
+        let mut command = match (&self.wrapper, &exit_file) {
+            (Some(wrapper), Some(exit_file)) => {
+                let _ = std::fs::remove_file(exit_file);
+                let mut command = Command::new(wrapper);
+                command
+                    .arg("job-wrapper")
+                    .arg("--exit-file")
+                    .arg(exit_file)
+                    .arg("--parent")
+                    .arg(std::process::id().to_string())
+                    .arg("--")
+                    .arg(program);
+                command
+            }
+            _ => Command::new(program),
+        };
+        for name in &job.env_remove {
+            command.env_remove(name);
+        }
         command
             .args(args)
             .current_dir(&job.working_dir)
             .envs(job.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err)
+            .stdout(stdout)
+            .stderr(stderr)
             .process_group(0);
-        die_with_parent(&mut command);
         let child = command.spawn().map_err(|source| Error::Spawn {
             item: job.item_id.clone(),
             program: program.clone(),
@@ -59,29 +103,10 @@ impl Resource for LocalProcess {
             item_id: job.item_id.clone(),
             child,
             ended: false,
+            exit_file: exit_file.filter(|_| self.wrapper.is_some()),
         }))
     }
 }
-
-/// Makes the job's first process get SIGKILL when the thread that started it (the agent's
-/// loop) dies, so that a killed agent leaves no job behind.
-#[cfg(target_os = "linux")]
-#[allow(unsafe_code)]
-fn die_with_parent(command: &mut Command) {
-    // SAFETY: the closure runs in the child between fork and exec; it makes one system call
-    // (prctl) through rustix, which neither allocates nor takes locks, so it is
-    // async-signal-safe as `pre_exec` requires. std and rustix offer no safe way to do this.
-    unsafe {
-        command.pre_exec(|| {
-            rustix::process::set_parent_process_death_signal(Some(Signal::KILL))
-                .map_err(std::io::Error::from)
-        });
-    }
-}
-
-/// Elsewhere there is no parent-death signal: a killed agent's jobs go on running.
-#[cfg(not(target_os = "linux"))]
-fn die_with_parent(_command: &mut Command) {}
 
 /// A job started by [`LocalProcess`].
 #[derive(Debug)]
@@ -90,6 +115,8 @@ struct LocalJob {
     child: Child,
     /// Whether the child has been reaped (its process group id may then be reused).
     ended: bool,
+    /// Where the wrapper writes the job's end (when there is a wrapper).
+    exit_file: Option<PathBuf>,
 }
 
 impl LocalJob {
@@ -121,6 +148,9 @@ impl RunningJob for LocalJob {
             Ok(None) => Ok(None),
             Ok(Some(status)) => {
                 self.ended = true;
+                if let Some(record) = self.exit_file.as_deref().and_then(read_exit_file) {
+                    return Ok(Some(record.outcome()));
+                }
                 Ok(Some(match (status.code(), status.signal()) {
                     (Some(code), _) => JobOutcome::exited(code),
                     (None, Some(signal)) => JobOutcome::signaled(signal),

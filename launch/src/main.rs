@@ -1,5 +1,9 @@
 //! The `wandb-launch` binary: parses the command line and hands it to the library.
 
-fn main() -> std::process::ExitCode {
-    std::process::ExitCode::SUCCESS
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+fn main() -> ExitCode {
+    wandb_launch::cli::run(wandb_launch::cli::Cli::parse())
 }

@@ -22,6 +22,7 @@ use crate::fsutil::{
 };
 use crate::item::{Attempt, DEFAULT_MAX_RETRIES, Item, Priority, State};
 use crate::lease::LeaseWatch;
+use crate::wrapper::read_exit_file;
 
 /// Sub-folder of waiting tickets.
 pub const PENDING: &str = "pending";
@@ -343,6 +344,18 @@ impl Queue {
         }
     }
 
+    /// The attempt record, or a new empty one.
+    fn attempt_or_new(&self, id: &str, attempt: u32) -> Attempt {
+        self.attempt(id, attempt)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| Attempt {
+                item: id.to_owned(),
+                attempt,
+                ..Attempt::default()
+            })
+    }
+
     /// Writes an attempt record (atomically).
     pub fn write_attempt(&self, record: &Attempt) -> Result<()> {
         let path = self.attempt_path(&record.item, record.attempt);
@@ -480,6 +493,36 @@ impl Queue {
                 continue;
             }
             watch.forget(name);
+            // A job that ended just before its agent died: record its end, do not run it again.
+            let exit_file = crate::local::exit_path(&self.log_path(&ticket.id, ticket.attempt));
+            if let Some(exit) = read_exit_file(&exit_file) {
+                let outcome = exit.outcome();
+                let state = if outcome.success() {
+                    State::Finished
+                } else {
+                    State::Failed
+                };
+                let to = self.sub(DONE).join(ticket.done_name(state));
+                if !rename_if_present(&path, &to)? {
+                    continue;
+                }
+                let mut record = self.attempt_or_new(&ticket.id, ticket.attempt);
+                record.state = Some(state);
+                record.exit_code = exit.exit_code;
+                record.signal = exit.signal;
+                record.ended_at.get_or_insert_with(now_rfc3339);
+                record.reason = Some(format!(
+                    "agent {token} stopped renewing the lease after the job ended; its end was read from {}",
+                    exit_file.display()
+                ));
+                self.write_attempt(&record)?;
+                reaped.push(Reaped {
+                    id: ticket.id,
+                    attempt: ticket.attempt,
+                    failed: state == State::Failed,
+                });
+                continue;
+            }
             let max_retries = self
                 .item(&ticket.id)
                 .map_or(DEFAULT_MAX_RETRIES, |item| item.max_retries);
@@ -498,15 +541,7 @@ impl Queue {
             if !rename_if_present(&path, &to)? {
                 continue;
             }
-            let mut record = self
-                .attempt(&ticket.id, ticket.attempt)
-                .ok()
-                .flatten()
-                .unwrap_or_else(|| Attempt {
-                    item: ticket.id.clone(),
-                    attempt: ticket.attempt,
-                    ..Attempt::default()
-                });
+            let mut record = self.attempt_or_new(&ticket.id, ticket.attempt);
             record.state = Some(if failed {
                 State::Failed
             } else {
@@ -703,6 +738,18 @@ impl Queue {
                 .checked_sub(1)
                 .and_then(|a| self.attempt(id, a).ok().flatten())
         });
+        // An attempt recorded without its run folder (ended by a reaper): look for it now.
+        let record = record.map(|mut record| {
+            if record.run_dirs.is_empty()
+                && let Some(item) = &item
+                && record.state.is_some_and(State::is_final)
+            {
+                let agent_dir = std::env::var_os("WANDB_DIR").map(PathBuf::from);
+                let dir = crate::env::job_wandb_dir(item, agent_dir.as_deref());
+                record.run_dirs = crate::runlink::find_run_dirs(&dir, &item.run_id);
+            }
+            record
+        });
         let state = match (state, record.as_ref().and_then(|r| r.state)) {
             (State::Claimed, Some(State::Running)) => State::Running,
             (state, _) => state,
@@ -731,7 +778,7 @@ impl Queue {
             .into_iter()
             .filter_map(|name| Ticket::parse_claimed(&name).map(|(t, _)| (t, name)))
             .collect();
-        claimed.sort_by(|a, b| (a.0.priority, a.0.seq).cmp(&(b.0.priority, b.0.seq)));
+        claimed.sort_by_key(|(t, _)| (t.priority, t.seq));
         for (ticket, name) in claimed {
             out.push(self.status_at(&ticket.id, &Location::Claimed(name)));
         }

@@ -6,8 +6,11 @@
 //! - [`Resource::start`] returns as soon as the job is started (or submitted): it never waits
 //!   for the job to end. The job's stdout and stderr go to [`PreparedJob::log_path`] (created
 //!   or appended to).
-//! - The job's environment is the agent's own environment plus [`PreparedJob::env`] (which holds
-//!   every `WANDB_*` variable of W&B Launch, see `env.rs`); variables in `env` win.
+//! - The job's environment is the agent's own environment less the names in
+//!   [`PreparedJob::env_remove`] (stale `WANDB_CONFIG_<n>` chunks the agent may have inherited),
+//!   plus [`PreparedJob::env`] (which holds every `WANDB_*` variable of W&B Launch, see
+//!   `env.rs`); variables in `env` win. A resource that submits through a command (`sbatch`
+//!   exports its own environment) applies both to that command.
 //! - [`RunningJob::poll`] never blocks for long (a `squeue` call is fine): `Ok(None)` while the
 //!   job runs (or is queued, or was requeued by the scheduler and will run again), `Ok(Some(_))`
 //!   once it has ended for good, and `Err(_)` when its state could not be read this time (the
@@ -54,7 +57,12 @@ pub struct PreparedJob {
     /// Variables set for the job on top of the agent's environment: the `WANDB_*` launch
     /// variables (see `env.rs`) and the item's own.
     pub env: Vec<(String, String)>,
-    /// Where the job's stdout and stderr go (one file, beside the item in the queue).
+    /// Variables of the agent's environment the job must not inherit (removed before `env`
+    /// is applied).
+    pub env_remove: Vec<String>,
+    /// Where the job's stdout and stderr go (one file, beside the item in the queue). Empty for
+    /// `wandb-launch run` without a queue: the job then writes to the caller's stdout and
+    /// stderr where the resource can do that (local-process), or to the resource's default.
     pub log_path: PathBuf,
     /// The item's `resource_args` (W&B's name), e.g. `{"partition": "gpu", "time": "01:00:00"}`
     /// for SLURM. Keys and values as the user gave them.
@@ -77,6 +85,7 @@ impl PreparedJob {
             argv,
             working_dir: working_dir.into(),
             env: Vec::new(),
+            env_remove: Vec::new(),
             log_path: log_path.into(),
             resource_args: serde_json::Map::new(),
             run_id: String::new(),
@@ -206,14 +215,24 @@ pub struct ResourceOptions {
     /// How often the agent polls its jobs; a resource that asks a scheduler may cache
     /// answers for this long.
     pub poll_interval: Duration,
+    /// The `wandb-launch` binary, which `local-process` runs as `job-wrapper` around queued
+    /// jobs (see `wrapper.rs`). Default: this process's executable when it is `wandb-launch`.
+    pub job_wrapper: Option<PathBuf>,
 }
 
 impl Default for ResourceOptions {
     fn default() -> Self {
         ResourceOptions {
             poll_interval: Duration::from_secs(10),
+            job_wrapper: default_job_wrapper(),
         }
     }
+}
+
+/// This process's executable if it is the `wandb-launch` binary.
+pub fn default_job_wrapper() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    (exe.file_stem()? == "wandb-launch").then_some(exe)
 }
 
 /// The runner for resource `name` (`item` names the item asking, for the error message).
@@ -222,9 +241,11 @@ pub fn resource_for(
     options: &ResourceOptions,
     item: Option<&str>,
 ) -> Result<Box<dyn Resource>> {
-    let _ = options;
     match name {
-        "local-process" => Ok(Box::new(crate::local::LocalProcess)),
+        "local-process" => Ok(Box::new(crate::local::LocalProcess::new(
+            options.job_wrapper.clone(),
+        ))),
+        "slurm" => Ok(Box::new(crate::slurm::Slurm::default())),
         _ => Err(Error::UnknownResource {
             name: name.to_owned(),
             item: item.map(str::to_owned),
@@ -242,6 +263,7 @@ pub fn validate_resource_args(
     let _ = resource_args;
     match name {
         "local-process" => Ok(()),
+        "slurm" => crate::slurm::sbatch_options(resource_args, item).map(|_| ()),
         _ => Err(Error::UnknownResource {
             name: name.to_owned(),
             item: item.map(str::to_owned),
