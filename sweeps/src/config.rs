@@ -790,17 +790,6 @@ impl Parser<'_> {
                 },
             ));
         }
-        let uses_program = command
-            .as_deref()
-            .is_none_or(|items| items.iter().any(|c| c == "${program}"));
-        if uses_program && program.is_none() {
-            let kind = ConfigErrorKind::Missing { missing: "program" };
-            return Err(match top.get("command") {
-                Some(c) => self.err(c.line, "command", kind),
-                None => self.err(root.line, "", kind),
-            });
-        }
-
         let raw = self.json(root, "")?;
         Ok(SweepConfig {
             program,
@@ -986,7 +975,9 @@ impl Parser<'_> {
                 }
                 _ => return Err(self.expected(item, &path, "a string")),
             };
+            // `${envvar:NAME}` is replaced before macros are looked at, as the agent does.
             if let Some(name) = command::whole_macro(&text)
+                && !name.starts_with("envvar:")
                 && !command::MACROS.contains(&name)
             {
                 return Err(self.err(
