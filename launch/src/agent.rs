@@ -244,6 +244,11 @@ impl Agent {
         &self.agent_id
     }
 
+    /// The queues it serves.
+    pub fn queues(&self) -> &[Queue] {
+        &self.options.queues
+    }
+
     /// The token its claimed tickets carry.
     pub fn token(&self) -> &str {
         &self.token
@@ -408,10 +413,10 @@ impl Agent {
                     message: format!("queue {}: {e}", queue.name()),
                 }),
             }
-            match (queue.pending(), queue.list_claimed()) {
-                (Ok(pending), Ok(claimed)) => busy |= !pending.is_empty() || claimed > 0,
-                _ => busy = true,
-            }
+            // A queue that cannot be read counts as empty here (its error is reported above).
+            let pending = queue.pending().map_or(0, |p| p.len());
+            let claimed = queue.list_claimed().unwrap_or(0);
+            busy |= pending > 0 || claimed > 0;
         }
         busy
     }

@@ -372,11 +372,28 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::Agent(args) => {
             let root = args.queue_dir.root();
-            let queues = args
-                .queue
-                .iter()
-                .map(|name| Queue::open(&root, name))
-                .collect::<Result<Vec<_>>>()?;
+            // A queue that cannot be opened is reported, and the others are served.
+            let mut errors = 0usize;
+            let mut queues = Vec::new();
+            for name in &args.queue {
+                match Queue::open(&root, name) {
+                    Ok(queue) => queues.push(queue),
+                    Err(e) if args.queue.len() > 1 => {
+                        errors += 1;
+                        print_event(
+                            &Event::Error {
+                                item: None,
+                                message: format!("queue {name}: {e}"),
+                            },
+                            args.json,
+                        );
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            if queues.is_empty() {
+                return Err(Error::invalid(None, "--queue", "no queue could be opened"));
+            }
             if args.max_jobs == 0 {
                 return Err(Error::invalid(None, "--max-jobs", "must be at least 1"));
             }
@@ -396,10 +413,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             eprintln!(
                 "wandb-launch: agent {} on {}",
                 agent.id(),
-                args.queue.join(", ")
+                agent_queue_names(&agent).join(", ")
             );
             let json_out = args.json;
-            let mut errors = 0usize;
             let report = agent.run(&stop, &mut |event| {
                 if matches!(event, Event::Error { .. }) {
                     errors += 1;
@@ -494,6 +510,10 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn agent_queue_names(agent: &Agent) -> Vec<&str> {
+    agent.queues().iter().map(Queue::name).collect()
 }
 
 /// Opens a queue that must exist already (reading commands do not create queues).
