@@ -5,7 +5,7 @@
 //! # Submission
 //!
 //! [`Slurm::start`] writes a batch script beside the item's log file
-//! (`<log stem>.<attempt>.sbatch`) that exports the job's variables ([`PreparedJob::env`]: the
+//! (`<id>.<attempt>.sbatch` in the queue) that exports the job's variables ([`PreparedJob::env`]: the
 //! `WANDB_*` launch variables with `WANDB_RUN_ID`), changes to the working folder and `exec`s the
 //! command, so the training program *is* the batch shell's process. It is submitted as
 //!
@@ -315,12 +315,18 @@ pub fn sbatch_options(
     Ok(options)
 }
 
-/// Where the batch script of `attempt` goes: beside the log, `<log stem>.<attempt>.sbatch`.
+/// Where the batch script of `attempt` goes: beside the log, `<log stem>.<attempt>.sbatch`, or
+/// `<log stem>.sbatch` when the stem already ends in `.<attempt>` (the queue's `<id>.<n>.log`).
 fn script_path(log_path: &Path, attempt: u32) -> PathBuf {
     let stem = log_path
         .file_stem()
         .map_or_else(|| "job".into(), |s| s.to_string_lossy().into_owned());
-    log_path.with_file_name(format!("{stem}.{attempt}.sbatch"))
+    let name = if stem.ends_with(&format!(".{attempt}")) {
+        format!("{stem}.sbatch")
+    } else {
+        format!("{stem}.{attempt}.sbatch")
+    };
+    log_path.with_file_name(name)
 }
 
 /// The batch script: the job's variables, its folder, then `exec` of its command.
@@ -898,6 +904,10 @@ mod tests {
         assert_eq!(
             script_path(&job.log_path, job.attempt),
             Path::new("/q/logs/it1.2.sbatch")
+        );
+        assert_eq!(
+            script_path(Path::new("/q/items/x.2.log"), 2),
+            Path::new("/q/items/x.2.sbatch")
         );
         let bad = job.clone().with_env(vec![("A-B".into(), "x".into())]);
         assert!(batch_script(&bad).is_err());
