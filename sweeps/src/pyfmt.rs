@@ -17,8 +17,15 @@ pub fn python_float(f: f64) -> String {
     if f.is_infinite() {
         return if f > 0.0 { "inf" } else { "-inf" }.to_owned();
     }
-    // Rust's `{:e}` gives the shortest round-trip digits: `1.2345e-5`, `1e16`, `-0e0`.
-    let sci = format!("{f:e}");
+    // Rust's `{:e}` gives the shortest round-trip digits (`1.2345e-5`, `1e16`, `-0e0`), but breaks
+    // a tie between two shortest candidates upwards where Python takes the even one; the same
+    // number of digits, correctly rounded (half to even), is Python's choice.
+    let shortest = format!("{f:e}");
+    let n_digits = shortest
+        .split('e')
+        .next()
+        .map_or(1, |m| m.chars().filter(char::is_ascii_digit).count());
+    let sci = format!("{f:.*e}", n_digits.saturating_sub(1));
     let (mantissa, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
     let (sign, mantissa) = match mantissa.strip_prefix('-') {

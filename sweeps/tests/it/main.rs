@@ -7,6 +7,8 @@
 mod config;
 // The argv a run is started with, from the command macros.
 mod command;
+// The same arguments as the official SDK's agent, checked against the SDK itself.
+mod sdk_agent;
 // Grid, random and bayes search.
 mod search;
 // Hyperband early termination on scripted metric curves.
