@@ -168,7 +168,7 @@ fn json_number(text: &str) -> Option<f64> {
         .as_bytes()
         .first()
         .is_some_and(|&b| b.is_ascii_digit() || b == b'-')
-        && let Ok(value) = text.parse::<f64>()
+        && let Ok(value) = fast_float2::parse::<f64, _>(text)
     {
         return Some(value);
     }
@@ -975,6 +975,75 @@ mod tests {
         assert!(glob_match("train/*", "train/loss"));
         assert!(!glob_match("train/*", "val/loss"));
         assert!(glob_match("val/acc", "val/acc"));
+    }
+
+    #[test]
+    fn json_numbers_read_as_std_reads_them() {
+        let mut texts: Vec<String> = [
+            "0",
+            "-0",
+            "1",
+            "-1",
+            "1.",
+            ".5",
+            "1e",
+            "1e5",
+            "1E+05",
+            "-1.5e-310",
+            "4.9e-324",
+            "1.7976931348623157e308",
+            "1e309",
+            "-1e400",
+            "0.1",
+            "0.30000000000000004",
+            "9007199254740993",
+            "123456789012345678901234567890",
+            "1_0",
+            "1 ",
+            " 1",
+            "0x10",
+            "--1",
+            "-",
+            "1.2.3",
+            "Infinity",
+            "-Infinity",
+            "NaN",
+            "inf",
+            "-inf",
+            "nan",
+            "+1",
+        ]
+        .iter()
+        .map(|t| t.to_string())
+        .collect();
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..20_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let value = f64::from_bits(seed);
+            if value.is_finite() {
+                let mut text = String::new();
+                json::format_f64(value, &mut text);
+                texts.push(text);
+                texts.push(format!("{value:e}"));
+            }
+        }
+        for text in &texts {
+            let std = match text.trim() {
+                "NaN" | "nan" => Some(f64::NAN),
+                "Infinity" | "inf" => Some(f64::INFINITY),
+                "-Infinity" | "-inf" => Some(f64::NEG_INFINITY),
+                t if t.starts_with(|c: char| c == '-' || c.is_ascii_digit()) => t.parse().ok(),
+                _ => None,
+            };
+            let ours = json_number(text);
+            assert_eq!(
+                ours.map(f64::to_bits),
+                std.map(f64::to_bits),
+                "{text:?}: {ours:?} {std:?}"
+            );
+        }
     }
 
     #[test]

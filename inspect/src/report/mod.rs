@@ -783,6 +783,169 @@ document.body.setAttribute("data-rendered",String(drawn));
 mod tests {
     use super::*;
 
+    use std::sync::mpsc;
+
+    use wandb_format::proto::{self, Record, record::RecordType};
+
+    /// A history row as the logger writes it.
+    fn row(step: i64) -> Record {
+        let item = |key: &str, value_json: String| proto::HistoryItem {
+            nested_key: vec![key.to_string()],
+            value_json,
+            ..Default::default()
+        };
+        Record {
+            num: step + 2,
+            record_type: Some(RecordType::History(proto::HistoryRecord {
+                item: vec![
+                    item("_step", step.to_string()),
+                    item("_runtime", format!("{}", 0.5 + step as f64)),
+                    item("train/loss", format!("{}", 1.0 / (step as f64 + 1.0))),
+                    item("val/acc", format!("{}", step as f64 / 1000.0)),
+                ],
+                step: Some(proto::HistoryStep { num: step }),
+                info: None,
+            })),
+            ..Default::default()
+        }
+    }
+
+    /// What the writer thread is asked to append.
+    enum Step {
+        /// This many rows, the last one cut in two: only its first half is written.
+        RowsAndHalf(i64),
+        /// The rest of the cut row and this many rows more.
+        Rest(i64),
+        /// The exit record.
+        Exit,
+    }
+
+    /// Appends framed records to `path` as told, like a live run; replies with the number of
+    /// whole records the file has gained.
+    fn writer(path: std::path::PathBuf, steps: mpsc::Receiver<Step>, done: mpsc::Sender<u64>) {
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut framer =
+            wandb_format::Framer::at_offset(std::fs::metadata(&path).map_or(0, |m| m.len()));
+        let (mut next, mut held) = (0i64, Vec::new());
+        for step in steps {
+            // The rest of a cut record goes first; it completes one record.
+            let mut bytes = std::mem::take(&mut held);
+            let completed = u64::from(!bytes.is_empty());
+            let (rows, half, exit) = match step {
+                Step::RowsAndHalf(n) => (n - 1, true, false),
+                Step::Rest(n) => (n, false, false),
+                Step::Exit => (0, false, true),
+            };
+            for _ in 0..rows {
+                framer.frame(&row(next).encode_to_vec(), &mut bytes);
+                next += 1;
+            }
+            if half {
+                let mut record = Vec::new();
+                framer.frame(&row(next).encode_to_vec(), &mut record);
+                next += 1;
+                let cut = record.len() / 2;
+                bytes.extend_from_slice(&record[..cut]);
+                held = record[cut..].to_vec();
+            }
+            if exit {
+                let record = Record {
+                    num: next + 2,
+                    record_type: Some(RecordType::Exit(proto::RunExitRecord::default())),
+                    ..Default::default()
+                };
+                framer.frame(&record.encode_to_vec(), &mut bytes);
+            }
+            file.write_all(&bytes).unwrap_or_else(|e| panic!("{e}"));
+            file.flush().unwrap_or_else(|e| panic!("{e}"));
+            let gained = completed + rows.unsigned_abs() + u64::from(exit);
+            if done.send(gained).is_err() {
+                return;
+            }
+        }
+    }
+
+    #[test]
+    fn follow_reads_only_the_records_added_and_extends_the_page() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("run-live.wandb");
+        let mut start = wandb_format::FILE_HEADER.to_vec();
+        let mut framer = wandb_format::Framer::new();
+        let run = Record {
+            num: 1,
+            record_type: Some(RecordType::Run(proto::RunRecord {
+                run_id: "live".to_string(),
+                display_name: "live-run".to_string(),
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        framer.frame(&run.encode_to_vec(), &mut start);
+        std::fs::write(&path, &start).unwrap_or_else(|e| panic!("{e}"));
+        let (to_writer, steps) = mpsc::channel();
+        let (gained, from_writer) = mpsc::channel();
+        let thread = std::thread::spawn({
+            let path = path.clone();
+            move || writer(path, steps, gained)
+        });
+        let ask = |step: Step| {
+            to_writer.send(step).unwrap_or_else(|e| panic!("{e}"));
+            from_writer
+                .recv_timeout(std::time::Duration::from_secs(30))
+                .unwrap_or_else(|e| panic!("the writer did not answer: {e}"))
+        };
+        // 1,000 rows, the last cut in two: the first read takes the run record and 999 rows, and
+        // reports no damage for the half record at the end.
+        assert_eq!(ask(Step::RowsAndHalf(1000)), 999);
+        let keep = |_: &str| true;
+        let mut following = Following::open(std::slice::from_ref(&path), &keep, &read_options());
+        let runs = following.runs();
+        assert_eq!((runs[0].records, runs[0].rows), (1000, 999));
+        assert!(runs[0].damage.is_empty(), "{:?}", runs[0].damage);
+        assert!(build_html(&runs).contains("999 rows"));
+        let mut total = 999 + 1;
+        // Each update reads the records added, not the file: 50 (the held half and 49 more),
+        // then 200 with a cut record again, then the rest of it and 10 more.
+        for (step, expected) in [
+            (Step::Rest(49), 50),
+            (Step::RowsAndHalf(200), 199),
+            (Step::Rest(10), 11),
+        ] {
+            assert_eq!(ask(step), expected);
+            let read = following.poll();
+            assert_eq!(read, expected, "records read by one update");
+            total += expected;
+            let runs = following.runs();
+            assert_eq!(runs[0].records, total);
+            let rows = total - 1;
+            assert_eq!(runs[0].rows, rows);
+            assert!(runs[0].damage.is_empty(), "{:?}", runs[0].damage);
+            let loss = runs[0].metric("train/loss").map(|s| s.stream.count());
+            assert_eq!(loss, Some(rows as usize));
+            assert!(build_html(&runs).contains(&format!("{rows} rows")));
+            assert!(!following.done());
+        }
+        // Nothing new: nothing read.
+        assert_eq!(following.poll(), 0);
+        assert_eq!(ask(Step::Exit), 1);
+        assert_eq!(following.poll(), 1);
+        assert!(following.done());
+        let runs: Vec<RunData> = following
+            .finish()
+            .into_iter()
+            .map(|run| run.unwrap_or_else(|e| panic!("{e}")))
+            .collect();
+        assert_eq!(runs[0].exit_code, Some(0));
+        assert_eq!(runs[0].records, total + 1);
+        drop(to_writer);
+        thread
+            .join()
+            .unwrap_or_else(|_| panic!("the writer thread panicked"));
+    }
+
     #[test]
     fn script_data_cannot_close_its_block() {
         let mut out = String::new();
