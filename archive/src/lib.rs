@@ -31,7 +31,6 @@
 //! ```
 
 pub mod cli;
-pub mod follow;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod index;

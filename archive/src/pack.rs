@@ -17,13 +17,13 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 use sha2::{Digest as _, Sha256};
 
 use crate::error::{Error, Result};
-use crate::follow;
 use crate::index::{FileEntry, INDEX_NAME, Index, Origin, Refused, RunEntry};
 use crate::live;
 use crate::read::{Archive, hex};
 use crate::records::{self, RecordFacts};
 use crate::seekable::{self, Frame};
 use crate::tarfmt::{self, BLOCK};
+use wandb_format::outside;
 
 /// Members at least this large start a new frame, and frames are cut at member boundaries
 /// once they hold this much.
@@ -536,7 +536,7 @@ fn pack_run(
             }
             let path = Path::new(&local_path);
             let rel = staged_name(&local_path);
-            match follow::open_outside(path, &[owner]) {
+            match outside::open_outside(path, &[owner]) {
                 Ok((file, meta)) => chosen.push(Chosen {
                     name: rel,
                     file,
@@ -546,7 +546,7 @@ fn pack_run(
                 }),
                 Err(refusal) => entry.refused.push(Refused {
                     path: local_path.clone(),
-                    reason: refusal.reason,
+                    reason: refusal_reason(&refusal),
                 }),
             }
         }
@@ -681,7 +681,7 @@ fn collect(
                 continue;
             }
             let inside = target.as_ref().is_some_and(|t| t.starts_with(root));
-            match follow::open_outside(&path, &[meta.uid()]) {
+            match outside::open_outside(&path, &[meta.uid()]) {
                 Ok((file, fmeta)) => out.push(Chosen {
                     name: rel_path,
                     file,
@@ -693,12 +693,12 @@ fn collect(
                 }),
                 Err(refusal) => refused.push(Refused {
                     path: rel_path,
-                    reason: refusal.reason,
+                    reason: refusal_reason(&refusal),
                 }),
             }
             continue;
         }
-        match follow::open_regular(&path) {
+        match outside::open_regular(&path) {
             // A hard link may lead out of the run too: sync refuses one to another user's file.
             Ok((_, fmeta)) if fmeta.nlink() > 1 && fmeta.uid() != owner => {
                 refused.push(Refused {
@@ -718,7 +718,7 @@ fn collect(
             }),
             Err(refusal) => refused.push(Refused {
                 path: rel_path,
-                reason: refusal.reason,
+                reason: refusal_reason(&refusal),
             }),
         }
     }
@@ -989,3 +989,13 @@ fn verify_written(path: &Path, written: &Written, index: &Index, threads: usize)
 
 /// How long a run without an exit record must be left alone before it counts as finished.
 pub const QUIET_PERIOD: Duration = Duration::from_secs(60);
+
+/// A refusal of the rule for files outside a run, as the index and `pack`'s report give it.
+fn refusal_reason(refusal: &outside::Refusal) -> String {
+    match refusal {
+        outside::Refusal::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            "does not exist (dangling symlink?)".into()
+        }
+        other => other.to_string(),
+    }
+}

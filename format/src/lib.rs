@@ -45,6 +45,7 @@ pub mod artifact;
 pub mod fuzzing;
 pub mod inputs;
 pub mod json;
+pub mod outside;
 pub mod proto;
 pub mod time;
 pub mod wire;

@@ -22,14 +22,17 @@
 //!   is uploaded is a [`Snapshot`] read from that handle: in memory when small, copied to an
 //!   anonymous temp file when large, so the body always has the length and hash that were
 //!   declared, even when the file is still being written.
+//!   The rule for a file reached outside the run (regular file, opened once, not on a kernel
+//!   file system, readable by the principals) is `wandb_format::outside`, the one `wandb-archive`
+//!   packs by.
 //! * **Secrets.** A snapshot whose bytes contain the API key (or the `Authorization` token made
 //!   from it) is refused (keys shorter than 12 characters, which would match ordinary text, are
 //!   not looked for).
 
 use std::collections::{HashMap, HashSet};
-use std::fs::{File, Metadata, OpenOptions};
+use std::fs::{File, Metadata};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
@@ -37,6 +40,7 @@ use base64::Engine as _;
 use md5::Md5;
 use sha2::{Digest, Sha256};
 use wandb_archive::Member;
+use wandb_format::outside;
 use wandb_settings::Secret;
 
 use crate::source::ArchiveRun;
@@ -52,23 +56,6 @@ const MAX_WALK_ENTRIES: usize = 200_000;
 
 /// Deepest directory nesting a glob expansion enters.
 const MAX_WALK_DEPTH: usize = 64;
-
-/// File systems whose files are views of the kernel, never user data (magic numbers from
-/// `statfs(2)`): procfs, sysfs, debugfs, tracefs, securityfs, cgroup, cgroup2, bpf, efivarfs,
-/// configfs, pstore.
-const KERNEL_FS_MAGICS: [(u64, &str); 11] = [
-    (0x9fa0, "procfs"),
-    (0x6265_6572, "sysfs"),
-    (0x6462_6720, "debugfs"),
-    (0x7472_6163, "tracefs"),
-    (0x7363_6673, "securityfs"),
-    (0x0027_e0eb, "cgroupfs"),
-    (0x6367_7270, "cgroup2fs"),
-    (0xcafe_4a11, "bpffs"),
-    (0xde5e_81e4, "efivarfs"),
-    (0x6265_6570, "configfs"),
-    (0x6165_676c, "pstore"),
-];
 
 /// What may be followed and what must never be uploaded; one per sync.
 #[derive(Clone, Default)]
@@ -866,89 +853,23 @@ fn count_links(root: &Path, dev: u64, ino: u64) -> u64 {
 }
 
 /// Opens `path` for reading without blocking and checks through the handle that it is a
-/// regular file on a file system holding user data.
+/// regular file on a file system holding user data (the shared rule,
+/// [`wandb_format::outside::open_regular`]).
 fn open_regular(path: &Path, shown: &str) -> Result<(File, Metadata), Refusal> {
-    // A first look by name, only so that devices are never opened (opening some has effects).
-    match std::fs::metadata(path) {
-        Ok(meta) if !meta.is_file() => return Err(not_regular(&meta, shown)),
-        Ok(_) => {}
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-            return Err(Refusal::policy(shown, "symlink loop"));
-        }
-        Err(e) => return Err(Refusal::io(shown, "open", &e)),
-    }
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| Refusal::io(shown, "open", &e))?;
-    // Everything from here on is about what was opened, whatever the name leads to now.
-    let meta = file
-        .metadata()
-        .map_err(|e| Refusal::io(shown, "stat", &e))?;
-    if !meta.is_file() {
-        return Err(not_regular(&meta, shown));
-    }
-    if let Some(fs) = kernel_fs(&file) {
-        return Err(Refusal::policy(
-            shown,
-            format!("lies on {fs}, a kernel file system, not user data"),
-        ));
-    }
-    Ok((file, meta))
+    outside::open_regular(path).map_err(|refusal| outside_refusal(shown, refusal))
 }
 
-fn not_regular(meta: &Metadata, shown: &str) -> Refusal {
-    use std::os::unix::fs::FileTypeExt as _;
-    let file_type = meta.file_type();
-    let what = if file_type.is_dir() {
-        "a directory"
-    } else if file_type.is_fifo() {
-        "a FIFO"
-    } else if file_type.is_socket() {
-        "a socket"
-    } else if file_type.is_block_device() || file_type.is_char_device() {
-        "a device"
-    } else {
-        "not a regular file"
-    };
-    Refusal::policy(shown, format!("not a regular file ({what})"))
-}
-
-#[cfg(any(target_os = "linux", target_os = "android"))]
-fn kernel_fs(file: &File) -> Option<&'static str> {
-    let stat = rustix::fs::fstatfs(file).ok()?;
-    #[allow(
-        clippy::unnecessary_cast,
-        reason = "the type of f_type differs between targets"
-    )]
-    let magic = (stat.f_type as u64) & 0xffff_ffff;
-    KERNEL_FS_MAGICS
-        .iter()
-        .find(|(m, _)| *m == magic)
-        .map(|(_, name)| *name)
-}
-
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-fn kernel_fs(_file: &File) -> Option<&'static str> {
-    None
-}
-
-/// The file must be readable by everyone, or owned by every one of `principals`.
+/// The file must be readable by everyone, or owned by every one of `principals`
+/// ([`wandb_format::outside::check_readable_by`]).
 fn check_readable_by(meta: &Metadata, principals: &[u32], shown: &str) -> Result<(), Refusal> {
-    let world_readable = meta.mode() & 0o004 != 0;
-    if world_readable {
-        return Ok(());
-    }
-    match principals.iter().find(|uid| **uid != meta.uid()) {
-        None => Ok(()),
-        Some(uid) => Err(Refusal::policy(
-            shown,
-            format!(
-                "belongs to uid {} and is not readable by everyone, so uid {uid} could not read it",
-                meta.uid()
-            ),
-        )),
+    outside::check_readable_by(meta, principals).map_err(|refusal| outside_refusal(shown, refusal))
+}
+
+/// The shared rule's refusal as sync reports it: an I/O error, or a decision.
+fn outside_refusal(shown: &str, refusal: outside::Refusal) -> Refusal {
+    match refusal {
+        outside::Refusal::Io { action, source } => Refusal::io(shown, action, &source),
+        other => Refusal::policy(shown, other.to_string()),
     }
 }
 

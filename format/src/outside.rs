@@ -1,5 +1,6 @@
-//! The file-safety rule for files outside a run folder, the same rule `wandb-sync` applies
-//! before uploading them (`sync/src/files.rs`, `open_outside_run`):
+//! The one rule for reading a file that lies outside a run folder (the target of a `wandb.save`
+//! symlink, an artifact file staged elsewhere), shared by `wandb-sync` (before uploading it) and
+//! `wandb-archive` (before packing it):
 //!
 //! - the path (a symlink is followed) must lead to a **regular file**: a FIFO, socket, device or
 //!   directory is refused by its type, and devices are never opened;
@@ -9,14 +10,14 @@
 //! - it must be a file every one of the `principals` (the owners of the symlinks that lead to it,
 //!   or the run's owner) **could read anyway**: owned by each of them, or readable by everyone.
 //!
-//! This module depends only on `std`, `libc` and `rustix`, so it can move to `wandb-format`
-//! unchanged and be shared with sync.
+//! No network I/O, only `std`, `libc` and `rustix`'s `fstatfs`.
 
 use std::fs::{File, Metadata, OpenOptions};
+use std::io;
 use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _, OpenOptionsExt as _};
 use std::path::Path;
 
-/// Kernel file systems (by `statfs` magic) whose files are never user data.
+/// Kernel file systems (by `statfs` magic) whose files are views of the kernel, never user data.
 const KERNEL_FS_MAGICS: [(u64, &str); 11] = [
     (0x9fa0, "procfs"),
     (0x6265_6572, "sysfs"),
@@ -31,27 +32,53 @@ const KERNEL_FS_MAGICS: [(u64, &str); 11] = [
     (0x6165_676c, "pstore"),
 ];
 
-/// Why a file outside the run was not taken.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    /// The reason, as a phrase (`not a regular file (a FIFO)`).
-    pub reason: String,
-}
-
-impl std::fmt::Display for Refusal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.reason)
-    }
-}
-
-fn refuse(reason: impl Into<String>) -> Refusal {
-    Refusal {
-        reason: reason.into(),
-    }
+/// Why a file outside a run is not read. Every variant but [`Refusal::Io`] is a decision of the
+/// rule; `Io` is an error of the operating system (a missing file, a permission denied).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// Not a regular file; `what` names its type (`a FIFO`, `a directory`, ...).
+    #[error("not a regular file ({what})")]
+    NotRegular {
+        /// The type found.
+        what: &'static str,
+    },
+    /// A symlink loop.
+    #[error("symlink loop")]
+    SymlinkLoop,
+    /// It lies on a kernel file system.
+    #[error("lies on {fs}, a kernel file system, not user data")]
+    KernelFs {
+        /// The file system's name (`procfs`, ...).
+        fs: &'static str,
+    },
+    /// A principal could not have read it.
+    #[error(
+        "belongs to uid {owner} and is not readable by everyone, so uid {principal} could not read it"
+    )]
+    NotReadable {
+        /// The file's owner.
+        owner: u32,
+        /// The principal that could not read it.
+        principal: u32,
+    },
+    /// The operating system failed.
+    #[error("{action}: {source}")]
+    Io {
+        /// What was being done (`open`, `stat`).
+        action: &'static str,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
 }
 
 /// Opens `path` (following symlinks) under the rule of the module docs, for reading by
 /// `principals`; returns the handle and its metadata.
+///
+/// # Errors
+///
+/// A [`Refusal`] saying why not.
 pub fn open_outside(path: &Path, principals: &[u32]) -> Result<(File, Metadata), Refusal> {
     let (file, meta) = open_regular(path)?;
     check_readable_by(&meta, principals)?;
@@ -59,33 +86,42 @@ pub fn open_outside(path: &Path, principals: &[u32]) -> Result<(File, Metadata),
 }
 
 /// Opens `path` non-blocking and checks through the handle that it is a regular file on a user
-/// file system.
+/// file system (the first half of [`open_outside`]).
+///
+/// # Errors
+///
+/// A [`Refusal`] saying why not.
 pub fn open_regular(path: &Path) -> Result<(File, Metadata), Refusal> {
     // A first look by name, only so that devices are never opened (opening some has effects).
     match std::fs::metadata(path) {
         Ok(meta) if !meta.is_file() => return Err(not_regular(&meta)),
         Ok(_) => {}
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(refuse("symlink loop")),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(refuse("does not exist (dangling symlink?)"));
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(Refusal::SymlinkLoop),
+        Err(source) => {
+            return Err(Refusal::Io {
+                action: "open",
+                source,
+            });
         }
-        Err(e) => return Err(refuse(format!("cannot be read: {e}"))),
     }
     let file = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
         .open(path)
-        .map_err(|e| refuse(format!("cannot be opened: {e}")))?;
-    let meta = file
-        .metadata()
-        .map_err(|e| refuse(format!("cannot be examined: {e}")))?;
+        .map_err(|source| Refusal::Io {
+            action: "open",
+            source,
+        })?;
+    // Everything from here on is about what was opened, whatever the name leads to now.
+    let meta = file.metadata().map_err(|source| Refusal::Io {
+        action: "stat",
+        source,
+    })?;
     if !meta.is_file() {
         return Err(not_regular(&meta));
     }
     if let Some(fs) = kernel_fs(&file) {
-        return Err(refuse(format!(
-            "lies on {fs}, a kernel file system, not user data"
-        )));
+        return Err(Refusal::KernelFs { fs });
     }
     Ok((file, meta))
 }
@@ -103,7 +139,7 @@ fn not_regular(meta: &Metadata) -> Refusal {
     } else {
         "not a regular file"
     };
-    refuse(format!("not a regular file ({what})"))
+    Refusal::NotRegular { what }
 }
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
@@ -126,16 +162,20 @@ fn kernel_fs(_file: &File) -> Option<&'static str> {
 }
 
 /// The file must be readable by everyone, or owned by every one of `principals`.
+///
+/// # Errors
+///
+/// [`Refusal::NotReadable`] naming the first principal that could not read it.
 pub fn check_readable_by(meta: &Metadata, principals: &[u32]) -> Result<(), Refusal> {
     if meta.mode() & 0o004 != 0 {
         return Ok(());
     }
     match principals.iter().find(|uid| **uid != meta.uid()) {
         None => Ok(()),
-        Some(uid) => Err(refuse(format!(
-            "belongs to uid {} and is not readable by everyone, so uid {uid} could not read it",
-            meta.uid()
-        ))),
+        Some(uid) => Err(Refusal::NotReadable {
+            owner: meta.uid(),
+            principal: *uid,
+        }),
     }
 }
 
@@ -145,7 +185,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn refuses_fifo_and_procfs() {
+    fn refuses_fifo_procfs_devices_and_missing_files() {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("fifo");
         rustix::fs::mkfifoat(
@@ -155,11 +195,25 @@ mod tests {
         )
         .unwrap();
         let refusal = open_outside(&fifo, &[0]).unwrap_err();
-        assert!(refusal.reason.contains("FIFO"), "{refusal}");
+        assert!(refusal.to_string().contains("FIFO"), "{refusal}");
         let refusal = open_outside(Path::new("/proc/self/status"), &[0]).unwrap_err();
-        assert!(refusal.reason.contains("procfs"), "{refusal}");
+        assert!(
+            matches!(refusal, Refusal::KernelFs { fs: "procfs" }),
+            "{refusal}"
+        );
         let refusal = open_outside(Path::new("/dev/null"), &[0]).unwrap_err();
-        assert!(refusal.reason.contains("device"), "{refusal}");
+        assert!(refusal.to_string().contains("device"), "{refusal}");
+        let refusal = open_outside(&dir.path().join("missing"), &[0]).unwrap_err();
+        assert!(
+            matches!(&refusal, Refusal::Io { source, .. } if source.kind() == io::ErrorKind::NotFound),
+            "{refusal}"
+        );
+        let loop_path = dir.path().join("loop");
+        std::os::unix::fs::symlink(&loop_path, &loop_path).unwrap();
+        assert!(matches!(
+            open_outside(&loop_path, &[0]),
+            Err(Refusal::SymlinkLoop)
+        ));
     }
 
     #[test]
@@ -172,6 +226,11 @@ mod tests {
         let owner = std::fs::metadata(&path).unwrap().uid();
         assert!(open_outside(&path, &[owner]).is_ok());
         let refusal = open_outside(&path, &[owner + 1]).unwrap_err();
-        assert!(refusal.reason.contains("could not read it"), "{refusal}");
+        assert!(
+            refusal.to_string().contains("could not read it"),
+            "{refusal}"
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(open_outside(&path, &[owner + 1]).is_ok());
     }
 }
