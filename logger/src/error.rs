@@ -74,6 +74,28 @@ pub enum Error {
         /// What was found instead.
         found: &'static str,
     },
+    /// `resume="must"`, but the wandb folder holds no earlier fragment of the run.
+    #[error(
+        "resume=\"must\": run {run_id} has no earlier fragment (offline-run-*-{run_id}/run-{run_id}.wandb) in {}",
+        wandb_dir.display()
+    )]
+    ResumeNotFound {
+        /// The run id.
+        run_id: String,
+        /// The wandb folder searched.
+        wandb_dir: PathBuf,
+    },
+    /// `resume="never"`, but the run already has a fragment in the wandb folder.
+    #[error(
+        "resume=\"never\": run {run_id} already exists in {}; choose another id or resume it",
+        fragment.display()
+    )]
+    ResumeExists {
+        /// The run id.
+        run_id: String,
+        /// The earlier fragment's `.wandb` file.
+        fragment: PathBuf,
+    },
     /// An argument was rejected; the message says which and why.
     #[error("invalid {what}: {reason}")]
     InvalidArgument {

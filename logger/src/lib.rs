@@ -69,7 +69,19 @@
 //! * A panic finishes the run with exit code 1 (through [`Run`]'s `Drop`, and a chained panic
 //!   hook for runs owned elsewhere).
 //! * SIGTERM writes a preempting record, syncs, and then lets the previous disposition act
-//!   (see [`SetupOptions::handle_sigterm`], or `WANDB_X_HANDLE_SIGTERM=false`).
+//!   (see [`SetupOptions::handle_sigterm`], or `WANDB_X_HANDLE_SIGTERM=false`); when that is to
+//!   terminate, each run is first finished with exit code 143, so a requeued job can resume it.
+//!
+//! # Resume
+//!
+//! [`InitOptions::resume`] (or `WANDB_RESUME`) applies W&B's `allow`, `must`, `never` and
+//! `auto` to the run folders on this disk: a run started with the id of an earlier offline run
+//! finds that run's fragments in the wandb folder (tolerating damage and a missing exit
+//! record), continues at the step after the last one written, with the summary, config and
+//! `_runtime` carried over, in a new fragment folder that `wandb-sync` uploads after the
+//! earlier ones. `must` without an earlier fragment ([`Error::ResumeNotFound`]) and `never` with
+//! one ([`Error::ResumeExists`]) are errors naming the run. [`Run::resumed`] and
+//! [`Run::starting_step`] tell what happened. `resume_from` and `fork_from` are not supported.
 //! * `std::process::exit` skips destructors: call [`Run::finish`] or [`teardown`] first.
 
 mod console;
@@ -82,6 +94,7 @@ pub mod media;
 mod options;
 mod records;
 mod registry;
+mod resume;
 mod run;
 mod setup;
 mod signals;

@@ -250,7 +250,10 @@ impl InitOptions {
         self
     }
 
-    /// Resume behaviour: `allow`, `must`, `never` or `auto`.
+    /// Resume behaviour: `allow` (continue the run with this id if its fragments are in the
+    /// wandb folder, else start it), `must` (continue it, or fail), `never` (fail if it
+    /// exists) or `auto` (take the id from `wandb/wandb-resume.json` when none is given, and
+    /// continue that run if it did not finish cleanly). See the crate docs.
     #[must_use]
     pub fn resume(mut self, resume: impl Into<String>) -> Self {
         self.args.resume = Some(resume.into());

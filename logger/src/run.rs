@@ -18,6 +18,7 @@ use std::time::{Duration, SystemTime};
 use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TrySendError};
 use serde::Serialize;
 use wandb_format::json;
+use wandb_format::proto::record::RecordType;
 use wandb_format::{Durability, proto};
 use wandb_settings::{RunPaths, Settings};
 
@@ -29,6 +30,7 @@ use crate::options::{
 };
 use crate::records;
 use crate::registry;
+use crate::resume::Resumed;
 use crate::value::{Row, Value};
 use crate::writer::{
     self, Command, FinishOutcome, FloatText, LogCmd, Query, ROW_POOL, RowBuf, SaveCmd, Shared,
@@ -88,6 +90,8 @@ pub(crate) struct RunCore {
     pub(crate) handle_sigterm: bool,
     /// Config keys set by the launch config: updates to them are ignored (see `launch.rs`).
     locked_config: BTreeSet<String>,
+    /// For a resumed run, the first step of this fragment.
+    starting_step: Option<u64>,
 }
 
 impl fmt::Debug for RunCore {
@@ -112,6 +116,8 @@ pub(crate) struct StartArgs {
     pub(crate) deferred: Option<Box<dyn FnOnce() -> Vec<proto::Record> + Send>>,
     /// Config keys the launch config locked.
     pub(crate) locked_config: BTreeSet<String>,
+    /// What a resumed run continues from (see `resume.rs`).
+    pub(crate) resumed: Option<Resumed>,
 }
 
 impl RunCore {
@@ -136,6 +142,7 @@ impl RunCore {
             attachments: Mutex::new(Vec::new()),
             handle_sigterm: false,
             locked_config: BTreeSet::new(),
+            starting_step: None,
         })
     }
 
@@ -149,19 +156,46 @@ impl RunCore {
             handle_sigterm,
             deferred,
             locked_config,
+            resumed,
         } = args;
         let run_id = settings.run_id_or_generate();
-        let paths = settings.run_paths(&run_id, start_time);
+        let mut settings = settings;
+        let mut paths = settings.run_paths(&run_id, start_time);
+        // Two starts of one run id within a second (a quick resume) would share a folder name:
+        // the SDK adds a numbered suffix then, and so do we.
+        let base_suffix = settings.x_sync_dir_suffix.clone();
+        let mut index = 1;
+        while paths.run_dir.exists() {
+            settings.x_sync_dir_suffix = if base_suffix.is_empty() {
+                index.to_string()
+            } else {
+                format!("{base_suffix}-{index}")
+            };
+            paths = settings.run_paths(&run_id, start_time);
+            index += 1;
+        }
         for dir in [&paths.files_dir, &paths.logs_dir] {
             fs::create_dir_all(dir).map_err(|e| Error::io(dir, "create run directory", e))?;
         }
         let file = wandb_format::Writer::create(&paths.transaction_log).map_err(Error::write)?;
         link_latest_run(&settings.wandb_dir, &paths.run_dir);
 
-        let initial = vec![
-            records::header(&run_id),
-            records::run(&run_id, &settings, start_time, &config),
-        ];
+        let mut run_record = records::run(&run_id, &settings, start_time, &config);
+        let (first_step, runtime_offset, carried_summary) = match &resumed {
+            Some(resumed) => {
+                if let Some(RecordType::Run(run)) = &mut run_record.record_type {
+                    run.resumed = true;
+                    run.resume = true;
+                    run.starting_step = i64::try_from(resumed.next_step).unwrap_or(i64::MAX);
+                    run.runtime = i32::try_from(resumed.runtime.as_secs()).unwrap_or(i32::MAX);
+                }
+                (resumed.next_step, resumed.runtime, resumed.summary.clone())
+            }
+            None => (0, Duration::ZERO, json::Map::new()),
+        };
+        // `_runtime` continues from the run time the earlier fragments reached.
+        let runtime_start = start_time.checked_sub(runtime_offset).unwrap_or(start_time);
+        let initial = vec![records::header(&run_id), run_record];
         let shared = Arc::new(Shared::default());
         let backpressure = writer_options.backpressure;
         let (pool_tx, pool_rx) = crossbeam_channel::bounded(ROW_POOL);
@@ -170,11 +204,13 @@ impl RunCore {
             WorkerConfig {
                 run_id: run_id.clone(),
                 files_dir: paths.files_dir.clone(),
-                start: start_time,
+                start: runtime_start,
                 options: writer_options,
                 initial,
                 deferred,
                 pool: pool_tx,
+                first_step,
+                carried_summary,
             },
             Arc::clone(&shared),
         )?;
@@ -184,7 +220,7 @@ impl RunCore {
             settings,
             paths: Some(paths),
             start_time,
-            start_ns: writer::unix_nanos(start_time),
+            start_ns: writer::unix_nanos(runtime_start),
             fork_gen: fork::generation(),
             tx: Some(tx),
             pool: Some(pool_rx),
@@ -197,6 +233,7 @@ impl RunCore {
             attachments: Mutex::new(Vec::new()),
             handle_sigterm,
             locked_config,
+            starting_step: resumed.as_ref().map(|r| r.next_step),
         });
         registry::register(&core);
         Ok(core)
@@ -504,6 +541,9 @@ impl RunCore {
                 run_id: self.run_id.clone(),
             })),
         };
+        if exit_code == 0 && error.is_none() {
+            crate::resume::finished_cleanly(&self.settings.resume_file(), &self.run_id);
+        }
         match error {
             None => Ok(summary),
             Some(error) => Err(FinishError {
@@ -619,6 +659,18 @@ impl Run {
         self.core.paths.as_ref().map(|p| p.files_dir.as_path())
     }
 
+    /// Whether this run continues earlier fragments of its run id (see `resume` in
+    /// [`crate::InitOptions::resume`]).
+    pub fn resumed(&self) -> bool {
+        self.core.starting_step.is_some()
+    }
+
+    /// The first step of this fragment: the step after the last one the earlier fragments
+    /// wrote for a resumed run, 0 otherwise.
+    pub fn starting_step(&self) -> u64 {
+        self.core.starting_step.unwrap_or(0)
+    }
+
     /// The settings the run was started with.
     pub fn settings(&self) -> &Settings {
         &self.core.settings
@@ -723,8 +775,38 @@ impl Run {
     /// [`Run::media`] for a known step (the step the value is logged at: the `step` of
     /// [`Run::log_at`], or the current step).
     pub fn media_at(&self, key: &str, step: u64, media: &dyn FileMedia) -> Result<Value> {
+        use crate::media::artifact::{RunNames, RunTable};
         let rel = crate::media::media_path(key, step, media)?;
-        let value = Value::from(media.value_for(&rel));
+        let paths = self
+            .core
+            .paths
+            .as_ref()
+            .filter(|_| !self.core.is_disabled());
+        let value = match (media.as_table(), paths) {
+            (Some(table), Some(paths)) => {
+                // As the SDK: the table is also a `run_table` artifact, written first.
+                let settings = &self.core.settings;
+                let names = RunNames {
+                    run_id: &self.core.run_id,
+                    project: settings.project.as_deref().unwrap_or_default(),
+                    entity: settings.entity.as_deref().unwrap_or_default(),
+                    run_dir: &paths.run_dir,
+                };
+                let artifact = RunTable::new(&names, key, table);
+                let value = table.value_with_artifact(
+                    &rel,
+                    artifact.artifact_path,
+                    artifact.latest_artifact_path,
+                );
+                self.core.send(Command::Artifact {
+                    staged: artifact.staged,
+                    bytes: artifact.bytes,
+                    record: Box::new(artifact.record),
+                })?;
+                Value::from(value)
+            }
+            _ => Value::from(media.value_for(&rel)),
+        };
         if !self.core.is_disabled() {
             self.core.send(Command::MediaFile {
                 rel,

@@ -145,10 +145,32 @@ impl Setup {
             );
         }
         crate::diag::set_silenced(settings.silent || settings.quiet);
+        let mut settings = settings;
         for ignored in &settings.launch_ignored {
             crate::diag::warning!("{ignored}");
         }
         let mut config = config;
+        let resumed = if settings.is_disabled() {
+            None
+        } else {
+            let run_id = crate::resume::run_id(&settings);
+            settings.run_id = Some(run_id.clone());
+            let resumed = crate::resume::prepare(&settings, &run_id)?;
+            if let Some(resumed) = &resumed {
+                // The carried config, then this init's, as W&B applies a resumed run's config.
+                let mut carried = resumed.config.clone();
+                for (key, value) in std::mem::take(&mut config) {
+                    carried.insert(key, value);
+                }
+                config = carried;
+                log::debug!(
+                    "run {run_id} resumes at step {} after {} fragment(s)",
+                    resumed.next_step,
+                    resumed.fragments.len()
+                );
+            }
+            resumed
+        };
         let locked_config = match &settings.launch_config {
             Some(launch_config) => match crate::launch::parse(launch_config) {
                 Ok(launch) => crate::launch::merge_locked(&mut config, launch),
@@ -183,6 +205,7 @@ impl Setup {
             handle_sigterm,
             deferred,
             locked_config,
+            resumed,
         })?;
         crate::integration::attach(&core);
         {

@@ -3,7 +3,8 @@
 //! **SIGTERM** (what SLURM and Kubernetes send before killing a job): a thread, started with
 //! the first run that wants it, waits for the signal through signal-hook. On SIGTERM it writes
 //! a preempting record into every live run that has the handler on and syncs it; if SIGTERM's
-//! previous disposition was the default (terminate), it also writes each run's pending row and
+//! previous disposition was the default (terminate), it also writes each run's pending row,
+//! finishes the run with exit code 143 (128 + SIGTERM: final summary, exit record, fsync) and
 //! then terminates the process as the default action would. A previous handler function is
 //! chained by signal-hook and runs as before, and the process then keeps running. An ignored
 //! SIGTERM is left alone (no handler is installed). In a forked child the parent's disposition
@@ -26,6 +27,10 @@ use crate::registry;
 
 /// How long the SIGTERM handler waits for each run's writer.
 const PREEMPT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The exit code recorded for runs ended by SIGTERM: what a shell reports for a process killed by
+/// signal 15.
+pub(crate) const SIGTERM_EXIT_CODE: i32 = 128 + SIGTERM;
 
 /// How long the panic hook waits for each run's writer.
 const PANIC_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -106,6 +111,11 @@ fn on_sigterm() {
     );
     for run in runs.iter().filter(|run| run.handle_sigterm) {
         run.preempt(terminate, PREEMPT_TIMEOUT);
+        if terminate {
+            // The process is about to end: the run ends with it, as a process killed by SIGTERM
+            // reports (128 + 15), so its fragment is complete and a requeued job resumes after it.
+            run.finish_from_hook(SIGTERM_EXIT_CODE);
+        }
     }
     if terminate {
         // Resets SIGTERM to its default action and raises it: the process ends as it would

@@ -215,7 +215,7 @@ impl Processor {
         }
         Carry {
             summary,
-            config: self.config,
+            config: self.config.into_next_fragment(),
             spool: self.spool,
         }
     }

@@ -41,6 +41,10 @@ pub(crate) struct RunConfig {
     telemetry: BTreeMap<u64, TelemetryValue>,
     metrics: IndexMap<String, MetricRecord>,
     environments: IndexMap<String, EnvironmentRecord>,
+    /// Writers whose environment snapshot came from an earlier fragment of the run: the next
+    /// record of such a writer replaces the snapshot instead of merging into it (a resumed run
+    /// started in the same process would otherwise repeat its `args`).
+    carried_environments: BTreeSet<String>,
     /// Values that were not valid JSON and were left out.
     pub(crate) n_invalid: u64,
     version: u64,
@@ -145,13 +149,23 @@ impl RunConfig {
 
     /// Merges an environment record into its writer's snapshot.
     pub(crate) fn apply_environment(&mut self, record: &EnvironmentRecord) {
+        let carried = self.carried_environments.remove(&record.writer_id);
         let entry = self
             .environments
             .entry(record.writer_id.clone())
             .or_default();
+        if carried {
+            *entry = EnvironmentRecord::default();
+        }
         let bytes = record.encode_to_vec();
         let _ = entry.merge(bytes.as_slice());
         self.version += 1;
+    }
+
+    /// Marks the state as carried into the run's next fragment (see `carried_environments`).
+    pub(crate) fn into_next_fragment(mut self) -> RunConfig {
+        self.carried_environments = self.environments.keys().cloned().collect();
+        self
     }
 
     /// All environment snapshots merged into one (for `wandb-metadata.json`), if any.
@@ -372,6 +386,37 @@ fn wire_fields(data: &[u8]) -> impl Iterator<Item = (u64, Raw<'_>)> + '_ {
 mod tests {
     use super::*;
     use wandb_format::proto::{ConfigItem, Feature, MetricOptions, MetricSummary};
+
+    #[test]
+    fn a_resumed_fragment_replaces_its_writers_environment_instead_of_merging() {
+        let env = |args: &[&str]| EnvironmentRecord {
+            writer_id: "w1".into(),
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            ..Default::default()
+        };
+        let mut config = RunConfig::default();
+        config.apply_environment(&env(&["--a"]));
+        // Within a fragment, a writer's records merge (wandb-core sends the GPU part later).
+        config.apply_environment(&EnvironmentRecord {
+            writer_id: "w1".into(),
+            host: "h".into(),
+            ..Default::default()
+        });
+        let mut next = config.into_next_fragment();
+        next.apply_environment(&env(&["--a"]));
+        let merged = next.merged_environment().unwrap();
+        assert_eq!(merged.args, ["--a"], "not repeated");
+        assert_eq!(merged.host, "", "the new fragment's snapshot only");
+        // Another writer's snapshot from the earlier fragment is kept.
+        let mut config = RunConfig::default();
+        config.apply_environment(&EnvironmentRecord {
+            writer_id: "w0".into(),
+            ..Default::default()
+        });
+        let mut next = config.into_next_fragment();
+        next.apply_environment(&env(&[]));
+        assert_eq!(next.environments.len(), 2);
+    }
 
     #[test]
     fn config_wraps_values_and_adds_wandb() {

@@ -96,6 +96,16 @@ pub(crate) enum Command {
         /// The file's content.
         bytes: Arc<[u8]>,
     },
+    /// A table's `run_table` artifact: stage its entry's file and write its record (before the
+    /// table's own `MediaFile`, as the SDK orders them).
+    Artifact {
+        /// Where the entry's file is staged (the record's `local_path`).
+        staged: PathBuf,
+        /// The file's content.
+        bytes: Arc<[u8]>,
+        /// The `artifact` record.
+        record: Box<proto::ArtifactRecord>,
+    },
     /// A question about the run's state.
     Query(Query),
     /// A flush barrier: answered once everything sent before is written as far as asked.
@@ -207,6 +217,11 @@ pub(crate) struct WorkerConfig {
     /// Where emptied row buffers go back to the producer (so that rows are allocated and freed
     /// on the same thread, without contention on the allocator).
     pub(crate) pool: Sender<RowBuf>,
+    /// The first step (after the last step of the fragments a resumed run continues).
+    pub(crate) first_step: u64,
+    /// The summary a resumed run carries over: written first and kept as explicit values until
+    /// the keys are logged again.
+    pub(crate) carried_summary: json::Map,
 }
 
 /// Starts the writer thread for `file`.
@@ -320,7 +335,7 @@ impl Worker {
             rows: 0,
             out_of_order: 0,
             keys,
-            step: 0,
+            step: config.first_step,
             pending: Vec::new(),
             pending_gen: 0,
             pending_time_ns: 0,
@@ -342,6 +357,16 @@ impl Worker {
         };
         for record in config.initial {
             worker.write_record(record);
+        }
+        if let Some(mut record) = crate::resume::carried_summary_record(&config.carried_summary) {
+            record.info = Some(worker.stream_info());
+            worker.write_record(record);
+            for (key, value) in config.carried_summary {
+                let id = worker.keys.intern_path(std::slice::from_ref(&key));
+                if let Some(info) = worker.keys.get_mut(id) {
+                    info.state = SummaryState::Explicit(value);
+                }
+            }
         }
         worker
     }
@@ -440,6 +465,11 @@ impl Worker {
                 let _ = save.reply.send(result);
             }
             Command::MediaFile { rel, bytes } => self.write_media(&rel, &bytes),
+            Command::Artifact {
+                staged,
+                bytes,
+                record,
+            } => self.write_artifact(&staged, &bytes, *record),
             Command::Query(query) => self.answer(query),
             Command::Flush { durability, reply } => {
                 self.flush_point(durability);
@@ -873,6 +903,31 @@ impl Worker {
         }
     }
 
+    /// Stages an artifact entry's file and writes the artifact's record; a file that cannot be
+    /// staged fails the run like any other I/O error (no record then points at it).
+    fn write_artifact(&mut self, staged: &Path, bytes: &[u8], record: proto::ArtifactRecord) {
+        if self.failed {
+            return;
+        }
+        let written = staged
+            .parent()
+            .map_or(Ok(()), |parent| {
+                fs::create_dir_all(parent)
+                    .map_err(|e| Error::io(parent, "create the artifact staging folder", e))
+            })
+            .and_then(|()| {
+                fs::write(staged, bytes).map_err(|e| Error::io(staged, "stage artifact file", e))
+            });
+        match written {
+            Ok(()) => {
+                let mut record = records::wrap(proto::record::RecordType::Artifact(record));
+                record.info = Some(self.stream_info());
+                self.write_record(record);
+            }
+            Err(e) => self.fail(e),
+        }
+    }
+
     // ---------------------------------------------------------------------------------------
     // Writing, flushing, finishing
     // ---------------------------------------------------------------------------------------
@@ -1024,7 +1079,7 @@ fn is_nested_object(value: &json::Value) -> bool {
 }
 
 /// Sets `value` at `path` in a tree of objects.
-fn insert_path(root: &mut json::Map, path: &[String], value: json::Value) {
+pub(crate) fn insert_path(root: &mut json::Map, path: &[String], value: json::Value) {
     let Some((last, parents)) = path.split_last() else {
         return;
     };

@@ -22,3 +22,5 @@ mod writer;
 mod process;
 // The launch config (WANDB_CONFIG and its chunks) reaches the run as with the SDK.
 mod launch;
+// Resuming offline runs from their fragments: allow, must, never, auto, kill -9.
+mod resume;

@@ -156,7 +156,11 @@ fn sigterm_writes_preempting_flushes_and_terminates() {
     let rows = history(&records);
     assert_eq!(rows.len(), 101, "the pending row is written too");
     assert_eq!(rows[100].step, 100);
-    assert!(!records.iter().any(|r| kind(r) == "exit"));
+    // The run ends with the process, after the preempting record: exit code 128 + SIGTERM.
+    assert_eq!(exit_code(&records), Some(143));
+    let preempting = records.iter().position(|r| kind(r) == "preempting");
+    let exit = records.iter().position(|r| kind(r) == "exit");
+    assert!(preempting < exit, "preempting before exit");
 }
 
 #[test]

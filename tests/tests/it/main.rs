@@ -15,3 +15,6 @@ mod sdk_versions;
 
 /// Media from our logger against the SDK's for the same inputs, and uploaded by both syncs.
 mod media;
+
+/// A run resumed offline (two fragments) uploads as one continuous run.
+mod resume;
