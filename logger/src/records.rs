@@ -82,10 +82,14 @@ pub(crate) fn run(
     start: SystemTime,
     config: &json::Map,
 ) -> proto::Record {
-    // The SDK always puts `_wandb: {}` first; sync fills it in.
+    // The SDK always puts `_wandb` first: `{}`, or the launch queue's keys; sync fills it in.
+    let mut wandb = json::Map::new();
+    for (key, value) in settings.launch_queue.wandb_config_items() {
+        wandb.insert(key, json::Value::from(value));
+    }
     let mut items = vec![proto::ConfigItem {
         key: "_wandb".to_owned(),
-        value_json: "{}".to_owned(),
+        value_json: json::Value::Object(wandb).to_string(),
         ..Default::default()
     }];
     items.extend(

@@ -18,7 +18,10 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::env::{WANDB_CONFIG, WANDB_CONFIG_CHUNK_PREFIX};
+use crate::env::{
+    WANDB_CONFIG, WANDB_CONFIG_CHUNK_PREFIX, WANDB_LAUNCH_QUEUE_ENTITY, WANDB_LAUNCH_QUEUE_NAME,
+    WANDB_LAUNCH_TRACE_ID,
+};
 use crate::environment::Env;
 use crate::raw::Key;
 use crate::source::Source;
@@ -71,12 +74,56 @@ pub struct LaunchConfig {
     pub origin: LaunchConfigOrigin,
 }
 
+/// The launch queue a run came from, as the SDK records it in the config's `_wandb`
+/// (`launch_queue_name`, `launch_queue_entity`, `launch_trace_id`); read from
+/// `WANDB_LAUNCH_QUEUE_NAME`, `WANDB_LAUNCH_QUEUE_ENTITY` and `WANDB_LAUNCH_TRACE_ID` whether or
+/// not `WANDB_LAUNCH` is set, and empty values left out, as the SDK does.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LaunchQueue {
+    /// The queue's name.
+    pub name: Option<String>,
+    /// The queue's entity.
+    pub entity: Option<String>,
+    /// The run-queue item's id.
+    pub trace_id: Option<String>,
+}
+
+impl LaunchQueue {
+    /// Reads the three variables from `env`.
+    pub(crate) fn from_env(env: &Env) -> LaunchQueue {
+        let get = |name: &str| {
+            env.get_os(name)
+                .filter(|v| !v.is_empty())
+                .map(|v| v.to_string_lossy().into_owned())
+        };
+        LaunchQueue {
+            name: get(WANDB_LAUNCH_QUEUE_NAME),
+            entity: get(WANDB_LAUNCH_QUEUE_ENTITY),
+            trace_id: get(WANDB_LAUNCH_TRACE_ID),
+        }
+    }
+
+    /// The `_wandb` config keys and values, in the SDK's order.
+    pub fn wandb_config_items(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("launch_queue_name", &self.name),
+            ("launch_queue_entity", &self.entity),
+            ("launch_trace_id", &self.trace_id),
+        ]
+        .into_iter()
+        .filter_map(|(key, value)| value.as_deref().map(|v| (key, v)))
+        .collect()
+    }
+}
+
 /// The launch config text the environment holds: `WANDB_CONFIG` if set, and the joined chunks
 /// `WANDB_CONFIG_0..n` otherwise (kept apart, because a launch config file ranks between them).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct EnvLaunchConfig {
     whole: Option<LaunchConfig>,
     chunks: Option<LaunchConfig>,
+    pub(crate) queue: LaunchQueue,
 }
 
 impl EnvLaunchConfig {
@@ -97,7 +144,11 @@ impl EnvLaunchConfig {
             text,
             origin: LaunchConfigOrigin::Chunks { count },
         });
-        EnvLaunchConfig { whole, chunks }
+        EnvLaunchConfig {
+            whole,
+            chunks,
+            queue: LaunchQueue::from_env(env),
+        }
     }
 
     /// The launch config by the SDK's order: `WANDB_CONFIG`, then the file at `config_path` if
@@ -220,6 +271,19 @@ mod tests {
         );
         let gap = EnvLaunchConfig::from_env(&env(&[("WANDB_CONFIG_1", "{}")]));
         assert_eq!(gap.resolve(None).unwrap(), None);
+    }
+
+    #[test]
+    fn the_queue_is_read_without_launch_and_empty_values_are_left_out() {
+        let queue = LaunchQueue::from_env(&env(&[
+            ("WANDB_LAUNCH_QUEUE_NAME", "gpu"),
+            ("WANDB_LAUNCH_QUEUE_ENTITY", ""),
+            ("WANDB_LAUNCH_TRACE_ID", "item-7"),
+        ]));
+        assert_eq!(
+            queue.wandb_config_items(),
+            [("launch_queue_name", "gpu"), ("launch_trace_id", "item-7")]
+        );
     }
 
     #[test]

@@ -92,7 +92,7 @@ pub use error::{
     ApiKeyProblem, BaseUrlProblem, IgnoredReason, IgnoredSetting, IntervalProblem, ProjectProblem,
     RunIdProblem, SettingsError, TagProblem, Warning,
 };
-pub use launch::{LaunchConfig, LaunchConfigOrigin, LaunchIgnored};
+pub use launch::{LaunchConfig, LaunchConfigOrigin, LaunchIgnored, LaunchQueue};
 pub use load::{LoadContext, LoadOptions, LoadReport, Loaded, SetupSettings, load};
 pub use paths::{OFFLINE_RUN_PREFIX, RunPaths, run_dir_name, timespec, timespec_at_offset};
 pub use raw::{Key, Overrides, RawSettings};

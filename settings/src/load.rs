@@ -224,6 +224,7 @@ impl SetupSettings {
             settings.launch_config = self.launch_env.resolve(path)?;
         }
         settings.launch_ignored = launch_ignored;
+        settings.launch_queue = self.launch_env.queue.clone();
         Ok(settings)
     }
 

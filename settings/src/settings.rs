@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::error::SettingsError;
 use crate::files::{expand_user, wandb_dir};
-use crate::launch::{LaunchConfig, LaunchIgnored};
+use crate::launch::{LaunchConfig, LaunchIgnored, LaunchQueue};
 use crate::paths::{RunPaths, run_dir_name, timespec};
 use crate::raw::{Key, RawSettings};
 use crate::runid::generate_run_id;
@@ -106,6 +106,8 @@ pub struct Settings {
     /// `init` settings ignored because the run was launched (project, entity, run id), for the
     /// caller to warn about as W&B does.
     pub launch_ignored: Vec<LaunchIgnored>,
+    /// The launch queue the run came from (recorded in the config's `_wandb`).
+    pub launch_queue: LaunchQueue,
     sources: BTreeMap<Key, Source>,
 }
 
@@ -170,6 +172,7 @@ impl Settings {
             }),
             launch_config: None,
             launch_ignored: Vec::new(),
+            launch_queue: LaunchQueue::default(),
             sources: raw
                 .keys()
                 .into_iter()

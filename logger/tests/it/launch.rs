@@ -31,6 +31,8 @@ struct Outcome {
     project: String,
     /// The final config without `_wandb`, keys sorted at every level.
     config: String,
+    /// The `launch_*` keys of the config's `_wandb`, sorted.
+    wandb_launch: String,
 }
 
 /// A JSON value with object keys sorted at every level, as text.
@@ -79,7 +81,16 @@ fn outcome(path: &Path) -> Outcome {
             _ => {}
         }
     }
-    config.remove("_wandb");
+    let wandb_launch: json::Map = config
+        .remove("_wandb")
+        .and_then(|wandb| wandb.into_object().ok())
+        .map(|wandb| {
+            wandb
+                .into_iter()
+                .filter(|(key, _)| key.starts_with("launch_"))
+                .collect()
+        })
+        .unwrap_or_default();
     // The SDK names a project nobody gave "uncategorized" in the run record; our logger leaves
     // it empty (the server's default is the same). That is not about launch.
     if project.is_empty() {
@@ -89,6 +100,7 @@ fn outcome(path: &Path) -> Outcome {
         run_id,
         project,
         config: canonical(&json::Value::Object(config)),
+        wandb_launch: canonical(&json::Value::Object(wandb_launch)),
     }
 }
 
@@ -191,6 +203,9 @@ fn launch_config_reaches_the_run_as_with_the_sdk() {
                 ("WANDB_CONFIG", launch),
                 ("WANDB_RUN_ID", "launchid1"),
                 ("WANDB_PROJECT", "launchproj"),
+                ("WANDB_LAUNCH_QUEUE_NAME", "gpu-queue"),
+                ("WANDB_LAUNCH_QUEUE_ENTITY", "team"),
+                ("WANDB_LAUNCH_TRACE_ID", "item-17"),
             ],
         ),
         (
