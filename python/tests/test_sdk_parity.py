@@ -94,6 +94,30 @@ def normalise(value):
     return value
 
 
+def without_local_paths(manifest):
+    """An uploaded manifest without the `local_path` of its entries (where each client staged
+    the file; the official sync uploads it, so the manifest file's own digest differs too)."""
+    if manifest is None:
+        return None
+    contents = {p: {k: v for k, v in e.items() if k != "local_path"} for p, e in manifest["contents"].items()}
+    return {**manifest, "contents": contents}
+
+
+def run_tables(state: dict) -> dict:
+    """Each `run_table` artifact the backend holds, by name, with what must not depend on the
+    client that logged the table or the sync that uploaded it (not the random client ids, not
+    where the file was staged)."""
+    out = {}
+    for a in state["artifacts"]:
+        if a["artifact_type"] != "run_table":
+            continue
+        files = {p: (f["digest"], f["size"], f["stored"], f["digest_matches"], f["sha256"]) for p, f in a["files"].items()}
+        out[a["name"]] = {"digest": a["digest"], "aliases": a["aliases"], "committed": a["committed"],
+                          "version": a["version"], "created_by": a["created_by"], "errors": a["errors"],
+                          "files": files, "manifest": without_local_paths(a["manifest"])}
+    return out
+
+
 def synced(python, module, tmp_path, backend, exit_code):
     work = tmp_path / module
     work.mkdir()
@@ -103,8 +127,9 @@ def synced(python, module, tmp_path, backend, exit_code):
     (run_dir,) = run_dirs(work)
     sync = official_sync(python, run_dir, backend.url, tmp_path)
     assert sync.returncode == 0, sync.stderr
-    (run,) = [r for r in backend.state()["runs"] if r["run_id"] == "parity01"]
-    return run
+    state = backend.state()
+    (run,) = [r for r in state["runs"] if r["run_id"] == "parity01"]
+    return run, run_tables(state)
 
 
 @pytest.mark.parametrize("exit_code", [0, 3])
@@ -115,8 +140,8 @@ def test_same_run_as_the_sdk_after_official_sync(tmp_path, exit_code):
         pytest.skip(f"wandb_offline is not installed in {python}")
     theirs_backend, ours_backend = Backend(), Backend()
     try:
-        theirs = synced(python, "wandb", tmp_path, theirs_backend, exit_code)
-        ours = synced(python, "wandb_offline", tmp_path, ours_backend, exit_code)
+        theirs, their_tables = synced(python, "wandb", tmp_path, theirs_backend, exit_code)
+        ours, our_tables = synced(python, "wandb_offline", tmp_path, ours_backend, exit_code)
     finally:
         theirs_backend.stop()
         ours_backend.stop()
@@ -150,6 +175,11 @@ def test_same_run_as_the_sdk_after_official_sync(tmp_path, exit_code):
     assert len(theirs["history"]) == 23 and theirs["history"][21]["img"]["_type"] == "image-file"
     assert theirs["history"][21]["gallery"]["_type"] == "images/separated"
     assert theirs["summary"]["loss"] == {"min": 0.05} and theirs["config"]["extra"]["value"] is True
+    # The Table is also the SDK's `run_table` artifact: the same manifest, digests and content.
+    assert our_tables == their_tables
+    (table,) = their_tables.values()
+    assert list(their_tables) == ["run-parity01-t"] and table["committed"] and not table["errors"]
+    assert list(table["files"]) == ["t.table.json"] and table["files"]["t.table.json"][2:4] == (True, True)
 
 
 def test_our_sync_uploads_what_the_official_sync_does(tmp_path):
@@ -181,8 +211,9 @@ def test_our_sync_uploads_what_the_official_sync_does(tmp_path):
         mine = subprocess.run([exe, "--base-url", ours.url, str(run_dir)], env=env, capture_output=True, text=True,
                               timeout=120)
         assert mine.returncode == 0, mine.stderr
-        (a,) = [r for r in official.state()["runs"] if r["run_id"] == "parity01"]
-        (b,) = [r for r in ours.state()["runs"] if r["run_id"] == "parity01"]
+        official_state, our_state = official.state(), ours.state()
+        (a,) = [r for r in official_state["runs"] if r["run_id"] == "parity01"]
+        (b,) = [r for r in our_state["runs"] if r["run_id"] == "parity01"]
     finally:
         official.stop()
         ours.stop()
@@ -193,3 +224,7 @@ def test_our_sync_uploads_what_the_official_sync_does(tmp_path):
     assert (a["exit_code"], a["complete"]) == (b["exit_code"], b["complete"]) == (0, True)
     media = lambda r: {p: f["sha256"] for p, f in r["files"].items() if p.startswith("media/")}  # noqa: E731
     assert media(a) == media(b) and len(media(a)) == 5
+    # The Table's `run_table` artifact, committed with its one file by both syncs.
+    tables = run_tables(official_state)
+    assert run_tables(our_state) == tables and list(tables) == ["run-parity01-t"]
+    assert tables["run-parity01-t"]["committed"] and not tables["run-parity01-t"]["errors"]

@@ -10,6 +10,12 @@
 //! Encoding (PNG) and hashing happen where the media value is built, on the caller's thread;
 //! the file is written by the writer thread, like every other file of the run.
 //!
+//! A table is also, as the SDK logs it, a `run_table` artifact (`run-<run id>-<key>`, one entry
+//! `<key>.table.json` with the SDK's bytes, manifest and digests): the writer stages the
+//! entry's file in the run folder (`artifacts/staging/`) and writes the `artifact` record
+//! before the table's `files` record, and the table's value points at the artifact
+//! (`artifact_path`, `_latest_artifact_path`), so both syncs upload it as the SDK's run's.
+//!
 //! ```no_run
 //! use wandb_logger::media::{Channels, Histogram, Image, Table};
 //! use wandb_logger::{InitOptions, json, row};
@@ -30,8 +36,10 @@
 //! # }
 //! ```
 
+pub(crate) mod artifact;
 mod histogram;
 mod image;
+mod pyjson;
 mod table;
 
 use std::sync::Arc;
@@ -62,9 +70,18 @@ pub trait FileMedia: sealed::Sealed {
 }
 
 mod sealed {
-    pub trait Sealed {}
+    pub trait Sealed {
+        /// The table, when the media is one (it is then also a `run_table` artifact).
+        fn as_table(&self) -> Option<&super::Table> {
+            None
+        }
+    }
     impl Sealed for super::Image {}
-    impl Sealed for super::Table {}
+    impl Sealed for super::Table {
+        fn as_table(&self) -> Option<&super::Table> {
+            Some(self)
+        }
+    }
 }
 
 /// The lowercase hex SHA-256 of `bytes`.

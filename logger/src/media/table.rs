@@ -6,19 +6,27 @@ use std::sync::{Arc, OnceLock};
 use wandb_format::json;
 
 use crate::error::{Error, Result};
-use crate::media::{FileMedia, sha256_hex};
+use crate::media::{FileMedia, pyjson, sha256_hex};
 
 /// A table, logged as the SDK's `table-file` value with its `{"columns": [...], "data":
 /// [[...], ...]}` file under `files/media/table/`.
 ///
 /// Cells are plain JSON values (numbers, strings, booleans, `null`, lists, objects). As in the
 /// SDK, the file holds at most [`Table::MAX_ROWS`] rows; `nrows` counts them all.
+///
+/// Logged with [`Run::media`](crate::Run::media), a table is also the SDK's `run_table`
+/// artifact `run-<run id>-<key>`: its `<key>.table.json` entry is the table as the SDK
+/// serializes it for an artifact (at most [`Table::MAX_ARTIFACT_ROWS`] rows, with the column
+/// types the SDK infers: `none`, `number`, `string`, `boolean`; a column of lists or objects
+/// is typed `unknown`, where the SDK would describe their elements).
 #[derive(Clone)]
 pub struct Table {
     columns: Vec<String>,
     rows: Vec<Vec<json::Value>>,
     /// The file's bytes and their hash, made on first use.
     file: OnceLock<(Arc<[u8]>, String)>,
+    /// The artifact entry's bytes and their base64 MD5, made on first use.
+    artifact: OnceLock<(Arc<[u8]>, String)>,
 }
 
 impl fmt::Debug for Table {
@@ -34,6 +42,9 @@ impl Table {
     /// The most rows the SDK writes into a run's table file.
     pub const MAX_ROWS: usize = 10_000;
 
+    /// The most rows the SDK writes into a table's artifact entry.
+    pub const MAX_ARTIFACT_ROWS: usize = 200_000;
+
     /// An empty table with these columns.
     pub fn new<I, S>(columns: I) -> Table
     where
@@ -44,6 +55,7 @@ impl Table {
             columns: columns.into_iter().map(Into::into).collect(),
             rows: Vec::new(),
             file: OnceLock::new(),
+            artifact: OnceLock::new(),
         }
     }
 
@@ -74,6 +86,7 @@ impl Table {
         self.check_row(self.rows.len(), &row)?;
         self.rows.push(row);
         self.file = OnceLock::new();
+        self.artifact = OnceLock::new();
         Ok(())
     }
 
@@ -129,6 +142,147 @@ impl Table {
             (Arc::from(text.into_bytes()), sha)
         })
     }
+
+    /// The table's entry in its `run_table` artifact, as the SDK writes it (Python's
+    /// `json.dump(table.to_json(artifact), f, sort_keys=True)`), and the entry's digest (base64
+    /// MD5).
+    pub(crate) fn artifact_entry(&self) -> &(Arc<[u8]>, String) {
+        self.artifact.get_or_init(|| {
+            let rows = &self.rows[..self.rows.len().min(Table::MAX_ARTIFACT_ROWS)];
+            let mut map = json::Map::with_capacity(7);
+            map.insert("_type", json::Value::String("table".to_owned()));
+            map.insert("column_types", self.column_types(rows));
+            map.insert("columns", self.columns_json());
+            map.insert(
+                "data",
+                json::Value::Array(
+                    rows.iter()
+                        .map(|row| json::Value::Array(row.clone()))
+                        .collect(),
+                ),
+            );
+            map.insert("log_mode", json::Value::String("IMMUTABLE".to_owned()));
+            map.insert("ncols", json::Value::from(self.columns.len() as u64));
+            map.insert("nrows", json::Value::from(rows.len() as u64));
+            let mut text = String::new();
+            pyjson::write(&json::Value::Object(map), &mut text);
+            let digest = wandb_format::artifact::file_digest(text.as_bytes());
+            (Arc::from(text.into_bytes()), digest)
+        })
+    }
+
+    fn columns_json(&self) -> json::Value {
+        json::Value::Array(
+            self.columns
+                .iter()
+                .map(|c| json::Value::String(c.clone()))
+                .collect(),
+        )
+    }
+
+    /// The SDK's `column_types` (a `typedDict` of one `union` per column) for these rows: each
+    /// column starts as `none or unknown`, and the first cell of a type replaces `unknown`.
+    fn column_types(&self, rows: &[Vec<json::Value>]) -> json::Value {
+        let mut type_map = json::Map::with_capacity(self.columns.len());
+        for (idx, name) in self.columns.iter().enumerate() {
+            let mut kinds = std::collections::BTreeSet::new();
+            for cell in rows.iter().filter_map(|row| row.get(idx)) {
+                if let Some(kind) = CellKind::of(cell) {
+                    kinds.insert(kind);
+                }
+            }
+            if kinds.is_empty() {
+                kinds.insert(CellKind::Unknown);
+            }
+            // The SDK sorts a union's types by their names, capitalized: `None` among them.
+            let mut names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
+            names.push("none");
+            names.sort_unstable();
+            let allowed = names
+                .into_iter()
+                .map(|n| {
+                    let mut t = json::Map::with_capacity(1);
+                    t.insert("wb_type", json::Value::String(n.to_owned()));
+                    json::Value::Object(t)
+                })
+                .collect();
+            let mut params = json::Map::with_capacity(1);
+            params.insert("allowed_types", json::Value::Array(allowed));
+            let mut union = json::Map::with_capacity(2);
+            union.insert("params", json::Value::Object(params));
+            union.insert("wb_type", json::Value::String("union".to_owned()));
+            type_map.insert(name.clone(), json::Value::Object(union));
+        }
+        let mut params = json::Map::with_capacity(1);
+        params.insert("type_map", json::Value::Object(type_map));
+        let mut dict = json::Map::with_capacity(2);
+        dict.insert("params", json::Value::Object(params));
+        dict.insert("wb_type", json::Value::String("typedDict".to_owned()));
+        json::Value::Object(dict)
+    }
+
+    /// The value logged for the file at `path` when the table is also the artifact entry whose
+    /// client URLs are `artifact_path` and `latest_artifact_path` (the SDK's key order).
+    pub(crate) fn value_with_artifact(
+        &self,
+        path: &str,
+        artifact_path: String,
+        latest_artifact_path: String,
+    ) -> json::Map {
+        let mut map = json::Map::with_capacity(9);
+        map.insert("_type", json::Value::String("table-file".to_owned()));
+        map.insert("sha256", json::Value::String(self.sha256().to_owned()));
+        map.insert("size", json::Value::from(self.bytes().len() as u64));
+        map.insert("artifact_path", json::Value::String(artifact_path));
+        map.insert(
+            "_latest_artifact_path",
+            json::Value::String(latest_artifact_path),
+        );
+        self.value_tail(path, &mut map);
+        map
+    }
+
+    fn value_tail(&self, path: &str, map: &mut json::Map) {
+        map.insert("path", json::Value::String(path.to_owned()));
+        map.insert("ncols", json::Value::from(self.columns.len() as u64));
+        map.insert("nrows", json::Value::from(self.rows.len() as u64));
+        map.insert("log_mode", json::Value::String("IMMUTABLE".to_owned()));
+    }
+}
+
+/// The SDK's type of a table cell (`TypeRegistry.type_of`), `None` for `null` and NaN (which
+/// the SDK types as `none`). Ordered as the SDK sorts a union's types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum CellKind {
+    Boolean,
+    Number,
+    String,
+    /// Lists and objects: their types are not described here.
+    Unknown,
+}
+
+impl CellKind {
+    fn of(cell: &json::Value) -> Option<CellKind> {
+        match cell {
+            json::Value::Null => None,
+            json::Value::Float(f) if f.is_nan() => None,
+            json::Value::Bool(_) => Some(CellKind::Boolean),
+            json::Value::Int(_) | json::Value::UInt(_) | json::Value::Float(_) => {
+                Some(CellKind::Number)
+            }
+            json::Value::String(_) => Some(CellKind::String),
+            json::Value::Array(_) | json::Value::Object(_) => Some(CellKind::Unknown),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            CellKind::Boolean => "boolean",
+            CellKind::Number => "number",
+            CellKind::String => "string",
+            CellKind::Unknown => "unknown",
+        }
+    }
 }
 
 impl FileMedia for Table {
@@ -154,10 +308,7 @@ impl FileMedia for Table {
         map.insert("_type", json::Value::String("table-file".to_owned()));
         map.insert("sha256", json::Value::String(self.sha256().to_owned()));
         map.insert("size", json::Value::from(self.bytes().len() as u64));
-        map.insert("path", json::Value::String(path.to_owned()));
-        map.insert("ncols", json::Value::from(self.columns.len() as u64));
-        map.insert("nrows", json::Value::from(self.rows.len() as u64));
-        map.insert("log_mode", json::Value::String("IMMUTABLE".to_owned()));
+        self.value_tail(path, &mut map);
         map
     }
 }

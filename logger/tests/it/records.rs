@@ -396,3 +396,83 @@ fn environment_and_system_metrics_are_recorded() {
     // No sample after the exit record.
     assert_eq!(kind(records.last().unwrap()), "exit");
 }
+
+/// A logged Table is also the SDK's `run_table` artifact: its record comes right before the
+/// table's `files` record, names the entry's file staged in the run folder (whose MD5 is the
+/// declared digest), and the logged value points at the artifact.
+#[test]
+fn a_table_writes_its_run_table_artifact_before_its_file() {
+    let ws = Workspace::new();
+    let run = ws
+        .setup
+        .init(InitOptions::new().project("tables").id("tbl00001"))
+        .unwrap();
+    let mut table = wandb_logger::media::Table::new(["epoch", "name"]);
+    table
+        .add_row(vec![json::Value::Int(1), json::Value::String("é".into())])
+        .unwrap();
+    let value = run.media("eval/results", &table).unwrap();
+    run.log(row! {"eval/results" => value}).unwrap();
+    let path = log_path(&run);
+    run.finish().unwrap();
+
+    let records = read_records(&path);
+    let at = records
+        .iter()
+        .position(|r| matches!(r.record_type, Some(RecordType::Artifact(_))))
+        .expect("an artifact record");
+    let Some(RecordType::Artifact(artifact)) = &records[at].record_type else {
+        unreachable!()
+    };
+    let Some(RecordType::Files(files)) = &records[at + 1].record_type else {
+        panic!("the table's files record follows the artifact record")
+    };
+    assert!(
+        files.files[0]
+            .path
+            .starts_with("media/table/eval/results_0_")
+    );
+    assert_eq!(artifact.r#type, "run_table");
+    // `run-tbl00001-eval/results`, sanitized as the SDK does.
+    assert!(artifact.name.starts_with("run-tbl00001-evalresults-"));
+    assert_eq!(artifact.project, "tables");
+    assert_eq!(artifact.aliases, ["latest"]);
+    let manifest = artifact.manifest.as_ref().unwrap();
+    assert_eq!(manifest.contents.len(), 1);
+    let entry = &manifest.contents[0];
+    assert_eq!(entry.path, "eval/results.table.json");
+    let staged = std::fs::read(&entry.local_path).unwrap();
+    assert!(Path::new(&entry.local_path).starts_with(path.parent().unwrap()));
+    assert_eq!(staged.len() as i64, entry.size);
+    assert_eq!(entry.digest, wandb_format::artifact::file_digest(&staged));
+    assert_eq!(
+        artifact.digest,
+        wandb_format::artifact::manifest_digest(&manifest.contents)
+    );
+    let text = String::from_utf8(staged).unwrap();
+    assert!(text.contains(r#""data": [[1, "\u00e9"]]"#), "{text}");
+
+    let rows = history(&records);
+    let logged = |field: &str| {
+        let items = &rows[0].items;
+        items
+            .get(&format!("eval/results.{field}"))
+            .or_else(|| items.get("eval/results")?.as_object()?.get(field))
+            .and_then(json::Value::as_str)
+            .map(str::to_owned)
+    };
+    assert_eq!(
+        logged("artifact_path"),
+        Some(format!(
+            "wandb-client-artifact://{}/eval/results.table.json",
+            artifact.client_id
+        ))
+    );
+    assert_eq!(
+        logged("_latest_artifact_path"),
+        Some(format!(
+            "wandb-client-artifact://{}:latest/eval/results.table.json",
+            artifact.sequence_client_id
+        ))
+    );
+}

@@ -156,6 +156,32 @@ fn read_run(run_dir: &Path) -> (Vec<BTreeMap<String, json::Value>>, Vec<String>)
     (rows, files)
 }
 
+/// The run's one `run_table` artifact: (type, artifact digest, entry path and digest), and its
+/// staged file's bytes.
+fn run_table(run_dir: &Path) -> ((String, String, String, String), Vec<u8>) {
+    let log = std::fs::read_dir(run_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "wandb"))
+        .unwrap();
+    let mut found = Vec::new();
+    for entry in LogFile::open(&log).unwrap().records(Recovery::Strict) {
+        if let Entry::Record { record, .. } = entry.unwrap()
+            && let Some(RecordType::Artifact(artifact)) = record.record_type
+        {
+            found.push(artifact);
+        }
+    }
+    assert_eq!(found.len(), 1, "{}", log.display());
+    let artifact = found.remove(0);
+    let entry = artifact.manifest.unwrap().contents.remove(0);
+    let bytes = std::fs::read(&entry.local_path).unwrap();
+    (
+        (artifact.r#type, artifact.digest, entry.path, entry.digest),
+        bytes,
+    )
+}
+
 fn items(items: &[proto::HistoryItem]) -> BTreeMap<String, json::Value> {
     items
         .iter()
@@ -227,6 +253,16 @@ fn media_match_what_the_sdk_writes_for_the_same_inputs() {
     assert_eq!(theirs_rows.len(), 2);
     assert_eq!(ours_rows.len(), 2);
 
+    // The table's `run_table` artifact: the same staged bytes, entry digest and artifact
+    // digest (the name holds each run's id).
+    let (theirs_table, ours_table) = (run_table(&theirs_dir), run_table(&ours_dir));
+    assert_eq!(ours_table.0, theirs_table.0, "artifact and entry digests");
+    assert_eq!(
+        String::from_utf8_lossy(&ours_table.1),
+        String::from_utf8_lossy(&theirs_table.1),
+        "the staged .table.json"
+    );
+
     // The same files announced, with the same names up to the content hash.
     let patterns = |files: &[String]| -> Vec<String> {
         let mut p: Vec<String> = files
@@ -249,12 +285,9 @@ fn media_match_what_the_sdk_writes_for_the_same_inputs() {
         for key in keys {
             let theirs = fields(&theirs_rows[row_idx], key);
             let ours = fields(&ours_rows[row_idx], key);
-            let mut their_keys: Vec<&String> = theirs.keys().collect();
-            if key == &"tab" {
-                // The SDK also logs the table as a `run_table` artifact and points at it; we
-                // write the run's table file only.
-                their_keys.retain(|k| !k.ends_with("artifact_path"));
-            }
+            // A table points at its `run_table` artifact (`artifact_path`,
+            // `_latest_artifact_path`) in both.
+            let their_keys: Vec<&String> = theirs.keys().collect();
             assert_eq!(ours.keys().collect::<Vec<_>>(), their_keys, "{key}: fields");
             for field in [
                 "_type", "format", "width", "height", "caption", "ncols", "nrows", "log_mode",
@@ -406,6 +439,24 @@ fn both_syncs_upload_our_media() {
         let summary = run.summary.as_ref().unwrap();
         assert_eq!(summary["img"]["_type"], "image-file", "{who}: summary");
     }
+
+    // The table's `run_table` artifact: committed by both syncs with the same digest and the
+    // one entry, whose content the server holds.
+    let tables = |backend: &TestBackend| {
+        let state = backend.state();
+        let found = state.artifacts_named("run-mediasyn-tab");
+        assert_eq!(found.len(), 1, "{:?}", state.artifacts);
+        let artifact = found[0].clone();
+        assert_eq!(artifact.artifact_type, "run_table");
+        assert!(
+            artifact.committed && artifact.errors.is_empty(),
+            "{artifact:?}"
+        );
+        let entry = artifact.file("tab.table.json").unwrap().clone();
+        assert!(entry.stored && entry.digest_matches, "{entry:?}");
+        (artifact.digest, entry)
+    };
+    assert_eq!(tables(&theirs), tables(&ours));
 }
 
 /// The PNG bytes of an image (written to disk to be logged as a file).
