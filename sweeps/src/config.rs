@@ -290,6 +290,9 @@ pub enum Distribution {
     },
 }
 
+/// The most combinations a grid may have (a larger grid is refused when the sweep is created).
+pub const MAX_GRID: u64 = 1_000_000;
+
 /// Every `distribution:` name W&B knows, in its documentation's order.
 pub const DISTRIBUTIONS: &[&str] = &[
     "constant",
@@ -345,7 +348,29 @@ impl Distribution {
         matches!(self, Distribution::Constant { .. })
     }
 
+    /// The number of values a grid walks (saturating), or `None` for a distribution without a grid.
+    pub fn grid_len(&self) -> Option<u64> {
+        match self {
+            Distribution::Constant { .. } => Some(1),
+            Distribution::Categorical {
+                values,
+                probabilities: None,
+            } => Some(values.len() as u64),
+            Distribution::IntUniform { min, max } => {
+                Some(u64::try_from(i128::from(*max) - i128::from(*min) + 1).unwrap_or(u64::MAX))
+            }
+            Distribution::QUniform { min, max, q, .. } => {
+                // Saturates: a float beyond u64's range casts to u64::MAX.
+                Some(((max - min) / q.q).ceil().max(0.0) as u64)
+            }
+            _ => None,
+        }
+    }
+
     /// The finite list of values a grid walks, or `None` for a distribution without one.
+    ///
+    /// The list is built in memory: a validated grid configuration holds at most
+    /// [`MAX_GRID`] combinations, a distribution of another method may not (see [`Self::grid_len`]).
     ///
     /// As W&B's grid search: `values` as given, a constant as one value, `int_uniform` as
     /// `min..=max`, `q_uniform` as NumPy's `arange(min, max, q)` (so `max` itself is left out).
@@ -762,6 +787,22 @@ impl Parser<'_> {
         })?;
         let mut warnings = Vec::new();
         let parameters = self.parameters(params_node, "parameters", method, &mut warnings)?;
+        if method == Method::Grid {
+            let combinations = crate::params::flatten(&parameters)
+                .iter()
+                .map(|p| p.dist.grid_len().unwrap_or(0))
+                .fold(1u64, u64::saturating_mul);
+            if combinations > MAX_GRID {
+                return Err(self.err(
+                    top.key_line("parameters"),
+                    "parameters",
+                    ConfigErrorKind::GridTooLarge {
+                        combinations,
+                        max: MAX_GRID,
+                    },
+                ));
+            }
+        }
 
         if method == Method::Bayes {
             if metric.is_none() {
@@ -1071,7 +1112,7 @@ impl Parser<'_> {
                 dist.name()
             ));
         }
-        if method == Method::Grid && dist.grid_values().is_none() {
+        if method == Method::Grid && dist.grid_len().is_none() {
             let line = view.get("distribution").map_or(node.line, |d| d.line);
             return Err(self.err(
                 line,

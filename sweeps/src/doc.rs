@@ -96,6 +96,63 @@ impl Node {
     }
 }
 
+/// How deep collections may nest: far beyond any sweep configuration, far below what would
+/// exhaust a thread's stack in the parser, the conversion or the drop of the tree.
+pub(crate) const MAX_DEPTH: usize = 128;
+
+/// The deepest nesting of flow collections (`[`, `{`) in the text, quoted scalars and comments
+/// skipped, with the line where it is first exceeded: checked before the parser builds a tree.
+fn flow_depth_exceeded(text: &str, max: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut line = 1;
+    let mut chars = text.chars().peekable();
+    let mut prev = '\n';
+    while let Some(c) = chars.next() {
+        match c {
+            '\n' => line += 1,
+            '#' if prev.is_whitespace() => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        line += 1;
+                        break;
+                    }
+                }
+            }
+            '"' => {
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => {
+                            chars.next();
+                        }
+                        '"' => break,
+                        '\n' => line += 1,
+                        _ => {}
+                    }
+                }
+            }
+            '\'' if !prev.is_alphanumeric() => {
+                for c in chars.by_ref() {
+                    match c {
+                        '\'' => break,
+                        '\n' => line += 1,
+                        _ => {}
+                    }
+                }
+            }
+            '[' | '{' => {
+                depth += 1;
+                if depth > max {
+                    return Some(line);
+                }
+            }
+            ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        prev = c;
+    }
+    None
+}
+
 /// Parses YAML 1.2 (JSON included) into a tree; `file` names the source in errors.
 pub(crate) fn parse(text: &str, file: Option<&str>) -> Result<Node, ConfigError> {
     let at = |line: usize, kind: ConfigErrorKind| ConfigError {
@@ -104,6 +161,9 @@ pub(crate) fn parse(text: &str, file: Option<&str>) -> Result<Node, ConfigError>
         key: String::new(),
         kind,
     };
+    if let Some(line) = flow_depth_exceeded(text, MAX_DEPTH) {
+        return Err(at(line, ConfigErrorKind::TooDeep { max: MAX_DEPTH }));
+    }
     let docs = match MarkedYaml::load_from_str(text) {
         Ok(docs) => docs,
         Err(err) => {
@@ -130,7 +190,7 @@ pub(crate) fn parse(text: &str, file: Option<&str>) -> Result<Node, ConfigError>
             ConfigErrorKind::MultipleDocuments,
         ));
     }
-    convert(doc, "").map_err(|(line, key, kind)| ConfigError {
+    convert(doc, "", 0).map_err(|(line, key, kind)| ConfigError {
         file: file.map(str::to_owned),
         line,
         key,
@@ -158,8 +218,15 @@ fn scalar_kind(scalar: Scalar<'_>) -> NodeKind {
     }
 }
 
-fn convert(node: MarkedYaml<'_>, key: &str) -> Result<Node, ConvertError> {
+fn convert(node: MarkedYaml<'_>, key: &str, depth: usize) -> Result<Node, ConvertError> {
     let line = node.span.start.line();
+    if depth > MAX_DEPTH {
+        return Err((
+            line,
+            key.to_owned(),
+            ConfigErrorKind::TooDeep { max: MAX_DEPTH },
+        ));
+    }
     let kind = match node.data {
         YamlData::Value(scalar) => scalar_kind(scalar),
         YamlData::Representation(text, style, tag) => {
@@ -168,19 +235,19 @@ fn convert(node: MarkedYaml<'_>, key: &str) -> Result<Node, ConvertError> {
                 None => return Err((line, key.to_owned(), ConfigErrorKind::BadTaggedValue)),
             }
         }
-        YamlData::Tagged(_, inner) => return convert(*inner, key),
+        YamlData::Tagged(_, inner) => return convert(*inner, key, depth),
         YamlData::Sequence(items) => NodeKind::Seq(
             items
                 .into_iter()
                 .enumerate()
-                .map(|(idx, item)| convert(item, &format!("{key}[{idx}]")))
+                .map(|(idx, item)| convert(item, &format!("{key}[{idx}]"), depth + 1))
                 .collect::<Result<_, _>>()?,
         ),
         YamlData::Mapping(map) => {
             let mut entries = Vec::with_capacity(map.len());
             for (k, v) in map {
                 let key_line = k.span.start.line();
-                let name = match convert(k, key)?.kind {
+                let name = match convert(k, key, depth + 1)?.kind {
                     NodeKind::Str(s) => s,
                     // W&B's keys are strings; a number or boolean key is written as text, the way
                     // a JSON round trip of the Python dictionary would.
@@ -201,7 +268,7 @@ fn convert(node: MarkedYaml<'_>, key: &str) -> Result<Node, ConvertError> {
                         ));
                     }
                 };
-                let value = convert(v, &child_key(key, &name))?;
+                let value = convert(v, &child_key(key, &name), depth + 1)?;
                 entries.push((name, key_line, value));
             }
             NodeKind::Map(entries)
@@ -210,4 +277,37 @@ fn convert(node: MarkedYaml<'_>, key: &str) -> Result<Node, ConvertError> {
         YamlData::BadValue => return Err((line, key.to_owned(), ConfigErrorKind::BadTaggedValue)),
     };
     Ok(Node { line, kind })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        for (open, close) in [("[", "]"), ("{a: ", "}")] {
+            let text = format!("a: {}1{}\n", open.repeat(100_000), close.repeat(100_000));
+            let err = parse(&text, Some("deep.yaml")).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "deep.yaml:1: collections nested deeper than 128 levels"
+            );
+        }
+        // Brackets in quotes and comments do not count.
+        let text = format!(
+            "a: '{}'  # {}\nb: \"{}\"\n",
+            "[".repeat(500),
+            "{".repeat(500),
+            "[".repeat(500)
+        );
+        assert!(parse(&text, None).is_ok());
+        // Block nesting deeper than the limit.
+        let mut text = String::new();
+        for level in 0..200 {
+            text.push_str(&" ".repeat(level));
+            text.push_str("k:\n");
+        }
+        let err = parse(&text, None).unwrap_err();
+        assert!(matches!(err.kind, ConfigErrorKind::TooDeep { .. }), "{err}");
+    }
 }

@@ -48,6 +48,12 @@ pub enum ConfigErrorKind {
     /// The document is empty.
     #[error("the configuration is empty")]
     Empty,
+    /// Flow collections (`[`, `{`) nested deeper than the parser is allowed to go.
+    #[error("collections nested deeper than {max} levels")]
+    TooDeep {
+        /// The limit.
+        max: usize,
+    },
     /// More than one YAML document (`---`) in the file.
     #[error("a second YAML document starts here; a sweep configuration is one document")]
     MultipleDocuments,
@@ -154,6 +160,14 @@ pub enum ConfigErrorKind {
     GridNeedsDiscrete {
         /// The parameter's distribution.
         distribution: &'static str,
+    },
+    /// A grid with more combinations than [`crate::config::MAX_GRID`].
+    #[error("the grid has {combinations} combinations, more than the {max} a sweep may have")]
+    GridTooLarge {
+        /// Its number of combinations (saturating).
+        combinations: u64,
+        /// The limit.
+        max: u64,
     },
     /// Bayesian search or Hyperband without a `metric`.
     #[error("{feature} needs a `metric` with a `name`")]

@@ -17,11 +17,12 @@ use crate::config::SweepConfig;
 use crate::error::SweepError;
 use crate::params::{canonical_key, flatten, lookup, unflatten};
 
-/// The number of combinations in the grid (saturating).
+/// The number of combinations in the grid (saturating; at most [`crate::config::MAX_GRID`] for a
+/// validated grid configuration).
 pub fn grid_size(config: &SweepConfig) -> u64 {
     flatten(&config.parameters)
         .iter()
-        .map(|p| p.dist.grid_values().map_or(0, |v| v.len() as u64))
+        .map(|p| p.dist.grid_len().unwrap_or(0))
         .fold(1u64, u64::saturating_mul)
 }
 
@@ -33,6 +34,14 @@ pub fn next(
     randomize: Option<u64>,
 ) -> Result<Option<Map<String, Value>>, SweepError> {
     let flat = flatten(&config.parameters);
+    let size = grid_size(config);
+    if size > crate::config::MAX_GRID {
+        return Err(SweepError::RunParams {
+            run: String::new(),
+            param: "parameters".to_owned(),
+            reason: format!("a grid of {size} combinations is too large"),
+        });
+    }
     let mut columns = Vec::with_capacity(flat.len());
     for param in &flat {
         let values = param

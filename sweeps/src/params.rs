@@ -194,6 +194,8 @@ impl Distribution {
     /// The value at quantile `x` in [0,1] (W&B's `HyperParameter.ppf`).
     pub fn ppf(&self, x: f64) -> Value {
         let x = unit(x);
+        // The normal tails are infinite at 0 and 1; keep their quantiles finite.
+        let tail = x.clamp(f64::EPSILON, 1.0 - f64::EPSILON);
         match self {
             Distribution::Constant { value } => value.clone(),
             Distribution::Categorical {
@@ -219,8 +221,11 @@ impl Distribution {
                 values.get(chosen).cloned().unwrap_or(Value::Null)
             }
             Distribution::IntUniform { min, max } => {
-                let n = (max - min + 1) as usize;
-                Value::from(min + randint_ppf(x, n) as i64)
+                // In i128 and f64, so that no range of i64 overflows.
+                let n = (i128::from(*max) - i128::from(*min) + 1) as f64;
+                let idx = ((x * n).ceil() - 1.0).clamp(0.0, n - 1.0);
+                let v = i128::from(*min) + idx as i128;
+                Value::from(v.clamp(i128::from(*min), i128::from(*max)) as i64)
             }
             Distribution::Uniform { min, max } => float_value(min + x * (max - min)),
             Distribution::QUniform { min, max, q, .. } => q.apply(min + x * (max - min)),
@@ -246,10 +251,14 @@ impl Distribution {
                 };
                 float_value((-(lo + (1.0 - x) * (hi - lo))).exp())
             }
-            Distribution::Normal { mu, sigma } => float_value(normal_ppf(x, *mu, *sigma)),
-            Distribution::QNormal { mu, sigma, q } => q.apply(normal_ppf(x, *mu, *sigma)),
-            Distribution::LogNormal { mu, sigma } => float_value(normal_ppf(x, *mu, *sigma).exp()),
-            Distribution::QLogNormal { mu, sigma, q } => q.apply(normal_ppf(x, *mu, *sigma).exp()),
+            Distribution::Normal { mu, sigma } => float_value(normal_ppf(tail, *mu, *sigma)),
+            Distribution::QNormal { mu, sigma, q } => q.apply(normal_ppf(tail, *mu, *sigma)),
+            Distribution::LogNormal { mu, sigma } => {
+                float_value(normal_ppf(tail, *mu, *sigma).exp())
+            }
+            Distribution::QLogNormal { mu, sigma, q } => {
+                q.apply(normal_ppf(tail, *mu, *sigma).exp())
+            }
             Distribution::Beta { a, b } => float_value(beta_ppf(x, *a, *b)),
             Distribution::QBeta { a, b, q } => q.apply(beta_ppf(x, *a, *b)),
         }
@@ -276,7 +285,7 @@ impl Distribution {
         let v = value.as_f64()?;
         let out = match self {
             Distribution::IntUniform { min, max } => {
-                (v.floor() - *min as f64 + 1.0) / (max - min + 1) as f64
+                (v.floor() - *min as f64 + 1.0) / (*max as f64 - *min as f64 + 1.0)
             }
             Distribution::Uniform { min, max } | Distribution::QUniform { min, max, .. } => {
                 (v - min) / (max - min)

@@ -267,6 +267,10 @@ fn bad_configurations_name_line_and_key() {
             "sweep.yaml:6: parameters.9lr: expected a parameter name of letters, digits, `_`, `.` and `-`, not starting with a digit, found \"9lr\"",
         ),
         (
+            "program: t.py\nmethod: grid\nparameters:\n  n:\n    min: 0\n    max: 10000000\n".to_owned(),
+            "sweep.yaml:3: parameters: the grid has 10000001 combinations, more than the 1000000 a sweep may have",
+        ),
+        (
             "program: t.py\nmethod: random\nparamters:\n  a:\n    value: 1\n".to_owned(),
             "sweep.yaml:3: paramters: unknown key (known keys here: program, command, method, metric, parameters, run_cap, early_terminate, name, description, project, entity, controller, apiVersion, kind, job, image_uri)",
         ),

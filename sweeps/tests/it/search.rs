@@ -294,3 +294,18 @@ fn bayes_maximises_and_handles_failed_and_in_flight_runs() {
     let best = s.best.as_ref().unwrap();
     assert!(best.metric > 0.8, "{best:?}");
 }
+
+#[test]
+fn extreme_ranges_do_not_overflow() {
+    let config = SweepConfig::from_yaml_str(
+        "program: t.py\nmethod: random\nparameters:\n  n:\n    min: -9223372036854775808\n    max: 9223372036854775807\n  x:\n    distribution: normal\n    sigma: 1e300\n",
+        None,
+    )
+    .unwrap();
+    let mut s = sweep(config, 11, false);
+    for _ in 0..50 {
+        let p = s.next_run(&[]).unwrap().unwrap();
+        assert!(p.params["n"].is_i64());
+        assert!(p.params["x"].is_number());
+    }
+}
