@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -65,8 +66,12 @@ def child(python: str, module: str, rows: int, mode: str, work: str) -> dict:
     env.update({"WANDB_MODE": "offline", "WANDB_CONSOLE": "off", "WANDB_X_DISABLE_STATS": "true",
                 "WANDB_DISABLE_GIT": "true", "WANDB_SILENT": "true", "WANDB_DIR": work,
                 "HOME": work, "WANDB_CONFIG_DIR": os.path.join(work, "config")})
-    out = subprocess.run([python, "-c", CHILD, module, str(rows), mode], cwd=work, env=env,
-                         capture_output=True, text=True, timeout=1800)
+    try:
+        out = subprocess.run([python, "-c", CHILD, module, str(rows), mode], cwd=work, env=env,
+                             capture_output=True, text=True, timeout=1800)
+    finally:
+        # Each run's folder goes once measured: a long run's file is large.
+        shutil.rmtree(os.path.join(work, "wandb"), ignore_errors=True)
     if out.returncode != 0:
         raise SystemExit(f"{module} failed: {out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
