@@ -60,7 +60,8 @@
 //! Images (8-bit grey, RGB or RGBA pixels encoded as PNG, or a PNG or JPEG file), histograms
 //! (NumPy's bins for a list of values, or precomputed bins) and tables are written as the
 //! official SDK writes them: see [`media`]. [`Run::media`] stores an image or table file under
-//! `files/media/` and returns the value to log under its key.
+//! `files/media/` and returns the value to log under its key; a table is also the SDK's
+//! `run_table` artifact (its record and staged file), which both syncs upload.
 //!
 //! # Process events
 //!
