@@ -20,7 +20,7 @@ use wandb_settings::{Env, LoadContext, Overrides, Settings, SetupSettings};
 
 use crate::error::{Error, FinishError, Result};
 use crate::fork;
-use crate::options::{InitOptions, SetupOptions, WANDB_X_HANDLE_SIGTERM};
+use crate::options::{InitOptions, SavePolicy, SetupOptions, WANDB_X_HANDLE_SIGTERM};
 use crate::run::{FinishSummary, Run, RunCore, StartArgs};
 use crate::signals;
 
@@ -195,6 +195,10 @@ impl Setup {
             signals::ensure_sigterm_handler();
         }
         signals::install_panic_hook();
+        let launch_file = settings
+            .launch_config_path
+            .clone()
+            .filter(|path| settings.launch && path.is_file());
         let start_time = SystemTime::now();
         let deferred = crate::integration::deferred_records(&settings, start_time);
         let core = RunCore::start(StartArgs {
@@ -213,7 +217,14 @@ impl Setup {
             runs.retain(|w| w.strong_count() > 0);
             runs.push(Arc::downgrade(&core));
         }
-        Ok(Run::from_core(core))
+        let run = Run::from_core(core);
+        if let Some(file) = launch_file {
+            // The SDK saves the launch configuration file with the run.
+            if let Err(e) = run.save(&file, SavePolicy::Now) {
+                crate::diag::warning!("run {}: launch config file not saved: {e}", run.id());
+            }
+        }
+        Ok(run)
     }
 
     /// The ids of the unfinished runs started from this setup (in this process).

@@ -162,9 +162,18 @@ fn our_outcome(vars: &[(&str, &str)]) -> Outcome {
         )
         .unwrap();
     let path = log_path(&run);
+    let files_dir = run.files_dir().unwrap().to_path_buf();
     run.config_update(&json::parse(r#"{"lr": 0.5, "extra": 7}"#).unwrap())
         .unwrap();
     run.finish().unwrap();
+    if let Some((_, file)) = vars.iter().find(|(k, _)| *k == "WANDB_LAUNCH_CONFIG_PATH") {
+        // Saved with the run, as the SDK does.
+        let name = Path::new(file).file_name().unwrap();
+        assert!(
+            files_dir.join(name).is_file(),
+            "launch config file not saved"
+        );
+    }
     outcome(&path)
 }
 
@@ -195,6 +204,14 @@ fn launch_config_reaches_the_run_as_with_the_sdk() {
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
+    let files = tempfile::tempdir().unwrap();
+    let launch_file = files.path().join("launch-config.json");
+    std::fs::write(
+        &launch_file,
+        r#"{"overrides": {"run_config": {"lr": 0.6, "nested": {"d": 4}}, "args": []}}"#,
+    )
+    .unwrap();
+    let launch_file = launch_file.to_str().unwrap();
     let cases: Vec<(&str, Vec<(&str, &str)>)> = vec![
         (
             "whole variable, launcher's id and project",
@@ -223,6 +240,18 @@ fn launch_config_reaches_the_run_as_with_the_sdk() {
                     ("WANDB_LAUNCH", "1"),
                     ("WANDB_CONFIG", r#"{"lr": 2}"#),
                     ("WANDB_RUN_ID", "launchid3"),
+                ],
+                chunk_vars.clone(),
+            ]
+            .concat(),
+        ),
+        (
+            "a launch config file beats the chunks",
+            [
+                vec![
+                    ("WANDB_LAUNCH", "True"),
+                    ("WANDB_LAUNCH_CONFIG_PATH", launch_file),
+                    ("WANDB_RUN_ID", "launchid5"),
                 ],
                 chunk_vars.clone(),
             ]
