@@ -512,3 +512,251 @@ fn cancel_through_the_cli_stops_the_slurm_job_with_sigterm_and_the_item_ends_can
         "job {job_id} is gone from the queue: {state:?}"
     );
 }
+
+#[test]
+fn an_official_sdk_script_under_slurm_gets_its_config_and_run_id() {
+    let Some(fx) = fixture() else { return };
+    let Some(python) = wandb_testkit::sdk_python() else {
+        return;
+    };
+    let project = fx.dir.path().join("project");
+    std::fs::create_dir_all(&project).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        project.join("train.py"),
+        r#"import wandb
+run = wandb.init(mode="offline", project="slurm-test", config={"lr": 0.5, "epochs": 2})
+print(f"sdk run={run.id} lr={wandb.config.lr} epochs={wandb.config.epochs}", flush=True)
+for i in range(3):
+    run.log({"loss": 1.0 / (i + 1)})
+run.finish()
+"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let queues = fx.dir.path().join("queues");
+    let python = python.display().to_string();
+    let project_arg = project.display().to_string();
+    let mut add = cli(
+        &fx.cluster,
+        &queues,
+        &[
+            "add",
+            "--resource",
+            "slurm",
+            "--project-dir",
+            &project_arg,
+            "--config",
+            "lr=0.1",
+            "--run-id",
+            "sdkslurm1",
+            "--env",
+            "WANDB_MODE=offline",
+            "--",
+            &python,
+            "train.py",
+        ],
+    );
+    add.env_remove("WANDB_DIR").env_remove("WANDB_CONFIG");
+    let (code, out) = finish(add, Duration::from_secs(30));
+    assert_eq!(code, Some(0), "add: {out}");
+    let id = out.trim().to_owned();
+    let mut agent = cli(
+        &fx.cluster,
+        &queues,
+        &["agent", "--poll", "200ms", "--exit-when-empty"],
+    );
+    agent.env_remove("WANDB_DIR").env_remove("WANDB_CONFIG");
+    let (code, out) = finish(agent, JOB_BOUND);
+    let item = show(&fx.cluster, &queues, &id);
+    let log = read(Path::new(
+        item["record"]["log"].as_str().unwrap_or_default(),
+    ));
+    assert_eq!(code, Some(0), "agent: {out}\n{item}\n{log}");
+    assert_eq!(item["state"], "finished", "{item}");
+    assert!(
+        log.contains("sdk run=sdkslurm1 lr=0.1 epochs=2"),
+        "the launch config wins over init's, the run id is the item's:\n{log}"
+    );
+    let run_dirs = item["record"]["run_dirs"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(run_dirs.len(), 1, "{item}");
+    assert!(
+        run_dirs[0]
+            .as_str()
+            .is_some_and(|dir| dir.starts_with(&project_arg) && dir.ends_with("-sdkslurm1")),
+        "{item}"
+    );
+}
+
+/// When set, [`slurm_logger_job_child`] is the job: a `wandb-logger` program.
+const LOGGER_CHILD: &str = "WANDB_LAUNCH_SLURM_TEST_LOGGER_CHILD";
+
+#[test]
+fn a_requeued_wandb_logger_job_writes_preempting_and_resumes_its_run_as_one_synced_run() {
+    let Some(fx) = fixture() else { return };
+    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("{e}"));
+    let runs = fx.dir.path().join("runs");
+    std::fs::create_dir_all(&runs).unwrap_or_else(|e| panic!("{e}"));
+    let runs_arg = runs.display().to_string();
+    let job = PreparedJob::new(
+        "logger",
+        vec![
+            exe.display().to_string(),
+            "slurm_logger_job_child".into(),
+            "--exact".into(),
+            "--nocapture".into(),
+            "--test-threads=1".into(),
+        ],
+        &runs,
+        fx.log_path("logger"),
+    )
+    .with_run("slurmlog1", 0)
+    .with_env(
+        [
+            (LOGGER_CHILD, "1"),
+            ("WANDB_RUN_ID", "slurmlog1"),
+            ("WANDB_PROJECT", "slurm-test"),
+            ("WANDB_MODE", "offline"),
+            ("WANDB_DIR", runs_arg.as_str()),
+            ("WANDB_CONFIG_DIR", runs_arg.as_str()),
+            ("WANDB_CONSOLE", "off"),
+            ("WANDB_X_DISABLE_STATS", "true"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect(),
+    )
+    .with_resource_args(
+        json!({"requeue": true})
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+    );
+    let mut submitted = fx.start(&job);
+    submitted.wait_for_log("first attempt logged 3 rows");
+    let job_id = submitted.job_id.clone();
+    // A requeue: SLURM sends SIGTERM (the logger writes a preempting record and ends the run
+    // with 143), then runs the script again under the same job id.
+    let requeue = fx
+        .cluster
+        .run("scontrol", &["requeue", &job_id], Duration::from_secs(30));
+    assert!(requeue.is_ok(), "{requeue:?}");
+    let deadline = Instant::now() + LOG_BOUND;
+    while submitted.scontrol_field("JobState") != "PENDING" {
+        assert!(Instant::now() < deadline, "job {job_id} not pending again");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let release = fx.cluster.run(
+        "scontrol",
+        &["update", &format!("JobId={job_id}"), "StartTime=now"],
+        Duration::from_secs(30),
+    );
+    assert!(release.is_ok(), "{release:?}");
+    let outcome = submitted.wait();
+    let log = read(&submitted.log);
+    assert_eq!(outcome, JobOutcome::exited(0), "{log}");
+    assert!(
+        log.contains("logger run=slurmlog1 resumed=true starting_step=3"),
+        "the rerun resumed the run after its 3 rows:\n{log}"
+    );
+
+    // Two fragments of one run: the first ends with preempting and exit 143.
+    let mut fragments: Vec<PathBuf> = std::fs::read_dir(runs.join("wandb"))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.is_dir() && !path.is_symlink())
+        .map(|path| path.join("run-slurmlog1.wandb"))
+        .collect();
+    fragments.sort();
+    assert_eq!(fragments.len(), 2, "{fragments:?}\n{log}");
+    let kinds = record_kinds(&fragments[0]);
+    let preempting = kinds.iter().position(|(kind, _)| kind == "preempting");
+    let exit = kinds.iter().position(|(kind, _)| kind == "exit");
+    assert!(
+        preempting.is_some() && preempting < exit,
+        "the first fragment has preempting before its exit: {kinds:?}"
+    );
+    assert_eq!(exit.map(|i| kinds[i].1), Some(Some(143)), "{kinds:?}");
+
+    // Synced, they are one continuous run.
+    let backend = wandb_testkit::TestBackend::start().unwrap_or_else(|e| panic!("{e}"));
+    let mut options = wandb_sync::SyncOptions::new(
+        vec![runs.join("wandb")],
+        backend.base_url(),
+        Some(wandb_settings::Secret::new(backend.api_key())),
+    );
+    options.retry = wandb_sync::RetryPolicy::fast();
+    let report = wandb_sync::sync_paths(&options).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(report.runs.len(), 2, "{:?}", report.runs);
+    let state = backend.state();
+    assert_eq!(state.runs.len(), 1, "one run on the server");
+    let run = backend
+        .find_run("slurmlog1")
+        .unwrap_or_else(|| panic!("no run slurmlog1: {state:?}"));
+    let steps: Vec<i64> = run
+        .history
+        .iter()
+        .filter_map(|row| row["_step"].as_i64())
+        .collect();
+    assert_eq!(steps, [0, 1, 2, 3, 4], "{:?}", run.history);
+    assert_eq!(run.exit_code, Some(0));
+    assert!(run.complete);
+}
+
+/// Each record's type name, with the exit code of exit records.
+fn record_kinds(path: &Path) -> Vec<(String, Option<i32>)> {
+    use wandb_format::proto::record::RecordType;
+    let file = wandb_format::LogFile::open(path).unwrap_or_else(|e| panic!("{e}"));
+    file.records(wandb_format::Recovery::Strict)
+        .filter_map(|entry| match entry {
+            Ok(wandb_format::Entry::Record { record, .. }) => {
+                let exit = match &record.record_type {
+                    Some(RecordType::Exit(exit)) => Some(exit.exit_code),
+                    _ => None,
+                };
+                record
+                    .record_type
+                    .as_ref()
+                    .map(|kind| (kind.name().to_owned(), exit))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Not a test of its own: the job of
+/// [`a_requeued_wandb_logger_job_writes_preempting_and_resumes_its_run_as_one_synced_run`]
+/// (SLURM runs this binary with this filter and [`LOGGER_CHILD`] set). The first run logs 3
+/// rows and waits for SLURM's SIGTERM; the rerun after the requeue logs 2 more and finishes.
+#[test]
+fn slurm_logger_job_child() {
+    if std::env::var_os(LOGGER_CHILD).is_none() {
+        return;
+    }
+    let restarts: u32 = std::env::var("SLURM_RESTART_COUNT")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let run = wandb_logger::init(wandb_logger::InitOptions::new())
+        .unwrap_or_else(|e| panic!("init: {e}"));
+    println!(
+        "logger run={} resumed={} starting_step={}",
+        run.id(),
+        run.resumed(),
+        run.starting_step()
+    );
+    let rows = if restarts == 0 { 0..3 } else { 3..5 };
+    for step in rows {
+        run.log(wandb_logger::row! {"loss" => 1.0 / f64::from(step + 1)})
+            .unwrap_or_else(|e| panic!("log: {e}"));
+    }
+    if restarts == 0 {
+        run.flush().unwrap_or_else(|e| panic!("flush: {e}"));
+        println!("first attempt logged 3 rows");
+        // SLURM's SIGTERM ends the process (the logger's handler); the bound is a backstop.
+        std::thread::sleep(Duration::from_secs(120));
+        panic!("no SIGTERM within 120 s");
+    }
+    run.finish().unwrap_or_else(|e| panic!("finish: {e}"));
+}
