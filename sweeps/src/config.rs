@@ -474,6 +474,36 @@ impl SweepConfig {
         &self.raw
     }
 
+    /// The configuration as the text `UpsertSweep` sends W&B (its `config` variable): YAML, with
+    /// the distribution filled in for top-level parameters given by `min` and `max` alone, as the
+    /// SDK's `wandb sweep` fills it (`int_uniform` for two integers, `uniform` for two floats).
+    pub fn upsert_yaml(&self) -> String {
+        let mut value = self.raw.clone();
+        if let Some(params) = value.get_mut("parameters").and_then(Value::as_object_mut) {
+            for param in params.values_mut() {
+                let Some(p) = param.as_object_mut() else {
+                    continue;
+                };
+                if p.contains_key("distribution") {
+                    continue;
+                }
+                if let (Some(min), Some(max)) = (p.get("min"), p.get("max")) {
+                    let integers = !min.is_f64() && !max.is_f64();
+                    let name = if integers { "int_uniform" } else { "uniform" };
+                    p.insert("distribution".to_owned(), Value::from(name));
+                }
+            }
+        }
+        let mut out = String::new();
+        let yaml = to_yaml(&value);
+        if saphyr::YamlEmitter::new(&mut out).dump(&yaml).is_err() {
+            // Writing to a String cannot fail; JSON is YAML too.
+            return value.to_string();
+        }
+        let body = out.strip_prefix("---\n").unwrap_or(&out);
+        format!("{body}\n")
+    }
+
     /// Non-fatal remarks, e.g. a distribution W&B has deprecated.
     pub fn warnings(&self) -> &[String] {
         &self.warnings
@@ -1047,6 +1077,7 @@ impl Parser<'_> {
             return Err(self.err(node.line, path, ConfigErrorKind::EmptyList));
         }
         let mut out = Vec::with_capacity(view.entries.len());
+        let top = path == "parameters";
         for (name, line, value) in view.entries {
             let param_path = view.child(name);
             if !valid_param_name(name) {
@@ -1059,7 +1090,7 @@ impl Parser<'_> {
                     },
                 ));
             }
-            let param = self.parameter(value, &param_path, method, warnings)?;
+            let param = self.parameter(value, &param_path, method, top, warnings)?;
             out.push((name.clone(), param));
         }
         Ok(out)
@@ -1070,6 +1101,7 @@ impl Parser<'_> {
         node: &Node,
         path: &str,
         method: Method,
+        top: bool,
         warnings: &mut Vec<String>,
     ) -> PResult<Parameter> {
         let view = self.map(node, path)?;
@@ -1094,6 +1126,12 @@ impl Parser<'_> {
                     ));
                 }
                 s
+            }
+            None if top && mixed_bounds(&view) => {
+                // The SDK's `wandb sweep` refuses these at the top level (nested ones are
+                // inferred as uniform by the controller).
+                let line = view.get("min").map_or(node.line, |n| n.line);
+                return Err(self.err(line, path, ConfigErrorKind::AmbiguousBounds));
             }
             None => infer_distribution(&view)
                 .ok_or_else(|| self.err(node.line, path, ConfigErrorKind::CannotInferDistribution))?
@@ -1405,6 +1443,28 @@ impl Parser<'_> {
     }
 }
 
+/// A JSON value as a `saphyr` YAML tree, for the emitter.
+fn to_yaml(value: &Value) -> saphyr::Yaml<'static> {
+    use saphyr::{Scalar, Yaml};
+    match value {
+        Value::Null => Yaml::Value(Scalar::Null),
+        Value::Bool(b) => Yaml::Value(Scalar::Boolean(*b)),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => Yaml::Value(Scalar::Integer(i)),
+            None => Yaml::Value(Scalar::FloatingPoint(n.as_f64().unwrap_or(f64::NAN).into())),
+        },
+        Value::String(s) => Yaml::Value(Scalar::String(s.clone().into())),
+        Value::Array(items) => Yaml::Sequence(items.iter().map(to_yaml).collect()),
+        Value::Object(map) => {
+            let mut out = saphyr::Mapping::new();
+            for (k, v) in map {
+                out.insert(Yaml::Value(Scalar::String(k.clone().into())), to_yaml(v));
+            }
+            Yaml::Mapping(out)
+        }
+    }
+}
+
 /// The distribution W&B infers when `distribution:` is left out (the first of its schemas that
 /// matches): `values` → categorical, `min`/`max` both integers → int_uniform, other numbers →
 /// uniform, `value` → constant.
@@ -1424,6 +1484,18 @@ fn infer_distribution(view: &MapView<'_>) -> Option<&'static str> {
         return Some("constant");
     }
     None
+}
+
+/// `min` and `max` both numbers, one an integer and the other a float.
+fn mixed_bounds(view: &MapView<'_>) -> bool {
+    match (
+        view.get("min").map(|n| &n.kind),
+        view.get("max").map(|n| &n.kind),
+    ) {
+        (Some(NodeKind::Int(_)), Some(NodeKind::Float(_)))
+        | (Some(NodeKind::Float(_)), Some(NodeKind::Int(_))) => view.get("distribution").is_none(),
+        _ => false,
+    }
 }
 
 /// W&B's parameter names: `^[A-Za-z_][A-Za-z0-9_.-]*$`.

@@ -136,6 +136,11 @@ pub enum ConfigErrorKind {
         "cannot tell the distribution: give `value`, `values`, `min` and `max`, `parameters`, or `distribution`"
     )]
     CannotInferDistribution,
+    /// Top-level `min` and `max` without `distribution`, one an integer and one a float.
+    #[error(
+        "min and max mix an integer and a float: write both as floats (uniform) or both as integers (int_uniform), or give `distribution`"
+    )]
+    AmbiguousBounds,
     /// An empty `values:` list or `parameters:` mapping.
     #[error("must not be empty")]
     EmptyList,

@@ -255,6 +255,10 @@ fn bad_configurations_name_line_and_key() {
             "sweep.yaml:8: parameters.lr.min: 0 is out of range: must be greater than 0",
         ),
         (
+            format!("{HEAD}  lr:\n    min: 0\n    max: 0.1\n"),
+            "sweep.yaml:7: parameters.lr: min and max mix an integer and a float: write both as floats (uniform) or both as integers (int_uniform), or give `distribution`",
+        ),
+        (
             format!("{HEAD}  lr:\n    mu: 1\n"),
             "sweep.yaml:7: parameters.lr: cannot tell the distribution: give `value`, `values`, `min` and `max`, `parameters`, or `distribution`",
         ),
@@ -389,4 +393,47 @@ fn serde_round_trip_keeps_the_configuration() {
             .to_string()
             .contains("`parameters` is missing")
     );
+}
+
+#[test]
+fn mixed_bounds_nested_are_uniform() {
+    // The SDK checks only top-level parameters; the controller infers uniform below them.
+    let config = SweepConfig::from_yaml_str(
+        "method: random\nparameters:\n  opt:\n    parameters:\n      lr:\n        min: 0\n        max: 0.1\n",
+        None,
+    )
+    .unwrap();
+    let Parameter::Nested(children) = param(&config, "opt") else {
+        panic!("not nested");
+    };
+    assert_eq!(
+        children[0].1,
+        Parameter::Value(Distribution::Uniform { min: 0.0, max: 0.1 })
+    );
+}
+
+#[test]
+fn upsert_yaml_is_the_configuration_with_distributions_filled() {
+    let config = load("docs_basic.yaml");
+    let yaml = config.upsert_yaml();
+    assert_eq!(
+        yaml,
+        "program: train.py\nname: sweepdemo\nmethod: bayes\nmetric:\n  goal: minimize\n  name: validation_loss\nparameters:\n  learning_rate:\n    min: 0.0001\n    max: 0.1\n    distribution: uniform\n  batch_size:\n    values:\n      - 16\n      - 32\n      - 64\n  epochs:\n    values:\n      - 5\n      - 10\n      - 15\n  optimizer:\n    values:\n      - adam\n      - sgd\n"
+    );
+    // It reads back as the same sweep.
+    let back = SweepConfig::from_yaml_str(&yaml, None).unwrap();
+    assert_eq!(back.parameters, config.parameters);
+    let cmd = load("docs_command_example.yaml");
+    let back = SweepConfig::from_yaml_str(&cmd.upsert_yaml(), None).unwrap();
+    assert_eq!(back.command, cmd.command);
+    assert_eq!(back.parameters, cmd.parameters);
+    let ints = SweepConfig::from_yaml_str(
+        "method: random\nparameters:\n  n:\n    min: 1\n    max: 4\n  s:\n    value: 'yes'\n",
+        None,
+    )
+    .unwrap();
+    let yaml = ints.upsert_yaml();
+    assert!(yaml.contains("distribution: int_uniform"), "{yaml}");
+    // A string YAML 1.1 reads as a boolean stays quoted.
+    assert!(yaml.contains("value: \"yes\""), "{yaml}");
 }
