@@ -1,13 +1,13 @@
 //! Bayesian search: a Gaussian process over the runs' metric, as W&B's `bayes_search.py`.
 //!
-//! Each searchable parameter is mapped into [0,1] through its distribution's `cdf` (categorical
+//! Each searchable parameter is mapped into `[0,1]` through its distribution's `cdf` (categorical
 //! values by index). Finished runs give their best metric value; failed, crashed and killed runs
 //! the imputed one (`metric.impute`, default the worst value any finished run reached); running
 //! and pending runs (and issued proposals not yet running) are "in flight": the process is fitted
 //! once, predicts their values, and is fitted again with those predictions, so the next proposal
 //! avoids them. The metric is minimised (negated for `maximize`) and normalised to mean 0 and
 //! deviation 1. The kernel is Matérn with ν = 1.5 and one length scale, chosen by maximum
-//! marginal likelihood within [1e-5, 1e5], with a nugget of 1e-7 on the diagonal, as W&B's
+//! marginal likelihood within `[1e-5, 1e5]`, with a nugget of 1e-7 on the diagonal, as W&B's
 //! scikit-learn process. The proposal is the best of 1000 uniform random points by expected
 //! improvement; with fewer than two observed runs, or a length scale at its bounds (a bad fit),
 //! it is a uniform random point, as W&B's.
@@ -82,7 +82,7 @@ fn log_marginal_likelihood(x: &[Vec<f64>], y: &DVector<f64>, length_scale: f64) 
 }
 
 impl GaussianProcess {
-    /// Fits the process to points `x` (each in [0,1]^d) and normalised values `y`, choosing the
+    /// Fits the process to points `x` (each in `[0,1]^d`) and normalised values `y`, choosing the
     /// length scale that maximises the marginal likelihood (a scan over its log range, then a
     /// golden-section search around the best).
     pub fn fit(x: Vec<Vec<f64>>, y: &[f64]) -> Result<GaussianProcess, SweepError> {
@@ -182,7 +182,7 @@ fn fit_normalised(x: Vec<Vec<f64>>, y: &[f64]) -> Result<(GaussianProcess, f64, 
     Ok((GaussianProcess::fit(x, &y_norm)?, mean, std))
 }
 
-/// The point in [0,1]^d to try next, minimising: W&B's `next_sample`.
+/// The point in `[0,1]^d` to try next, minimising: W&B's `next_sample`.
 ///
 /// `x`/`y` are the observed points and values, `in_flight` the points whose value is not known.
 pub fn next_sample<R: Rng + ?Sized>(
@@ -278,7 +278,7 @@ pub fn next_sample<R: Rng + ?Sized>(
     )
 }
 
-/// A run's point in [0,1]^d (NaN where a parameter is missing or outside its distribution).
+/// A run's point in `[0,1]^d` (NaN where a parameter is missing or outside its distribution).
 fn point(params: &Map<String, Value>, searchable: &[FlatParam<'_>]) -> Vec<f64> {
     searchable
         .iter()

@@ -1,10 +1,10 @@
 //! The search space: nested parameters flattened into a sorted list, each distribution's
-//! percent-point function (`ppf`, [0,1] → value) and cumulative distribution function (`cdf`,
-//! value → [0,1]), and the way back from flat values to a run's nested config.
+//! percent-point function (`ppf`, `[0,1]` → value) and cumulative distribution function (`cdf`,
+//! value → `[0,1]`), and the way back from flat values to a run's nested config.
 //!
 //! As W&B's `HyperParameterSet`: names are sorted at each level, a nested parameter's value in
 //! the run config is a mapping of its children, random draws are `ppf(uniform(0, 1))`, and bayes
-//! search works on every parameter mapped through its `cdf` into [0,1].
+//! search works on every parameter mapped through its `cdf` into `[0,1]`.
 
 use rand::{Rng, RngExt};
 use serde_json::{Map, Value};
@@ -191,7 +191,7 @@ fn log_bounds(min: f64, max: f64, values: bool) -> (f64, f64) {
 }
 
 impl Distribution {
-    /// The value at quantile `x` in [0,1] (W&B's `HyperParameter.ppf`).
+    /// The value at quantile `x` in `[0,1]` (W&B's `HyperParameter.ppf`).
     pub fn ppf(&self, x: f64) -> Value {
         let x = unit(x);
         // The normal tails are infinite at 0 and 1; keep their quantiles finite.
@@ -264,7 +264,7 @@ impl Distribution {
         }
     }
 
-    /// The quantile of `value` in [0,1] (W&B's `HyperParameter.cdf`; categorical values by their
+    /// The quantile of `value` in `[0,1]` (W&B's `HyperParameter.cdf`; categorical values by their
     /// index), or `None` when the value does not belong to the distribution.
     pub fn cdf(&self, value: &Value) -> Option<f64> {
         if let Distribution::Categorical {
