@@ -760,3 +760,32 @@ fn slurm_logger_job_child() {
     }
     run.finish().unwrap_or_else(|e| panic!("finish: {e}"));
 }
+
+#[test]
+fn a_slurm_command_that_hangs_is_cut_off_at_its_deadline() {
+    // SLURM's clients retry for a minute when their configuration is missing: a stand-in for
+    // a controller that does not answer. Only the client programs are needed here.
+    let found = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join("sbatch").is_file()));
+    if !found {
+        wandb_testkit::skip("sbatch is not installed (scripts/slurm-up installs slurm-wlm)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let slurm = Slurm::default()
+        .with_conf(dir.path().join("missing-slurm.conf"))
+        .with_command_timeout(Duration::from_secs(2));
+    let job = PreparedJob::new(
+        "hung",
+        vec!["true".into()],
+        dir.path(),
+        dir.path().join("hung.log"),
+    );
+    let error = slurm.start(&job).err().map(|e| e.to_string());
+    assert!(
+        error
+            .as_deref()
+            .is_some_and(|e| e.contains("item hung") && e.contains("no answer within 2s")),
+        "{error:?}"
+    );
+}
