@@ -482,6 +482,44 @@ impl Metric {
         Ok(())
     }
 
+    /// The definition a metric record holds (for a resumed run's earlier fragments); `None`
+    /// for a record that defines nothing this type can (no name, or one `validate` refuses).
+    pub(crate) fn from_record(record: &proto::MetricRecord) -> Option<Metric> {
+        let name = if record.glob_name.is_empty() {
+            record.name.clone()
+        } else {
+            record.glob_name.clone()
+        };
+        let mut metric = Metric::new(name);
+        if !record.step_metric.is_empty() {
+            metric.step_metric = Some(record.step_metric.clone());
+        }
+        if let Some(options) = &record.options {
+            metric.step_sync = Some(options.step_sync);
+            metric.hidden = options.hidden;
+        }
+        if let Some(summary) = &record.summary {
+            for (on, stat) in [
+                (summary.min, SummaryStat::Min),
+                (summary.max, SummaryStat::Max),
+                (summary.mean, SummaryStat::Mean),
+                (summary.first, SummaryStat::First),
+                (summary.last, SummaryStat::Last),
+                (summary.none, SummaryStat::None),
+            ] {
+                if on {
+                    metric = metric.summary(stat);
+                }
+            }
+        }
+        metric.goal = match record.goal {
+            g if g == proto::metric_record::MetricGoal::GoalMinimize as i32 => Some(Goal::Minimize),
+            g if g == proto::metric_record::MetricGoal::GoalMaximize as i32 => Some(Goal::Maximize),
+            _ => None,
+        };
+        metric.validate().ok().map(|()| metric)
+    }
+
     /// The metric record W&B writes for this definition.
     pub(crate) fn to_record(&self) -> proto::MetricRecord {
         let mut summary = proto::MetricSummary::default();

@@ -7,7 +7,9 @@
 //!
 //! * the last history step (the new fragment starts at that step + 1, as W&B's resumed runs);
 //! * the summary and the config, as the records left them (the config given to this `init`
-//!   is applied over the carried one, the launch config over both);
+//!   is applied over the carried one, the launch config over both), and the metric
+//!   definitions (`define_metric`): a `min`/`max`/`first` summary continues from the carried
+//!   value, a `mean` restarts (the count behind it is not recorded);
 //! * the run time reached (the largest `_runtime`, `_wandb.runtime` or exit runtime), so that
 //!   `_runtime` continues from it.
 //!
@@ -36,6 +38,7 @@ use wandb_format::{Entry, LogFile, Recovery, proto};
 use wandb_settings::{OFFLINE_RUN_PREFIX, Resume, Settings};
 
 use crate::error::{Error, Result};
+use crate::options::Metric;
 use crate::writer::insert_path;
 
 /// What a resumed run continues from.
@@ -51,6 +54,8 @@ pub(crate) struct Resumed {
     pub(crate) summary: json::Map,
     /// The config as the earlier fragments left it (without `_wandb`).
     pub(crate) config: json::Map,
+    /// The metric definitions of the earlier fragments (the last one of each name).
+    pub(crate) metrics: Vec<Metric>,
 }
 
 /// The run id for `settings`: the one given, else (for `auto`) the one in `wandb-resume.json`,
@@ -196,6 +201,7 @@ fn read_fragments(run_id: &str, fragments: Vec<PathBuf>) -> Resumed {
         runtime: Duration::from_secs_f64(state.runtime.max(0.0)),
         summary: state.summary,
         config: state.config,
+        metrics: state.metrics.into_iter().map(|(_, metric)| metric).collect(),
     }
 }
 
@@ -206,6 +212,8 @@ struct Replay {
     runtime: f64,
     summary: json::Map,
     config: json::Map,
+    /// Metric definitions by name (glob names end in `*`), in first-definition order.
+    metrics: Vec<(String, Metric)>,
 }
 
 impl Replay {
@@ -247,6 +255,17 @@ impl Replay {
                 }
                 for item in &summary.remove {
                     remove_path(&mut self.summary, &item_path(&item.key, &item.nested_key));
+                }
+            }
+            Some(RecordType::Metric(metric)) => {
+                // Only what the program defined; wandb-core also writes derived definitions.
+                let defined = metric.options.as_ref().is_none_or(|o| o.defined);
+                if let Some(metric) = Metric::from_record(metric).filter(|_| defined) {
+                    let name = metric.name.clone();
+                    match self.metrics.iter_mut().find(|(n, _)| *n == name) {
+                        Some(slot) => slot.1 = metric,
+                        None => self.metrics.push((name, metric)),
+                    }
                 }
             }
             Some(RecordType::Exit(exit)) => {

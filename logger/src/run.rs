@@ -181,6 +181,10 @@ impl RunCore {
         link_latest_run(&settings.wandb_dir, &paths.run_dir);
 
         let mut run_record = records::run(&run_id, &settings, start_time, &config);
+        let carried_metrics = resumed
+            .as_ref()
+            .map(|resumed| resumed.metrics.clone())
+            .unwrap_or_default();
         let (first_step, runtime_offset, carried_summary) = match &resumed {
             Some(resumed) => {
                 if let Some(RecordType::Run(run)) = &mut run_record.record_type {
@@ -211,6 +215,7 @@ impl RunCore {
                 pool: pool_tx,
                 first_step,
                 carried_summary,
+                carried_metrics,
             },
             Arc::clone(&shared),
         )?;

@@ -81,6 +81,18 @@ impl Stats {
         }
     }
 
+    /// Statistics continuing the summary `{"min": .., "max": .., "first": ..}` of an earlier
+    /// fragment. The mean restarts: the number of values behind it is not in the summary.
+    fn carried(value: &json::Value) -> Stats {
+        let number = |key: &str| value.get(key).and_then(json::Value::as_f64);
+        Stats {
+            first: value.get("first").cloned().map(Value::from),
+            min: number("min"),
+            max: number("max"),
+            ..Stats::default()
+        }
+    }
+
     fn to_json(&self, flags: StatFlags) -> Option<json::Value> {
         let mut map = json::Map::new();
         if flags.min
@@ -122,6 +134,9 @@ pub(crate) enum SummaryState {
     Stats(Stats),
     /// A value set explicitly with `summary_set`.
     Explicit(json::Value),
+    /// The value an earlier fragment of a resumed run left; the first logged value replaces it
+    /// (a `min`/`max`/`first` statistic starts from it, see [`Stats::carried`]).
+    Carried(json::Value),
 }
 
 /// Everything the writer knows about one key.
@@ -167,8 +182,12 @@ impl KeyInfo {
             Policy::Off => return false,
             Policy::Latest => self.state = SummaryState::Latest(value.clone()),
             Policy::Stats(flags) => {
-                if !matches!(self.state, SummaryState::Stats(_)) {
-                    self.state = SummaryState::Stats(Stats::default());
+                match &self.state {
+                    SummaryState::Stats(_) => {}
+                    SummaryState::Carried(carried) => {
+                        self.state = SummaryState::Stats(Stats::carried(carried));
+                    }
+                    _ => self.state = SummaryState::Stats(Stats::default()),
                 }
                 if let SummaryState::Stats(stats) = &mut self.state {
                     stats.update(flags, value);
@@ -185,7 +204,7 @@ impl KeyInfo {
             (SummaryState::Latest(v), _) => Some(v.to_json()),
             (SummaryState::Stats(stats), Policy::Stats(flags)) => stats.to_json(flags),
             (SummaryState::Stats(_), _) => None,
-            (SummaryState::Explicit(v), _) => Some(v.clone()),
+            (SummaryState::Explicit(v) | SummaryState::Carried(v), _) => Some(v.clone()),
         }
     }
 
@@ -446,7 +465,12 @@ impl KeyTable {
             let policy = rule.as_ref().map(|r| r.policy).unwrap_or_default();
             let sync = rule.and_then(|r| r.sync_step_metric);
             if let Some(info) = self.keys.get_mut(idx) {
-                if info.policy != policy && !matches!(info.state, SummaryState::Explicit(_)) {
+                if info.policy != policy
+                    && !matches!(
+                        info.state,
+                        SummaryState::Explicit(_) | SummaryState::Carried(_)
+                    )
+                {
                     info.state = SummaryState::Unset;
                 }
                 info.policy = policy;

@@ -219,9 +219,11 @@ pub(crate) struct WorkerConfig {
     pub(crate) pool: Sender<RowBuf>,
     /// The first step (after the last step of the fragments a resumed run continues).
     pub(crate) first_step: u64,
-    /// The summary a resumed run carries over: written first and kept as explicit values until
-    /// the keys are logged again.
+    /// The summary a resumed run carries over: written first and kept until the keys are
+    /// logged again.
     pub(crate) carried_summary: json::Map,
+    /// The metric definitions a resumed run carries over: written first and applied.
+    pub(crate) carried_metrics: Vec<Metric>,
 }
 
 /// Starts the writer thread for `file`.
@@ -358,13 +360,16 @@ impl Worker {
         for record in config.initial {
             worker.write_record(record);
         }
+        for metric in config.carried_metrics {
+            worker.define_metric(&metric);
+        }
         if let Some(mut record) = crate::resume::carried_summary_record(&config.carried_summary) {
             record.info = Some(worker.stream_info());
             worker.write_record(record);
             for (key, value) in config.carried_summary {
                 let id = worker.keys.intern_path(std::slice::from_ref(&key));
                 if let Some(info) = worker.keys.get_mut(id) {
-                    info.state = SummaryState::Explicit(value);
+                    info.state = SummaryState::Carried(value);
                 }
             }
         }
@@ -453,13 +458,7 @@ impl Worker {
             }
             Command::SummarySet(items) => self.summary_set(items),
             Command::SummaryRemove(paths) => self.summary_remove(paths),
-            Command::Metric(metric) => {
-                let mut record =
-                    records::wrap(proto::record::RecordType::Metric(metric.to_record()));
-                record.info = Some(self.stream_info());
-                self.write_record(record);
-                self.keys.define(&metric);
-            }
+            Command::Metric(metric) => self.define_metric(&metric),
             Command::Save(save) => {
                 let result = self.save(&save);
                 let _ = save.reply.send(result);
@@ -491,6 +490,14 @@ impl Worker {
             }
         }
         false
+    }
+
+    /// Writes a metric definition's record and applies it.
+    fn define_metric(&mut self, metric: &Metric) {
+        let mut record = records::wrap(proto::record::RecordType::Metric(metric.to_record()));
+        record.info = Some(self.stream_info());
+        self.write_record(record);
+        self.keys.define(metric);
     }
 
     fn status(&self) -> Result<()> {

@@ -341,3 +341,84 @@ fn kill_dash_nine_then_resume_continues_from_the_last_durable_step() {
     assert_eq!(rows2[0].step, rows.len() as i64);
     assert!(runtime_of(&rows2[0]) >= runtime_of(last));
 }
+
+#[test]
+fn a_run_written_by_the_official_sdk_resumes_too() {
+    // fixtures/sdk-0.31.0/plain: 50 rows (steps 0..49), a config and a summary, by SDK 0.31.0.
+    let dir = tempfile::tempdir().unwrap();
+    let fragment = dir
+        .path()
+        .join("wandb/offline-run-20261122_032118-fxplain0");
+    std::fs::create_dir_all(&fragment).unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures/sdk-0.31.0/plain/run-fxplain0.wandb");
+    std::fs::copy(&fixture, fragment.join("run-fxplain0.wandb")).unwrap();
+    let sdk_summary = replay_summary(&read_records(&fixture));
+
+    let setup = setup_in(dir.path(), &[]);
+    let run = setup
+        .init(InitOptions::new().id("fxplain0").resume("must"))
+        .unwrap();
+    assert_eq!(run.starting_step(), 50);
+    assert_eq!(
+        run.summary_get("acc").unwrap().and_then(|v| v.as_f64()),
+        sdk_summary.get("acc").and_then(json::Value::as_f64)
+    );
+    let path = log_path(&run);
+    run.log(row! {"loss" => 0.0}).unwrap();
+    run.finish().unwrap();
+    let config = record_config(&path);
+    assert_eq!(
+        config.get("arch").and_then(json::Value::as_str),
+        Some("mlp")
+    );
+    assert_eq!(
+        config
+            .get("optimizer")
+            .and_then(|o| o.get("name"))
+            .and_then(json::Value::as_str),
+        Some("adam")
+    );
+    assert_eq!(history(&read_records(&path))[0].step, 50);
+}
+
+#[test]
+fn metric_definitions_carry_over_and_a_minimum_continues() {
+    use wandb_logger::{Metric, SummaryStat};
+    let dir = tempfile::tempdir().unwrap();
+    let setup = setup_in(dir.path(), &[]);
+    let run = setup.init(InitOptions::new().id("metric01")).unwrap();
+    run.define_metric(Metric::new("loss").summary(SummaryStat::Min))
+        .unwrap();
+    for loss in [0.9, 0.2, 0.4] {
+        run.log(row! {"loss" => loss}).unwrap();
+    }
+    run.finish_with_code(143).unwrap();
+
+    let run = setup
+        .init(InitOptions::new().id("metric01").resume("allow"))
+        .unwrap();
+    run.log(row! {"loss" => 0.5}).unwrap();
+    let min = |run: &wandb_logger::Run| {
+        run.summary_get_path(&["loss", "min"])
+            .unwrap()
+            .and_then(|v| v.as_f64())
+    };
+    assert_eq!(min(&run), Some(0.2), "the earlier minimum holds");
+    run.log(row! {"loss" => 0.1}).unwrap();
+    assert_eq!(min(&run), Some(0.1));
+    let path = log_path(&run);
+    run.finish().unwrap();
+    let records = read_records(&path);
+    assert!(
+        records
+            .iter()
+            .any(|r| matches!(&r.record_type, Some(RecordType::Metric(m)) if m.name == "loss")),
+        "the definition is in the new fragment"
+    );
+    let summary = replay_summary(&records);
+    assert_eq!(
+        summary["loss"].get("min").and_then(json::Value::as_f64),
+        Some(0.1)
+    );
+}
