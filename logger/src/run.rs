@@ -432,13 +432,14 @@ impl RunCore {
     }
 
     /// SIGTERM: writes a preempting record (and, when the process is about to die, the pending
-    /// row), syncs, and waits at most `timeout`.
-    pub(crate) fn preempt(&self, terminate: bool, timeout: Duration) {
+    /// row), syncs, and waits at most `timeout`. Returns whether the writer acknowledged it in
+    /// time (a writer that did not may be stuck on the disk: finishing would wait on it too).
+    pub(crate) fn preempt(&self, terminate: bool, timeout: Duration) -> bool {
         let Some(tx) = &self.tx else {
-            return;
+            return false;
         };
         if self.check().is_err() {
-            return;
+            return false;
         }
         let (reply, reply_rx) = crossbeam_channel::bounded(1);
         if tx
@@ -446,8 +447,9 @@ impl RunCore {
             .is_ok()
         {
             self.wake_writer();
-            let _ = reply_rx.recv_timeout(timeout);
+            return reply_rx.recv_timeout(timeout).is_ok();
         }
+        false
     }
 
     /// Finishes the run once; later calls return the first outcome.

@@ -110,8 +110,8 @@ fn on_sigterm() {
         if terminate { " and terminating" } else { "" }
     );
     for run in runs.iter().filter(|run| run.handle_sigterm) {
-        run.preempt(terminate, PREEMPT_TIMEOUT);
-        if terminate {
+        let acknowledged = run.preempt(terminate, PREEMPT_TIMEOUT);
+        if terminate && acknowledged {
             // The process is about to end: the run ends with it, as a process killed by SIGTERM
             // reports (128 + 15), so its fragment is complete and a requeued job resumes after it.
             run.finish_from_hook(SIGTERM_EXIT_CODE);
