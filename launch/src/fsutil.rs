@@ -12,6 +12,17 @@ use crate::error::{Error, Result};
 /// a temp file `.<name>.<random>.tmp` in the same folder, fsync, rename over `path`, fsync the
 /// folder.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_whole(path, bytes, true)
+}
+
+/// Like [`write_atomic`] but without the fsyncs: whole or absent after a process crash (the
+/// page cache keeps it), not after a power loss. For the job wrapper's exit file, which must
+/// be there within microseconds of the job's end.
+pub(crate) fn write_whole_unsynced(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_whole(path, bytes, false)
+}
+
+fn write_whole(path: &Path, bytes: &[u8], durable: bool) -> Result<()> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     let name = path
         .file_name()
@@ -21,7 +32,9 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let written = (|| -> io::Result<()> {
         let mut file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
         file.write_all(bytes)?;
-        file.sync_all()?;
+        if durable {
+            file.sync_all()?;
+        }
         Ok(())
     })();
     if let Err(e) = written {
@@ -32,7 +45,7 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = fs::remove_file(&tmp);
         return Err(Error::io(path, "rename temporary file into place", e));
     }
-    sync_dir(dir)
+    if durable { sync_dir(dir) } else { Ok(()) }
 }
 
 /// Creates an empty file that must not exist yet, and syncs its folder.

@@ -10,17 +10,20 @@
 //! - ignores SIGTERM itself (the agent's SIGTERM goes to the whole group: the command decides
 //!   what to do with it, the wrapper waits for it);
 //! - when the command ends, writes its exit code or signal to the exit file (atomically), then
-//!   exits with the same status. An agent that returns an expired item first looks for this
+//!   exits with the same status (an agent dying after the command ended no longer stops the
+//!   wrapper from writing it). An agent that returns an expired item first looks for this
 //!   file: a job that ended just before its agent died is recorded as ended, not run again.
 
 use std::path::Path;
 use std::process::{Command, ExitCode};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rustix::process::{Pid, Signal};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::fsutil::write_atomic;
+use crate::fsutil::write_whole_unsynced;
 use crate::resource::JobOutcome;
 
 /// What the exit file holds.
@@ -84,11 +87,18 @@ fn wrap(exit_file: &Path, parent: i32, argv: &[String]) -> Result<ExitCode> {
         kill_own_group();
         return Ok(ExitCode::from(137));
     }
+    // Set once the command has ended: from then on the end is being written, and an agent
+    // that dies meanwhile must not stop that (the next agent reads the file).
+    let ended = Arc::new(AtomicBool::new(false));
+    let ended_seen = Arc::clone(&ended);
     std::thread::Builder::new()
         .name("job-wrapper-signals".into())
         .spawn(move || {
             for signal in signals.forever() {
-                if signal == signal_hook::consts::SIGHUP && !parent_alive(parent) {
+                if signal == signal_hook::consts::SIGHUP
+                    && !parent_alive(parent)
+                    && !ended_seen.load(Ordering::SeqCst)
+                {
                     kill_own_group();
                 }
             }
@@ -102,13 +112,14 @@ fn wrap(exit_file: &Path, parent: i32, argv: &[String]) -> Result<ExitCode> {
             program: program.clone(),
             source,
         })?;
+    ended.store(true, Ordering::SeqCst);
     use std::os::unix::process::ExitStatusExt as _;
     let record = ExitRecord {
         exit_code: status.code(),
         signal: status.signal(),
     };
     let bytes = serde_json::to_vec(&record).unwrap_or_default();
-    write_atomic(exit_file, &bytes)?;
+    write_whole_unsynced(exit_file, &bytes)?;
     let code = match (record.exit_code, record.signal) {
         (Some(code), _) => code,
         (None, Some(signal)) => 128 + signal,
