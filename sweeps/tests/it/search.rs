@@ -249,6 +249,7 @@ fn bayes_beats_random_within_30_runs() {
             wins += 1;
         }
     }
+    eprintln!("bayes won {wins} of 8:\n{}", report.join("\n"));
     assert!(wins >= 6, "bayes won {wins} of 8:\n{}", report.join("\n"));
 }
 
