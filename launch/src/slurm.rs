@@ -23,6 +23,13 @@
 //! (`SLURM_RESTART_COUNT` > 0) the script also sets `WANDB_RESUME=allow` unless the item set
 //! `WANDB_RESUME` itself, so the run continues instead of starting over.
 //!
+//! Before submitting, `start` asks `squeue` for a live job of this user named after the item: an
+//! earlier attempt's job that is still pending or running (its agent died or lost the lease,
+//! and the item came back to the queue) is followed instead of submitted a second time, so an
+//! item never runs twice at once. A job that *ended* while no agent followed it is not found
+//! this way, and the new attempt runs it again (with `WANDB_RESUME=allow` set by the agent's
+//! environment or the script, the run continues). [`Slurm::follow`] follows a job by its id.
+//!
 //! # The pre-timeout signal
 //!
 //! `--signal=B:TERM@<secs>` makes SLURM send SIGTERM to the batch shell `<secs>` seconds before
@@ -165,6 +172,15 @@ impl Resource for Slurm {
             });
         }
         let options = sbatch_options(&job.resource_args, Some(item))?;
+        if let Some(job_id) = self.live_job(item) {
+            // An earlier attempt's job is still queued or running: its agent died or lost the
+            // lease, and the item came back. Follow that job instead of running the item twice.
+            log::warn!(
+                "item {item}: SLURM job {job_id} of an earlier attempt is still alive; following it instead of submitting attempt {} anew",
+                job.attempt
+            );
+            return Ok(Box::new(SlurmJob::new(self, item, job_id)));
+        }
         // Without a log file (`wandb-launch run`), the output goes where SLURM puts it by
         // default (slurm-<job id>.out in the working folder) and the script to the temp folder.
         let has_log = !job.log_path.as_os_str().is_empty();
@@ -209,15 +225,49 @@ impl Resource for Slurm {
             )
         })?;
         log::info!("item {item}: submitted to SLURM as job {job_id}");
-        Ok(Box::new(SlurmJob {
-            slurm: self.clone(),
-            item_id: item.to_owned(),
-            job_id,
-            stop_requested: false,
-            forgotten: 0,
-            restarts: 0,
-            started: Instant::now(),
-        }))
+        Ok(Box::new(SlurmJob::new(self, item, job_id)))
+    }
+}
+
+impl Slurm {
+    /// Follows SLURM job `job_id` of item `item_id` (submitted earlier, e.g. by an agent that
+    /// has since stopped) as if this resource had just submitted it.
+    pub fn follow(&self, item_id: &str, job_id: &str) -> Result<Box<dyn RunningJob>> {
+        if job_id.is_empty() || !job_id.chars().all(|c| c.is_ascii_digit()) {
+            return Err(Error::invalid(
+                Some(item_id),
+                "external_id",
+                format!("{job_id:?} is not a SLURM job id"),
+            ));
+        }
+        Ok(Box::new(SlurmJob::new(self, item_id, job_id.to_owned())))
+    }
+
+    /// The id of this user's job named after `item` that is still pending or running, if any
+    /// (`squeue --me -n <name>`). A failing `squeue` is logged and counts as none.
+    fn live_job(&self, item: &str) -> Option<String> {
+        let args = [
+            "--me".to_owned(),
+            "-h".into(),
+            "-t".into(),
+            "PENDING,CONFIGURING,RUNNING,SUSPENDED,REQUEUED,REQUEUE_HOLD,REQUEUE_FED,RESIZING"
+                .into(),
+            "-n".into(),
+            job_name(item),
+            "-o".into(),
+            "%i".into(),
+        ];
+        match self.run("squeue", &args) {
+            Ok(out) => out
+                .lines()
+                .map(str::trim)
+                .find(|id| !id.is_empty() && id.chars().all(|c| c.is_ascii_digit()))
+                .map(str::to_owned),
+            Err(problem) => {
+                log::warn!("item {item}: cannot look for an earlier attempt's job: {problem}");
+                None
+            }
+        }
     }
 }
 
@@ -484,6 +534,18 @@ struct JobStatus {
 }
 
 impl SlurmJob {
+    fn new(slurm: &Slurm, item_id: &str, job_id: String) -> Self {
+        SlurmJob {
+            slurm: slurm.clone(),
+            item_id: item_id.to_owned(),
+            job_id,
+            stop_requested: false,
+            forgotten: 0,
+            restarts: 0,
+            started: Instant::now(),
+        }
+    }
+
     fn error(&self, reason: impl Into<String>) -> Error {
         resource_error(
             &self.item_id,

@@ -38,8 +38,11 @@ fn fixture() -> Option<Fixture> {
 }
 
 impl Fixture {
-    /// A job running `script` under `sh -c`, logging to `<dir>/<item>.log`.
-    fn job(&self, item: &str, script: &str) -> PreparedJob {
+    /// A job running `script` under `sh -c`; its item id is `name` and this process's id, so
+    /// that no job left by another test run has its name.
+    fn job(&self, name: &str, script: &str) -> PreparedJob {
+        let item = format!("{name}-{}", std::process::id());
+        let item = item.as_str();
         PreparedJob::new(
             item,
             vec!["sh".into(), "-c".into(), script.into()],
@@ -170,7 +173,7 @@ fn a_job_runs_on_the_cluster_with_its_config_and_ends_with_its_exit_code() {
                 .unwrap_or_default(),
         );
     let mut submitted = fx.start(&job);
-    assert_eq!(submitted.scontrol_field("JobName"), "basic");
+    assert_eq!(submitted.scontrol_field("JobName"), job.item_id);
     assert_eq!(submitted.scontrol_field("TimeLimit"), "00:02:00");
     let outcome = submitted.wait();
     let log = read(&submitted.log);
@@ -180,7 +183,7 @@ fn a_job_runs_on_the_cluster_with_its_config_and_ends_with_its_exit_code() {
         "{log}"
     );
     assert!(log.contains(&format!("config={config}")), "{log}");
-    assert!(log.contains("run=run-basic"), "{log}");
+    assert!(log.contains(&format!("run={}", job.run_id)), "{log}");
     let dir = fx.dir.path().canonicalize().unwrap_or_default();
     assert!(log.contains(&dir.display().to_string()), "{log}");
     // The ended job stays ended.
@@ -303,11 +306,17 @@ fn a_requeued_job_runs_again_with_the_same_run_id_and_resumes() {
     let log = read(&submitted.log);
     assert_eq!(outcome, JobOutcome::exited(0), "{log}");
     assert!(
-        log.contains("attempt restart=0 run=run-requeue resume=unset"),
+        log.contains(&format!(
+            "attempt restart=0 run={} resume=unset",
+            job.run_id
+        )),
         "{log}"
     );
     assert!(
-        log.contains("attempt restart=1 run=run-requeue resume=allow"),
+        log.contains(&format!(
+            "attempt restart=1 run={} resume=allow",
+            job.run_id
+        )),
         "the rerun has the same run id and resumes it:\n{log}"
     );
     assert_eq!(submitted.scontrol_field("Restarts"), "1");
@@ -599,8 +608,9 @@ fn a_requeued_wandb_logger_job_writes_preempting_and_resumes_its_run_as_one_sync
     let runs = fx.dir.path().join("runs");
     std::fs::create_dir_all(&runs).unwrap_or_else(|e| panic!("{e}"));
     let runs_arg = runs.display().to_string();
+    let item = format!("logger-{}", std::process::id());
     let job = PreparedJob::new(
-        "logger",
+        item.as_str(),
         vec![
             exe.display().to_string(),
             "slurm_logger_job_child".into(),
@@ -609,7 +619,7 @@ fn a_requeued_wandb_logger_job_writes_preempting_and_resumes_its_run_as_one_sync
             "--test-threads=1".into(),
         ],
         &runs,
-        fx.log_path("logger"),
+        fx.log_path(&item),
     )
     .with_run("slurmlog1", 0)
     .with_env(
@@ -788,4 +798,41 @@ fn a_slurm_command_that_hangs_is_cut_off_at_its_deadline() {
             .is_some_and(|e| e.contains("item hung") && e.contains("no answer within 2s")),
         "{error:?}"
     );
+}
+
+#[test]
+fn a_new_attempt_follows_the_live_job_of_an_earlier_one_instead_of_submitting_again() {
+    let Some(fx) = fixture() else { return };
+    let job = fx.job(
+        "adopt",
+        "trap 'echo got-sigterm; exit 143' TERM; echo started; while :; do sleep 0.2; done",
+    );
+    // The first attempt's agent "dies": its handle is no longer polled, the SLURM job runs on.
+    let first = fx.start(&job);
+    let job_id = first.job_id.clone();
+    let mut second = fx.start(&job.clone().with_run(job.run_id.clone(), 1));
+    assert_eq!(
+        second.job_id, job_id,
+        "the second attempt follows the same job"
+    );
+    let listed = fx
+        .cluster
+        .run(
+            "squeue",
+            &["--me", "-h", "-n", &job.item_id, "-o", "%i"],
+            Duration::from_secs(30),
+        )
+        .unwrap_or_else(|problem| panic!("{problem}"));
+    assert_eq!(listed.trim(), job_id, "one job for the item");
+    second.wait_for_log("started");
+    assert!(second.running.terminate(Duration::from_secs(20)).is_ok());
+    let outcome = second.wait();
+    assert_eq!(outcome.failure.as_deref(), Some(CANCELLED), "{outcome:?}");
+    assert_eq!(read(&second.log).matches("started").count(), 1);
+    // Following by id works too.
+    let followed = fx.slurm.follow(&job.item_id, &job_id);
+    let outcome = followed.ok().and_then(|mut f| f.poll().ok().flatten());
+    assert!(outcome.is_some_and(|o| !o.success()), "the job has ended");
+    assert!(fx.slurm.follow(&job.item_id, "12; rm").is_err());
+    drop(first);
 }
