@@ -1,11 +1,13 @@
 //! Speed of the viewer: `plot` of long histories to PNG, and `report` of many runs.
 //!
 //! Targets (issue 16): `plot` of a 1M-row, 10-metric history at most 1 s to PNG on 2 cores; a
-//! 10M-row history (one metric) in about a second; `report` of 50 runs of 10k rows at most 5 s,
-//! the page under ~2 MB. The files are generated here, rows as wandb-core writes them (`_step`,
-//! `_runtime`, `_timestamp` and float metrics as `nested_key` items).
+//! 10M-row history in about a second; `report` of 50 runs of 10k rows at most 5 s, the page under
+//! ~2 MB. The files are generated here, rows as wandb-core writes them (`_step`, `_runtime`,
+//! `_timestamp` and float metrics as `nested_key` items).
 //!
-//! Run with `cargo bench -p wandb-inspect --bench viewer`.
+//! Run with `cargo bench -p wandb-inspect --bench viewer`; `VIEWER_BENCH_10M_10=1` adds `plot` of
+//! a 10M-row, 10-metric history (a 4.4 GB file in the temp folder). `benches/viewer_plot.sh` times
+//! the release binary on such files and counts its instructions.
 
 use std::io;
 use std::path::Path;
@@ -97,10 +99,26 @@ fn benches(c: &mut Criterion) {
     group.bench_function("plot_1M_rows_10_metrics_png", |b| {
         b.iter(|| assert_eq!(inspect(&["plot", &path, "-o", png]), Exit::Ok));
     });
+    let path = paths(&million);
+    group.bench_function("plot_1M_rows_1_of_10_metrics_png", |b| {
+        b.iter(|| {
+            let args = ["plot", &path, "--metrics", "train/loss", "-o", png];
+            assert_eq!(inspect(&args), Exit::Ok);
+        });
+    });
     let path = paths(&ten_million);
     group.bench_function("plot_10M_rows_1_metric_png", |b| {
         b.iter(|| assert_eq!(inspect(&["plot", &path, "-o", png]), Exit::Ok));
     });
+    if std::env::var_os("VIEWER_BENCH_10M_10").is_some() {
+        let big = dir.path().join("run-10m-10.wandb");
+        generate(&big, 10_000_000, 10);
+        let path = paths(&big);
+        group.bench_function("plot_10M_rows_10_metrics_png", |b| {
+            b.iter(|| assert_eq!(inspect(&["plot", &path, "-o", png]), Exit::Ok));
+        });
+        let _ = std::fs::remove_file(&big);
+    }
     let path = paths(&many);
     group.bench_function("report_50_runs_10k_rows", |b| {
         b.iter(|| assert_eq!(inspect(&["report", &path, "-o", html]), Exit::Ok));

@@ -156,7 +156,7 @@ impl<'a> Item<'a> {
     /// `None` for any other bytes, which [`Item::parse`] reads; for these bytes both give the
     /// same item (`wire_tests.rs` checks items against prost through both).
     #[inline(always)]
-    fn quick(bytes: &'a [u8]) -> Option<Self> {
+    pub(crate) fn quick(bytes: &'a [u8]) -> Option<Self> {
         let mut key = "";
         let mut nested = [""; INLINE_PARTS];
         let mut n_nested = 0;

@@ -2,10 +2,16 @@
 //! series, the `define_metric` step metrics, summary, config, system metrics, the console's last
 //! lines, logged images and the damaged spans.
 //!
-//! History records are read straight from their bytes with inspect's item reader
-//! (`items::try_for_each_item`, on format's wire cursor), as `history` does; every other record type
-//! the viewer needs is decoded with prost through `wandb_format::decode`. Damage is data: a record
-//! that does not decode is reported and skipped, as every inspect command does.
+//! History records are read straight from their bytes, in slices of the file read in parallel
+//! (`read_chunk`) and applied in file order (`RunReader::apply`), as `history` does: rows of the
+//! shape the SDK and the logger write without the schema (`quick_row`), any other through
+//! `items::try_for_each_item` on format's wire cursor, both validating as prost would. Keys are
+//! recognised by their encoded bytes when an item repeats the previous row's key at the same
+//! position; values are parsed only for the keys kept. Each series is downsampled as it is read
+//! (`series::Stream`), so what a run holds does not grow with its history, and a `RunReader` can
+//! be extended by the records a growing file gains (`report --follow`). Every other record type
+//! the viewer needs is decoded with prost through `wandb_format::decode`. Damage is data: a
+//! record that does not decode is reported and skipped, as every inspect command does.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -17,10 +23,10 @@ use wandb_format::{LogFile, ScanItem};
 
 use crate::damage::{self, Opened, Reported};
 use crate::error::Error;
-use crate::items::{ItemValue, try_for_each_item};
+use crate::items::{Item, ItemValue, try_for_each_item};
 use crate::plot::series::{ReadOptions, Stream};
 use crate::schema::{Message, RECORD, Type};
-use crate::wire::{self, RECURSION_LIMIT};
+use crate::wire::{self, RECURSION_LIMIT, utf8};
 
 /// Field number of `Record.history`.
 const HISTORY: u32 = 2;
@@ -265,6 +271,230 @@ enum KeyClass {
     Metric(u32, bool),
 }
 
+/// The values of one history row being read.
+struct RowValues<'a> {
+    step: f64,
+    runtime: Lazy,
+    timestamp: Lazy,
+    /// Items whose value is not a number (media are found among them).
+    others: Vec<(String, &'a str)>,
+}
+
+impl RowValues<'_> {
+    fn new() -> Self {
+        RowValues {
+            step: f64::NAN,
+            runtime: Lazy::Value(f64::NAN),
+            timestamp: Lazy::Value(f64::NAN),
+            others: Vec::new(),
+        }
+    }
+}
+
+/// What a slice's history rows share while they are read: the chunk being filled, the keys seen
+/// and, per item position, the last key found there.
+struct RowReader<'c, 'k> {
+    chunk: &'c mut Chunk,
+    keep: &'k (dyn Fn(&str) -> bool + Sync),
+    local: HashMap<String, u32>,
+    scratch: String,
+    /// Rows usually repeat the previous row's keys in the same order: per item position, the
+    /// item's encoded key bytes and what they were found to be.
+    by_position: Vec<(&'c [u8], KeyClass)>,
+}
+
+impl<'c> RowReader<'c, '_> {
+    /// What the key of an item is: from the cache when the item at `position` of the previous
+    /// row had the same encoded key `span`, else from `key` (which builds the key in the scratch
+    /// string; `None` if it cannot).
+    #[inline(always)]
+    fn class(
+        &mut self,
+        position: usize,
+        span: &'c [u8],
+        key: impl FnOnce(&mut String) -> Option<&str>,
+    ) -> Option<KeyClass> {
+        if let Some(&(known, class)) = self.by_position.get(position)
+            && !span.is_empty()
+            && same_bytes(known, span)
+        {
+            return Some(class);
+        }
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let class = key(&mut scratch).map(|key| match key {
+            "_step" => KeyClass::Step,
+            "_runtime" => KeyClass::Runtime,
+            "_timestamp" => KeyClass::Timestamp,
+            _ if key.starts_with('_') => KeyClass::Internal,
+            _ => {
+                let id = match self.local.get(key) {
+                    Some(&id) => id,
+                    None => {
+                        let id = u32::try_from(self.chunk.keys.len()).unwrap_or(u32::MAX);
+                        self.chunk.keys.push(key.to_string());
+                        self.local.insert(key.to_string(), id);
+                        id
+                    }
+                };
+                KeyClass::Metric(id, (self.keep)(key))
+            }
+        });
+        self.scratch = scratch;
+        if let Some(class) = class
+            && !span.is_empty()
+        {
+            self.by_position.truncate(position);
+            self.by_position.push((span, class));
+        }
+        class
+    }
+
+    /// Takes one item's value.
+    #[inline(always)]
+    fn value<'a>(&mut self, row: &mut RowValues<'a>, class: KeyClass, value: ItemValue<'a>) {
+        let chunk = &mut *self.chunk;
+        match class {
+            KeyClass::Step => row.step = number(value).unwrap_or(f64::NAN),
+            KeyClass::Runtime => row.runtime = Lazy::of(value, &mut chunk.text),
+            KeyClass::Timestamp => row.timestamp = Lazy::of(value, &mut chunk.text),
+            KeyClass::Internal => {}
+            KeyClass::Metric(id, kept) => {
+                if !kept
+                    && let ItemValue::Json(text) = value
+                    && text
+                        .as_bytes()
+                        .first()
+                        .is_some_and(|&b| b.is_ascii_digit() || b == b'-')
+                {
+                    let start = u32::try_from(chunk.text.len()).unwrap_or(u32::MAX);
+                    chunk.text.push_str(text);
+                    let end = u32::try_from(chunk.text.len()).unwrap_or(u32::MAX);
+                    chunk.deferred.push((id, start, end));
+                    return;
+                }
+                match number(value) {
+                    Some(v) => chunk.values.push((id, v)),
+                    None => {
+                        if let ItemValue::Json(text) = value {
+                            let key = chunk.keys.get(id as usize).map_or("", String::as_str);
+                            row.others.push((key.to_string(), text));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads a history record body of the common shape (see [`quick_row`]); `false` if it is
+    /// not, with nothing of it kept.
+    fn quick(
+        &mut self,
+        body: &'c [u8],
+        step_type: &'static Message,
+        row: &mut RowValues<'c>,
+    ) -> bool {
+        let (first, first_deferred) = (self.chunk.values.len(), self.chunk.deferred.len());
+        let mut position = 0;
+        let read = quick_row(body, step_type, |span, bytes, value| {
+            let Some(class) = self.class(position, span, |scratch| {
+                Item::quick(bytes).map(|item| {
+                    scratch.clear();
+                    item.push_dotted(scratch);
+                    scratch.as_str()
+                })
+            }) else {
+                return false;
+            };
+            position += 1;
+            self.value(row, class, value);
+            true
+        });
+        if read.is_none() {
+            self.chunk.values.truncate(first);
+            self.chunk.deferred.truncate(first_deferred);
+            *row = RowValues::new();
+            return false;
+        }
+        true
+    }
+}
+
+/// Whether two short byte strings are equal, without a call to `memcmp` for the usual lengths.
+#[inline(always)]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let word = |s: &[u8], at: usize| {
+        s.get(at..at + 8)
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
+            .map(u64::from_ne_bytes)
+    };
+    match a.len() {
+        // Two (overlapping) words cover 8 to 16 bytes.
+        n @ 8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        _ => a == b,
+    }
+}
+
+/// The items of a history record body in the shape the SDK and the logger write: each item's key
+/// fields (`key`, `nested_key`) first and its `value_json` (shorter than 128 bytes) last, and a
+/// `step`, validated as prost would. Calls `each(key span, item bytes, value)` per item, in order;
+/// `None` for a body with anything else, or when `each` says no (read it with
+/// `try_for_each_item` then, from the start).
+#[inline(always)]
+fn quick_row<'a>(
+    body: &'a [u8],
+    step_type: &'static Message,
+    mut each: impl FnMut(&'a [u8], &'a [u8], ItemValue<'a>) -> bool,
+) -> Option<()> {
+    let mut at = 0;
+    while let Some(&tag) = body.get(at) {
+        let (len, header) = match (body.get(at + 1), body.get(at + 2)) {
+            (Some(&low), _) if low < 0x80 => (usize::from(low), 2),
+            (Some(&low), Some(&high)) if high < 0x80 => {
+                (usize::from(low & 0x7F) | usize::from(high) << 7, 3)
+            }
+            _ => return None,
+        };
+        let start = at + header;
+        let bytes = body.get(start..start + len)?;
+        at = start + len;
+        match tag {
+            0x0A => {
+                let mut k = 0;
+                while let Some(&key_tag) = bytes.get(k) {
+                    if key_tag != 0x0A && key_tag != 0x12 {
+                        break;
+                    }
+                    let key_len = *bytes.get(k + 1)?;
+                    if key_len >= 0x80 {
+                        return None;
+                    }
+                    k += 2 + usize::from(key_len);
+                }
+                if bytes.get(k..k + 2) != Some(&[0x82, 0x01]) {
+                    return None;
+                }
+                let value_len = usize::from(*bytes.get(k + 2)?);
+                if value_len >= 0x80 || k + 3 + value_len != bytes.len() {
+                    return None;
+                }
+                let value = match value_len {
+                    0 => ItemValue::Null,
+                    _ => ItemValue::Json(utf8(bytes.get(k + 3..)?).ok()?),
+                };
+                if !each(bytes.get(..k)?, bytes, value) {
+                    return None;
+                }
+            }
+            0x12 => wire::validate(step_type, bytes, RECURSION_LIMIT - 2).ok()?,
+            _ => return None,
+        }
+    }
+    Some(())
+}
+
 /// Reads a slice of items: history rows straight from their bytes, other records with prost.
 /// Values of keys `keep` refuses are not parsed (see [`Chunk::deferred`]).
 pub(crate) fn read_chunk(
@@ -273,107 +503,66 @@ pub(crate) fn read_chunk(
     with_extras: bool,
     keep: &(dyn Fn(&str) -> bool + Sync),
 ) -> Chunk {
-    let mut chunk = Chunk::default();
+    // Room for rows of a dozen values, so the vectors seldom grow (and copy) while being filled.
+    let mut chunk = Chunk {
+        rows: Vec::with_capacity(items.len()),
+        values: Vec::with_capacity(items.len() * 12),
+        text: String::with_capacity(items.len() * 40),
+        ..Chunk::default()
+    };
     let Some(message) = history_type() else {
         return chunk;
     };
-    let mut local: HashMap<String, u32> = HashMap::new();
-    let mut scratch = String::new();
-    // Rows usually repeat the previous row's keys in the same order: per item position, the
-    // item's encoded key bytes and what they were found to be.
-    let mut by_position: Vec<(&[u8], KeyClass)> = Vec::new();
+    let Some(Type::Message(step_type)) = message.field(2).map(|field| &field.ty) else {
+        return chunk;
+    };
+    let mut reader = RowReader {
+        chunk: &mut chunk,
+        keep,
+        local: HashMap::new(),
+        scratch: String::new(),
+        by_position: Vec::new(),
+    };
     for item in items {
         let raw = match item {
             ScanItem::Record(raw) => raw,
             ScanItem::Damage(d) => {
-                let at = chunk.rows.len();
-                chunk
+                let at = reader.chunk.rows.len();
+                reader
+                    .chunk
                     .events
                     .push((at, Event::Damage(Reported::from_damage(d, file_len))));
                 continue;
             }
         };
+        let chunk = &mut *reader.chunk;
         chunk.end = chunk.end.max(raw.offset.saturating_add(raw.length));
         let payload: &[u8] = &raw.payload;
         if let Ok(head) = wire::head(payload)
             && head.record_type.is_some_and(|f| f.number == HISTORY)
         {
-            let mut step = f64::NAN;
-            let (mut runtime, mut timestamp) = (Lazy::Value(f64::NAN), Lazy::Value(f64::NAN));
-            let mut others: Vec<(String, &str)> = Vec::new();
             let first = chunk.values.len();
             let first_deferred = chunk.deferred.len();
-            let (keys, values) = (&mut chunk.keys, &mut chunk.values);
-            let (deferred, text) = (&mut chunk.deferred, &mut chunk.text);
-            let mut position = 0;
+            let mut row = RowValues::new();
             let checked = wire::validate_except(RECORD, payload, RECURSION_LIMIT, HISTORY)
                 .and_then(|()| {
+                    if reader.quick(head.body, step_type, &mut row) {
+                        return Ok(());
+                    }
+                    let mut position = 0;
                     try_for_each_item(message, head.body, ITEM, RECURSION_LIMIT - 1, |item| {
-                        let span = item.key_span();
-                        let cached = by_position
-                            .get(position)
-                            .filter(|(known, _)| !span.is_empty() && *known == span)
-                            .map(|&(_, class)| class);
-                        let class = cached.unwrap_or_else(|| {
-                            let key = item.dotted(&mut scratch);
-                            let class = match key {
-                                "_step" => KeyClass::Step,
-                                "_runtime" => KeyClass::Runtime,
-                                "_timestamp" => KeyClass::Timestamp,
-                                _ if key.starts_with('_') => KeyClass::Internal,
-                                _ => {
-                                    let id = match local.get(key) {
-                                        Some(&id) => id,
-                                        None => {
-                                            let id = u32::try_from(keys.len()).unwrap_or(u32::MAX);
-                                            keys.push(key.to_string());
-                                            local.insert(key.to_string(), id);
-                                            id
-                                        }
-                                    };
-                                    KeyClass::Metric(id, keep(key))
-                                }
-                            };
-                            if !span.is_empty() {
-                                by_position.truncate(position);
-                                by_position.push((span, class));
-                            }
-                            class
+                        let class = reader.class(position, item.key_span(), |scratch| {
+                            scratch.clear();
+                            item.push_dotted(scratch);
+                            Some(scratch.as_str())
                         });
                         position += 1;
-                        match class {
-                            KeyClass::Step => step = number(item.value).unwrap_or(f64::NAN),
-                            KeyClass::Runtime => runtime = Lazy::of(item.value, text),
-                            KeyClass::Timestamp => timestamp = Lazy::of(item.value, text),
-                            KeyClass::Internal => {}
-                            KeyClass::Metric(id, kept) => {
-                                if !kept
-                                    && let ItemValue::Json(value) = item.value
-                                    && value
-                                        .as_bytes()
-                                        .first()
-                                        .is_some_and(|&b| b.is_ascii_digit() || b == b'-')
-                                {
-                                    let start = u32::try_from(text.len()).unwrap_or(u32::MAX);
-                                    text.push_str(value);
-                                    let end = u32::try_from(text.len()).unwrap_or(u32::MAX);
-                                    deferred.push((id, start, end));
-                                    return;
-                                }
-                                match number(item.value) {
-                                    Some(v) => values.push((id, v)),
-                                    None => {
-                                        if let ItemValue::Json(value) = item.value {
-                                            let key =
-                                                keys.get(id as usize).map_or("", String::as_str);
-                                            others.push((key.to_string(), value));
-                                        }
-                                    }
-                                }
-                            }
+                        if let Some(class) = class {
+                            reader.value(&mut row, class, item.value);
                         }
                     })
                 });
+            let chunk = &mut *reader.chunk;
             if checked.is_err() {
                 chunk.values.truncate(first);
                 chunk.deferred.truncate(first_deferred);
@@ -384,8 +573,8 @@ pub(crate) fn read_chunk(
                 continue;
             }
             let mut images = Vec::new();
-            if !others.is_empty() {
-                let prefixes = media(&others, with_extras.then_some(&mut images));
+            if !row.others.is_empty() {
+                let prefixes = media(&row.others, with_extras.then_some(&mut images));
                 let keys = &chunk.keys;
                 let is_media = |id: u32| {
                     let name = keys.get(id as usize).map_or("", String::as_str);
@@ -399,6 +588,7 @@ pub(crate) fn read_chunk(
                     !is_media(id)
                 });
             }
+            let mut step = row.step;
             if step.is_nan()
                 && let Some(num) = crate::history::step_num(message, head.body)
             {
@@ -406,8 +596,8 @@ pub(crate) fn read_chunk(
             }
             chunk.rows.push(Row {
                 step,
-                runtime,
-                timestamp,
+                runtime: row.runtime,
+                timestamp: row.timestamp,
                 values: first..chunk.values.len(),
                 deferred: first_deferred..chunk.deferred.len(),
                 images,
@@ -688,7 +878,7 @@ impl<'k> RunReader<'k> {
 
     /// The series of a chunk's local key id (decided once per chunk and key, when the key first
     /// has a value).
-    #[inline]
+    #[inline(always)]
     fn global_id(
         &mut self,
         global: &mut [Option<Option<usize>>],

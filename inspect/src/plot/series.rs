@@ -1,7 +1,8 @@
 //! The data behind each chart: which metrics get a panel, each run's points on the chosen x axis,
 //! W&B's smoothing, and the downsampling that keeps drawing fast whatever the history length.
 //!
-//! * **x axis**: `--x` if given, else the metric's `define_metric` step metric, else `_step`.
+//! * **x axis**: `--x` if given, else the metric's `define_metric` step metric, else `_step`;
+//!   decided when the metric's first value is read (the SDK defines metrics before logging them).
 //! * **Smoothing** (`--smooth W`, 0 ≤ W < 1): the exponential moving average with debiasing that
 //!   W&B's UI (like TensorBoard) applies: `last = last·W + (1−W)·y`, shown as
 //!   `last / (1 − W^n)` after the n-th finite value. Non-finite values are gaps and do not move it.
@@ -9,6 +10,9 @@
 //! * **Downsampling**: the x range is cut into one bucket per pixel column; each run of points in
 //!   one bucket keeps its first, smallest, largest and last point, in their order (min/max per
 //!   column, also called M4), so the drawn line covers exactly the pixels the full line would.
+//!   Series are reduced as they are read ([`Stream`]): exactly up to 64 points per column, and
+//!   beyond that to 4 buckets per column by the same rule, so a history of any length is held in
+//!   bounded memory and drawn within a quarter of a column of its full line.
 
 use std::collections::BTreeSet;
 
@@ -199,7 +203,7 @@ impl ChartOptions {
 }
 
 /// Fine buckets per pixel column that a compaction of a [`Stream`] keeps.
-const FINE_PER_COLUMN: usize = 8;
+const FINE_PER_COLUMN: usize = 4;
 /// Points per pixel column a [`Stream`] holds before it compacts.
 const CAP_PER_COLUMN: usize = 64;
 
@@ -209,8 +213,9 @@ const CAP_PER_COLUMN: usize = 64;
 /// column; then they are reduced, by the same first/min/max/last rule as [`downsample`], to
 /// [`FINE_PER_COLUMN`] buckets per column over the x range seen so far, and the threshold is
 /// raised to twice what is left. A series that never reaches the threshold is drawn from all of
-/// its points, exactly; a longer one from a reduction at least eight times finer than its pixel
-/// columns, whose points are all real points, its extremes included.
+/// its points, exactly; a longer one from a reduction at least four times finer than its pixel
+/// columns, whose points are all real points, its extremes included (a column's first and last
+/// point may be off by a quarter of a column).
 #[derive(Clone, Debug)]
 pub(crate) struct Stream {
     /// The points kept, in order; a point with a non-finite x or y is a gap.
