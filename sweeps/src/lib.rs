@@ -38,4 +38,4 @@ pub use config::{
 };
 pub use error::{ConfigError, ConfigErrorKind, SweepError};
 pub use run::{RunId, RunState, SweepRun};
-pub use sweep::{BestRun, Proposal, RunRecord, Sweep, SweepOptions, SweepState};
+pub use sweep::{BestRun, Proposal, RunRecord, Sweep, SweepOptions, SweepState, SweepStatus};

@@ -102,6 +102,25 @@ pub struct BestRun {
     pub params: Map<String, Value>,
 }
 
+/// What `sweep status` shows: the sweep's state, its runs counted by state, the best run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SweepStatus {
+    /// The sweep id.
+    pub id: String,
+    /// Running, paused, finished or cancelled.
+    pub state: SweepState,
+    /// The search method.
+    pub method: Method,
+    /// Proposals issued.
+    pub n_proposals: u64,
+    /// Runs seen, by their last state (W&B's state names).
+    pub runs_by_state: std::collections::BTreeMap<String, u64>,
+    /// The metric, when the configuration has one.
+    pub metric: Option<String>,
+    /// The best run so far.
+    pub best: Option<BestRun>,
+}
+
 /// A sweep: configuration, options, state, proposals and runs. Serialises to JSON.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sweep {
@@ -286,6 +305,27 @@ impl Sweep {
         match (&self.config.early_terminate, &self.config.metric) {
             (Some(hb), Some(metric)) => hyperband::decide(hb, metric.goal, runs).stop,
             _ => Vec::new(),
+        }
+    }
+
+    /// The sweep's status as last observed, for `sweep status` (and `--json`).
+    pub fn status(&self) -> SweepStatus {
+        let mut runs_by_state = std::collections::BTreeMap::new();
+        for run in &self.runs {
+            let name = serde_json::to_value(run.state)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            *runs_by_state.entry(name).or_insert(0) += 1;
+        }
+        SweepStatus {
+            id: self.id.clone(),
+            state: self.state,
+            method: self.config.method,
+            n_proposals: self.proposals.len() as u64,
+            runs_by_state,
+            metric: self.config.metric.as_ref().map(|m| m.name.clone()),
+            best: self.best.clone(),
         }
     }
 

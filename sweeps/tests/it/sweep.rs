@@ -61,6 +61,13 @@ fn target_reached_finishes_the_sweep_and_best_is_kept() {
     assert_eq!(best.params, q.params);
     assert_eq!(s.runs.len(), 2);
     assert_eq!(s.runs[1].proposal, Some(1));
+    let status = serde_json::to_value(s.status()).unwrap();
+    assert_eq!(status["state"], json!("finished"));
+    assert_eq!(status["method"], json!("random"));
+    assert_eq!(status["n_proposals"], json!(2));
+    assert_eq!(status["runs_by_state"], json!({"finished": 2}));
+    assert_eq!(status["metric"], json!("loss"));
+    assert_eq!(status["best"]["id"], json!("r2"));
 }
 
 #[test]
