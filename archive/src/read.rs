@@ -79,6 +79,8 @@ pub struct Archive {
     index_problem: Option<String>,
     members: Arc<Vec<Member>>,
     cache: RefCell<Option<(usize, Vec<u8>)>>,
+    /// Buffers and decompression context kept from frame to frame (no allocation per frame).
+    scratch: RefCell<Scratch>,
     n_decompressed: Cell<u64>,
 }
 
@@ -112,6 +114,7 @@ impl Archive {
             index_problem: None,
             members: Arc::new(Vec::new()),
             cache: RefCell::new(None),
+            scratch: RefCell::new(Scratch::default()),
             n_decompressed: Cell::new(0),
         };
         let mut head = [0u8; 4];
@@ -172,6 +175,7 @@ impl Archive {
             index_problem: self.index_problem.clone(),
             members: Arc::clone(&self.members),
             cache: RefCell::new(None),
+            scratch: RefCell::new(Scratch::default()),
             n_decompressed: Cell::new(0),
         }
     }
@@ -384,7 +388,8 @@ impl Archive {
             if self.lost.borrow().get(i).copied().unwrap_or(true) {
                 return Err(format!("frame {i} is damaged"));
             }
-            match self.decompress(i) {
+            let reuse = self.cache.borrow_mut().take().map(|(_, bytes)| bytes);
+            match self.decompress(i, reuse.unwrap_or_default()) {
                 Ok(bytes) => *self.cache.borrow_mut() = Some((i, bytes)),
                 Err(reason) => {
                     if let Some(lost) = self.lost.borrow_mut().get_mut(i) {
@@ -407,7 +412,7 @@ impl Archive {
         }))
     }
 
-    fn decompress(&self, i: usize) -> std::result::Result<Vec<u8>, String> {
+    fn decompress(&self, i: usize, mut out: Vec<u8>) -> std::result::Result<Vec<u8>, String> {
         let frame = self.frames.get(i).ok_or("no such frame")?;
         if frame.d_len > MAX_FRAME_CONTENT {
             return Err(format!("frame claims {} bytes", frame.d_len));
@@ -419,12 +424,15 @@ impl Archive {
                 frame.c_len, frame.d_len
             ));
         }
-        let mut input = vec![0u8; usize::try_from(frame.c_len).unwrap_or(0)];
+        let mut scratch = self.scratch.borrow_mut();
+        let Scratch { input, dctx } = &mut *scratch;
+        input.clear();
+        input.resize(usize::try_from(frame.c_len).unwrap_or(0), 0);
         self.file
-            .read_exact_at(&mut input, frame.c_offset)
+            .read_exact_at(input, frame.c_offset)
             .map_err(|e| format!("read: {e}"))?;
         self.n_decompressed.set(self.n_decompressed.get() + 1);
-        let header = seekable::parse_frame_header(&input)?;
+        let header = seekable::parse_frame_header(input)?;
         if header.content_size != Some(frame.d_len) {
             return Err(format!(
                 "frame header says {:?} bytes, the seek table {}",
@@ -434,11 +442,19 @@ impl Archive {
         if !header.has_checksum {
             return Err("frame has no content checksum".into());
         }
-        let mut decompressor = zstd::bulk::Decompressor::new().map_err(|e| format!("zstd: {e}"))?;
-        decompressor
-            .set_parameter(zstd::zstd_safe::DParameter::WindowLogMax(WINDOW_LOG_MAX))
-            .map_err(|e| format!("zstd: {e}"))?;
-        let mut out = Vec::with_capacity(usize::try_from(frame.d_len).unwrap_or(0));
+        if dctx.is_none() {
+            let mut decompressor =
+                zstd::bulk::Decompressor::new().map_err(|e| format!("zstd: {e}"))?;
+            decompressor
+                .set_parameter(zstd::zstd_safe::DParameter::WindowLogMax(WINDOW_LOG_MAX))
+                .map_err(|e| format!("zstd: {e}"))?;
+            *dctx = Some(decompressor);
+        }
+        let Some(decompressor) = dctx.as_mut() else {
+            return Err("zstd: no decompression context".into());
+        };
+        out.clear();
+        out.reserve(usize::try_from(frame.d_len).unwrap_or(0));
         let n = decompressor
             .decompress_to_buffer(&input[..], &mut out)
             .map_err(|e| format!("does not decompress: {e}"))?;
@@ -455,6 +471,47 @@ impl Archive {
             }
         }
         Ok(out)
+    }
+
+    /// Up to `len` stream bytes from `offset`, decompressing only the start of the frame that
+    /// holds `offset` up to what is asked (a first look, e.g. for a run's first records: the
+    /// frame's checksum is checked only when the whole frame is read). Stops at the frame's end.
+    ///
+    /// # Errors
+    ///
+    /// Why the bytes cannot be read, naming the frame.
+    pub fn peek(&self, offset: u64, len: u64) -> std::result::Result<Vec<u8>, String> {
+        use std::io::Read as _;
+        let i = self
+            .frame_of(offset)
+            .ok_or_else(|| format!("tar offset {offset} is in no intact frame"))?;
+        let frame = self.frames[i];
+        let from = offset - frame.d_offset;
+        let to = (from + len).min(frame.d_len);
+        if let Some((n, bytes)) = self.cache.borrow().as_ref()
+            && *n == i
+        {
+            let (from, to) = (
+                usize::try_from(from).unwrap_or(0),
+                usize::try_from(to).unwrap_or(0),
+            );
+            return Ok(bytes.get(from..to).unwrap_or_default().to_vec());
+        }
+        if self.lost.borrow().get(i).copied().unwrap_or(true) {
+            return Err(format!("frame {i} is damaged"));
+        }
+        let mut input = vec![0u8; usize::try_from(frame.c_len).unwrap_or(0)];
+        self.read_at(&mut input, frame.c_offset)
+            .map_err(|e| e.to_string())?;
+        let damaged = |e: std::io::Error| format!("frame {i} at offset {}: {e}", frame.c_offset);
+        let mut decoder = zstd::stream::read::Decoder::with_buffer(&input[..]).map_err(damaged)?;
+        decoder.window_log_max(WINDOW_LOG_MAX).map_err(damaged)?;
+        let mut out = Vec::with_capacity(usize::try_from(to).unwrap_or(0));
+        decoder.take(to).read_to_end(&mut out).map_err(damaged)?;
+        Ok(out
+            .get(usize::try_from(from).unwrap_or(0)..)
+            .unwrap_or_default()
+            .to_vec())
     }
 
     /// The CRC-32 of frame `i`'s decompressed bytes (decompressing it).
@@ -825,6 +882,23 @@ impl Archive {
             .flat_map(|r| &r.files)
             .find(|f| f.source.as_deref() == Some(source))?;
         self.members.iter().find(|m| m.name == file.path)
+    }
+}
+
+/// What [`Archive::decompress`] keeps from one frame to the next.
+#[derive(Default)]
+struct Scratch {
+    /// The compressed bytes of the frame being decompressed.
+    input: Vec<u8>,
+    /// The decompression context (with its window limit set).
+    dctx: Option<zstd::bulk::Decompressor<'static>>,
+}
+
+impl std::fmt::Debug for Scratch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scratch")
+            .field("input", &self.input.len())
+            .finish_non_exhaustive()
     }
 }
 

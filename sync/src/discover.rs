@@ -23,6 +23,9 @@ use crate::process::micros;
 use crate::runsync::{FilePlan, synced_marker};
 use crate::source::{ArchiveRun, RunSource};
 
+/// Bytes of an archive member looked at first for its run record.
+const RUN_RECORD_PEEK: u64 = 256 << 10;
+
 /// How many records are read at most while looking for the run record.
 const RUN_RECORD_SEARCH: usize = 10_000;
 
@@ -204,6 +207,27 @@ fn first_run_record(path: &Path, live: bool) -> Result<(u64, Option<RunRecord>)>
 fn first_run_record_in(run: &ArchiveRun) -> Result<Option<RunRecord>> {
     use wandb_archive::tools::{MemberItem, scan_member};
     let archive = run.handle();
+    // A first look at the member's start, decompressing only that much of its frame: the run
+    // record is one of the first records.
+    if let Ok(head) = archive.peek(run.record.data_offset, RUN_RECORD_PEEK.min(run.record.size))
+        && head.starts_with(&wandb_format::FILE_HEADER)
+    {
+        let scanner = wandb_format::Scanner::new(
+            &head,
+            0,
+            wandb_format::FILE_HEADER_LEN,
+            Recovery::SkipCorrupt,
+        )
+        .growing();
+        for item in scanner {
+            if let Ok(ScanItem::Record(raw)) = item
+                && let Ok(record) = decode(&raw)
+                && let Some(RecordType::Run(record)) = record.record_type
+            {
+                return Ok(Some(record));
+            }
+        }
+    }
     let mut found = None;
     let mut n_records = 0usize;
     scan_member::<Error>(&archive, &run.record, Recovery::SkipCorrupt, |item| {
