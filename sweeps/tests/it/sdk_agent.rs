@@ -1,6 +1,7 @@
-//! Our command arguments against the official SDK's own (`wandb.sdk.launch.sweeps.utils.
-//! create_sweep_command_args`, which W&B's agent uses), and our Python float formatting against
-//! Python's `repr`, run through the SDK's interpreter (`WANDB_SDK_PYTHON`).
+//! Against the official SDK's Python (`WANDB_SDK_PYTHON`): our command arguments against the
+//! SDK's own (`wandb.sdk.launch.sweeps.utils.create_sweep_command_args`, which W&B's agent uses),
+//! our float formatting against Python's `repr`, and our reading of the example configurations
+//! against PyYAML's (which `wandb sweep` uses).
 
 use std::io::Write as _;
 use std::process::{Command, Stdio};
@@ -109,4 +110,57 @@ fn arguments_match_the_sdk_agent() {
             assert_eq!(argv, want, "${{{macro_name}}} for {case}");
         }
     }
+}
+
+const PYYAML: &str = r#"
+import json, sys, yaml
+out = {}
+for path in sys.argv[1:]:
+    with open(path) as f:
+        out[path] = yaml.safe_load(f)
+json.dump(out, sys.stdout)
+"#;
+
+/// Every example configuration reads as W&B's CLI reads it (PyYAML, YAML 1.1), except where
+/// YAML 1.2 deliberately differs: `1e-5` without a dot is a number for us, a string for PyYAML.
+#[test]
+fn examples_read_as_pyyaml_reads_them() {
+    let Some(python) = wandb_testkit::sdk_python() else {
+        return;
+    };
+    let dir = crate::config_path("");
+    let mut paths: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path().to_string_lossy().into_owned())
+        .collect();
+    paths.sort();
+    let output = Command::new(&python)
+        .args(["-c", PYYAML])
+        .args(&paths)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "PyYAML failed");
+    let theirs: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let mut differing = Vec::new();
+    for path in &paths {
+        let name = path.rsplit('/').next().unwrap();
+        let ours = crate::load(name);
+        if ours.to_json() != &theirs[path.as_str()] {
+            differing.push(name.to_owned());
+        }
+    }
+    assert_eq!(differing, ["docs_bayes_hyperband.yaml"]);
+    let hb = &theirs[paths
+        .iter()
+        .find(|p| p.ends_with("docs_bayes_hyperband.yaml"))
+        .unwrap()
+        .as_str()];
+    assert_eq!(
+        hb["parameters"]["decay"]["values"],
+        json!(["1e-5", "1e-6", "1e-7"])
+    );
+    let ours = crate::load("docs_bayes_hyperband.yaml");
+    let mut ours = ours.to_json().clone();
+    ours["parameters"]["decay"]["values"] = json!(["1e-5", "1e-6", "1e-7"]);
+    assert_eq!(&ours, hb);
 }
