@@ -546,6 +546,11 @@ fn short_value(value: &serde_json::Value) -> String {
                 .to_owned(),
             _ => n.to_string(),
         },
+        // A summary statistic of `define_metric` (`{"min": 0.2}`) shows as `min:0.2`.
+        serde_json::Value::Object(map) if map.len() == 1 => map
+            .iter()
+            .map(|(k, v)| format!("{k}:{}", short_value(v)))
+            .collect(),
         other => {
             let text = other.to_string();
             if text.chars().count() > 16 {

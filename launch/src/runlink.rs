@@ -97,16 +97,47 @@ fn key_of(key: &str, nested_key: &[String]) -> String {
     }
 }
 
-/// The metric `list` shows: `wanted` if given, else `loss` if the summary has it, else the
-/// first key that is not internal (`_step`, `_runtime`, ...).
+/// The metric `list` shows: `wanted` if given, else `loss`, else the first key ending in
+/// `/loss` or `_loss`, else the first numeric key, else the first key; internal keys (`_step`,
+/// `_runtime`, ...) only when asked for.
 pub fn pick_metric(
     summary: &serde_json::Map<String, serde_json::Value>,
     wanted: Option<&str>,
 ) -> Option<(String, serde_json::Value)> {
+    let visible = || summary.keys().filter(|k| !k.starts_with('_'));
     let key = match wanted {
         Some(key) => key.to_owned(),
         None if summary.contains_key("loss") => "loss".to_owned(),
-        None => summary.keys().find(|k| !k.starts_with('_'))?.clone(),
+        None => visible()
+            .find(|k| k.ends_with("/loss") || k.ends_with("_loss"))
+            .or_else(|| visible().find(|k| summary[k.as_str()].is_number()))
+            .or_else(|| visible().next())?
+            .clone(),
     };
     summary.get(&key).map(|value| (key, value.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(json: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+        json.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn the_metric_shown_is_loss_then_a_loss_then_a_number() {
+        let s = summary(serde_json::json!({"_step": 3, "acc": 0.5, "loss": 0.1}));
+        assert_eq!(pick_metric(&s, None).unwrap().0, "loss");
+        let s = summary(serde_json::json!({"name": "x", "epoch": 4, "train/loss": {"min": 0.2}}));
+        assert_eq!(pick_metric(&s, None).unwrap().0, "train/loss");
+        let s = summary(serde_json::json!({"_step": 3, "name": "x", "epoch": 4}));
+        assert_eq!(pick_metric(&s, None).unwrap().0, "epoch");
+        assert_eq!(pick_metric(&s, Some("_step")).unwrap().1, 3);
+        assert_eq!(pick_metric(&s, Some("nope")), None);
+        assert_eq!(
+            pick_metric(&summary(serde_json::json!({"_step": 1})), None),
+            None
+        );
+    }
 }
