@@ -442,16 +442,9 @@ fn resolve_in_archive(run: &ArchiveRun, requested: &str) -> (Vec<Candidate>, Vec
             .collect()
     };
     if requested.contains(['*', '?', '[']) {
-        let Ok(pattern) = glob::Pattern::new(requested) else {
-            return (
-                Vec::new(),
-                vec![Refusal::policy(requested, "invalid glob pattern")],
-            );
-        };
-        let options = glob::MatchOptions {
-            case_sensitive: true,
-            require_literal_separator: true,
-            require_literal_leading_dot: false,
+        let (pattern, options) = match glob_pattern(requested) {
+            Ok(glob) => glob,
+            Err(refusal) => return (Vec::new(), vec![refusal]),
         };
         let matches = |name: &str| pattern.matches_with(name, options);
         let found = run
@@ -673,17 +666,23 @@ fn lookup_refusal(shown: &str, error: &io::Error) -> Refusal {
     }
 }
 
-fn expand_glob(run: &RunFolder, requested: &str) -> (Vec<Candidate>, Vec<Refusal>) {
-    let Ok(pattern) = glob::Pattern::new(requested) else {
-        return (
-            Vec::new(),
-            vec![Refusal::policy(requested, "invalid glob pattern")],
-        );
-    };
+/// A record's glob, as W&B matches it under `files/`: `*` does not cross `/`, a leading dot
+/// needs no literal dot.
+fn glob_pattern(requested: &str) -> Result<(glob::Pattern, glob::MatchOptions), Refusal> {
+    let pattern = glob::Pattern::new(requested)
+        .map_err(|_| Refusal::policy(requested, "invalid glob pattern"))?;
     let options = glob::MatchOptions {
         case_sensitive: true,
         require_literal_separator: true,
         require_literal_leading_dot: false,
+    };
+    Ok((pattern, options))
+}
+
+fn expand_glob(run: &RunFolder, requested: &str) -> (Vec<Candidate>, Vec<Refusal>) {
+    let (pattern, options) = match glob_pattern(requested) {
+        Ok(glob) => glob,
+        Err(refusal) => return (Vec::new(), vec![refusal]),
     };
     let mut found = Vec::new();
     let mut refused = Vec::new();

@@ -14,7 +14,9 @@ use wandb_archive::{PackOptions, pack};
 use wandb_sync::{RunResult, sync_paths};
 use wandb_testkit::{FaultAction, FaultRule, Route, TestBackend};
 
-use crate::common::{RunSpec, assert_clean, assert_same, essence, options, write_run};
+use crate::common::{
+    RunSpec, assert_clean, assert_same, essence, options, sync_command, write_run,
+};
 
 /// Bytes of the large saved file: above the 16 MiB kept in memory, so it streams from the
 /// archive.
@@ -325,37 +327,47 @@ fn an_interrupted_sync_of_an_archive_resumes_exactly_once() {
         "{:?}",
         report.runs
     );
-    let got = backend.state();
-    assert_clean(&got.runs[0]);
-    assert_eq!(got.runs[0].history.len(), 1500);
-    assert_same(&want, &essence(&got.runs[0]), "after resuming");
-    for (name, file) in &got.runs[0].files {
+    assert_resumed_exactly_once(&backend.state().runs[0], &want, 1500);
+}
+
+/// Runs the real binary on `path` to the end; it must succeed.
+fn sync_to_end(backend: &TestBackend, home: &Path, path: &Path) {
+    let out = command(backend, home)
+        .args(["--chunk-bytes", "8192"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn command(backend: &TestBackend, home: &Path) -> Command {
+    let mut cmd = sync_command(backend, home);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd
+}
+
+/// After a resumed sync the server holds exactly what a clean sync gave: every history row
+/// once, no gap or changed line, every file uploaded once.
+fn assert_resumed_exactly_once(
+    run: &wandb_testkit::RunState,
+    want: &serde_json::Value,
+    rows: usize,
+) {
+    assert_clean(run);
+    assert_eq!(run.history.len(), rows);
+    assert_same(want, &essence(run), "after resuming");
+    for (name, file) in &run.files {
         assert_eq!(
             file.put_count, 1,
             "{name} uploaded {} times",
             file.put_count
         );
     }
-}
-
-fn command(backend: &TestBackend, home: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wandb-sync"));
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("WANDB_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.current_dir(home)
-        .env("HOME", home)
-        .env("WANDB_CONFIG_DIR", home.join("config"))
-        .env("WANDB_BASE_URL", backend.base_url())
-        .env("WANDB_API_KEY", backend.api_key())
-        .env("WANDB_SYNC_TEST_FAST_RETRY", "1")
-        .env("NETRC", home.join("no-netrc"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd
 }
 
 #[test]
@@ -365,16 +377,7 @@ fn kill_9_during_a_sync_from_an_archive_resumes_exactly_once() {
     let archive = home.path().join("moved/runs.tar.zst");
     pack_to(vec![run.clone()], &archive);
     let clean = TestBackend::start().unwrap();
-    let out = command(&clean, home.path())
-        .args(["--chunk-bytes", "8192"])
-        .arg(&run)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    sync_to_end(&clean, home.path(), &run);
     let want = essence(&clean.state().runs[0]);
     let marker = home
         .path()
@@ -403,28 +406,10 @@ fn kill_9_during_a_sync_from_an_archive_resumes_exactly_once() {
         let _ = child.wait();
         assert!(!marker.exists(), "killed run marked synced");
         backend.faults().clear();
-        let out = command(&backend, home.path())
-            .args(["--chunk-bytes", "8192"])
-            .arg(&archive)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stdout)
-        );
+        sync_to_end(&backend, home.path(), &archive);
         assert!(marker.exists());
         let state = backend.state();
         assert_eq!(state.runs.len(), 1);
-        assert_clean(&state.runs[0]);
-        assert_eq!(state.runs[0].history.len(), 800);
-        assert_same(&want, &essence(&state.runs[0]), "after kill -9");
-        for (name, file) in &state.runs[0].files {
-            assert_eq!(
-                file.put_count, 1,
-                "{name} uploaded {} times",
-                file.put_count
-            );
-        }
+        assert_resumed_exactly_once(&state.runs[0], &want, 800);
     }
 }

@@ -10,24 +10,10 @@ use std::time::Duration;
 
 use wandb_testkit::{Route, TestBackend};
 
-use crate::common::{RunSpec, assert_clean, assert_same, essence, write_run};
+use crate::common::{RunSpec, assert_clean, assert_same, essence, sync_command, write_run};
 
 fn command(backend: &TestBackend, home: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wandb-sync"));
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("WANDB_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.current_dir(home)
-        .env("HOME", home)
-        .env("WANDB_CONFIG_DIR", home.join("config"))
-        .env("WANDB_BASE_URL", backend.base_url())
-        .env("WANDB_API_KEY", backend.api_key())
-        .env("WANDB_SYNC_TEST_FAST_RETRY", "1")
-        .env("NETRC", home.join("no-netrc"))
-        .stdin(Stdio::null());
-    cmd
+    sync_command(backend, home)
 }
 
 fn output(mut cmd: Command) -> Output {

@@ -273,6 +273,26 @@ pub fn options(backend: &TestBackend, paths: Vec<PathBuf>) -> SyncOptions {
 
 pub use wandb_testkit::compare::{assert_same, essence, normalize_config};
 
+/// The real `wandb-sync` binary, set up to sync to `backend` from `home` (no `WANDB_*` variable
+/// of the test's own environment, no netrc, fast retries, stdin closed).
+pub fn sync_command(backend: &TestBackend, home: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_wandb-sync"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("WANDB_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.current_dir(home)
+        .env("HOME", home)
+        .env("WANDB_CONFIG_DIR", home.join("config"))
+        .env("WANDB_BASE_URL", backend.base_url())
+        .env("WANDB_API_KEY", backend.api_key())
+        .env("WANDB_SYNC_TEST_FAST_RETRY", "1")
+        .env("NETRC", home.join("no-netrc"))
+        .stdin(std::process::Stdio::null());
+    cmd
+}
+
 /// No duplicated, missing or changed history/events lines and no protocol errors.
 pub fn assert_clean(run: &RunState) {
     let c = &run.counters;
