@@ -45,6 +45,10 @@ impl Table {
     /// The most rows the SDK writes into a table's artifact entry.
     pub const MAX_ARTIFACT_ROWS: usize = 200_000;
 
+    /// The deepest nesting of lists and objects in a cell (the SDK's own `json.dump` gives up
+    /// near Python's recursion limit of 1,000).
+    pub const MAX_CELL_DEPTH: usize = 500;
+
     /// An empty table with these columns.
     pub fn new<I, S>(columns: I) -> Table
     where
@@ -91,17 +95,30 @@ impl Table {
     }
 
     fn check_row(&self, idx: usize, row: &[json::Value]) -> Result<()> {
-        if row.len() == self.columns.len() {
-            return Ok(());
+        if row.len() != self.columns.len() {
+            return Err(Error::InvalidArgument {
+                what: "table row",
+                reason: format!(
+                    "row {idx} has {} cell(s), the table has {} column(s)",
+                    row.len(),
+                    self.columns.len()
+                ),
+            });
         }
-        Err(Error::InvalidArgument {
-            what: "table row",
-            reason: format!(
-                "row {idx} has {} cell(s), the table has {} column(s)",
-                row.len(),
-                self.columns.len()
-            ),
-        })
+        if let Some(col) = row
+            .iter()
+            .position(|cell| depth(cell) > Table::MAX_CELL_DEPTH)
+        {
+            return Err(Error::InvalidArgument {
+                what: "table cell",
+                reason: format!(
+                    "row {idx}, column {:?} nests lists or objects deeper than {} levels",
+                    self.columns.get(col).map_or("", String::as_str),
+                    Table::MAX_CELL_DEPTH
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// The column names.
@@ -250,6 +267,26 @@ impl Table {
     }
 }
 
+/// How deep lists and objects nest in `value` (a scalar is 0), without recursion.
+fn depth(value: &json::Value) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(value, 0usize)];
+    while let Some((value, level)) = stack.pop() {
+        match value {
+            json::Value::Array(items) => {
+                deepest = deepest.max(level + 1);
+                stack.extend(items.iter().map(|v| (v, level + 1)));
+            }
+            json::Value::Object(map) => {
+                deepest = deepest.max(level + 1);
+                stack.extend(map.iter().map(|(_, v)| (v, level + 1)));
+            }
+            _ => {}
+        }
+    }
+    deepest
+}
+
 /// The SDK's type of a table cell (`TypeRegistry.type_of`), `None` for `null` and NaN (which
 /// the SDK types as `none`). Ordered as the SDK sorts a union's types.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -345,6 +382,28 @@ mod tests {
             value.get("_type").and_then(json::Value::as_str),
             Some("table-file")
         );
+    }
+
+    #[test]
+    fn cells_nest_at_most_max_cell_depth() {
+        let nested = |levels: usize| {
+            let mut v = json::Value::Null;
+            for _ in 0..levels {
+                v = json::Value::Array(vec![v]);
+            }
+            v
+        };
+        let mut table = Table::new(["deep"]);
+        table.add_row(vec![nested(Table::MAX_CELL_DEPTH)]).unwrap();
+        let err = table
+            .add_row(vec![nested(Table::MAX_CELL_DEPTH + 1)])
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("row 1, column \"deep\" nests"),
+            "{err}"
+        );
+        // The artifact entry of the deepest cell allowed is written.
+        assert!(table.artifact_entry().0.len() > 2 * Table::MAX_CELL_DEPTH);
     }
 
     #[test]
