@@ -30,6 +30,10 @@
 //! this way, and the new attempt runs it again (with `WANDB_RESUME=allow` set by the agent's
 //! environment or the script, the run continues). [`Slurm::follow`] follows a job by its id.
 //!
+//! Variables that hold secrets (names with `API_KEY`, `TOKEN`, `SECRET` or `PASSWORD`) are not
+//! written to the script: they reach the job through `sbatch`'s own environment (SLURM's default
+//! `--export=ALL`), so no file in the queue folder holds them.
+//!
 //! # The pre-timeout signal
 //!
 //! `--signal=B:TERM@<secs>` makes SLURM send SIGTERM to the batch shell `<secs>` seconds before
@@ -136,21 +140,24 @@ impl Slurm {
 
     /// Runs a SLURM command with this resource's `SLURM_CONF` and deadline.
     fn run(&self, program: &str, args: &[String]) -> std::result::Result<String, String> {
-        self.run_without(program, args, &[])
+        self.run_with(program, args, &[], &[])
     }
 
-    /// [`Slurm::run`] with the variables `remove` taken out of the command's environment.
-    fn run_without(
+    /// [`Slurm::run`] with the variables `remove` taken out of the command's environment and
+    /// those of `set` put in.
+    fn run_with(
         &self,
         program: &str,
         args: &[String],
         remove: &[String],
+        set: &[(String, String)],
     ) -> std::result::Result<String, String> {
         let mut command = Command::new(program);
         command.args(args);
         for name in remove {
             command.env_remove(name);
         }
+        command.envs(set.iter().map(|(k, v)| (k, v)));
         if let Some(conf) = &self.conf {
             command.env("SLURM_CONF", conf);
         }
@@ -214,9 +221,16 @@ impl Resource for Slurm {
         args.extend(options);
         args.push(script_path.display().to_string());
         // sbatch hands its own environment to the job (--export=ALL): take out what the job
-        // must not inherit; the script sets the job's variables.
+        // must not inherit, and pass secrets this way rather than in the script file; the
+        // script sets the other variables.
+        let secrets: Vec<(String, String)> = job
+            .env
+            .iter()
+            .filter(|(name, _)| is_secret(name))
+            .cloned()
+            .collect();
         let out = self
-            .run_without("sbatch", &args, &job.env_remove)
+            .run_with("sbatch", &args, &job.env_remove, &secrets)
             .map_err(|reason| resource_error(item, reason))?;
         let job_id = parse_parsable(&out).ok_or_else(|| {
             resource_error(
@@ -412,6 +426,13 @@ fn batch_script(job: &PreparedJob) -> Result<String> {
             ));
         }
         sets_resume |= name == "WANDB_RESUME";
+        if is_secret(name) {
+            let _ = writeln!(
+                script,
+                "# {name}: handed over through sbatch's environment, not written here"
+            );
+            continue;
+        }
         let _ = writeln!(script, "export {name}={}", shell_quote(value));
     }
     if !sets_resume {
@@ -442,6 +463,15 @@ fn batch_script(job: &PreparedJob) -> Result<String> {
     }
     script.push('\n');
     Ok(script)
+}
+
+/// Whether variable `name` holds a secret (an API key, token, password) that must not be
+/// written to the batch script.
+fn is_secret(name: &str) -> bool {
+    let name = name.to_ascii_uppercase();
+    ["API_KEY", "TOKEN", "SECRET", "PASSWORD"]
+        .iter()
+        .any(|part| name.contains(part))
 }
 
 /// Whether `name` can be exported by a POSIX shell.
@@ -971,6 +1001,12 @@ mod tests {
             script_path(Path::new("/q/items/x.2.log"), 2),
             Path::new("/q/items/x.2.sbatch")
         );
+        let secret = job
+            .clone()
+            .with_env(vec![("WANDB_API_KEY".into(), "k0123456789".into())]);
+        let script = batch_script(&secret).unwrap_or_default();
+        assert!(!script.contains("k0123456789"), "{script}");
+        assert!(script.contains("# WANDB_API_KEY: handed over"), "{script}");
         let bad = job.clone().with_env(vec![("A-B".into(), "x".into())]);
         assert!(batch_script(&bad).is_err());
     }

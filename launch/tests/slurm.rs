@@ -163,9 +163,12 @@ fn a_job_runs_on_the_cluster_with_its_config_and_ends_with_its_exit_code() {
     let job = fx
         .job(
             "basic",
-            r#"echo "hello from $SLURM_JOB_ID"; echo "config=$WANDB_CONFIG"; echo "run=$WANDB_RUN_ID"; pwd; exit 3"#,
+            r#"echo "hello from $SLURM_JOB_ID"; echo "config=$WANDB_CONFIG"; echo "run=$WANDB_RUN_ID"; echo "keylen=${#WANDB_API_KEY}"; pwd; exit 3"#,
         )
-        .with_env(vec![("WANDB_CONFIG".into(), config.into())])
+        .with_env(vec![
+            ("WANDB_CONFIG".into(), config.into()),
+            ("WANDB_API_KEY".into(), "test-key-0123456789".into()),
+        ])
         .with_resource_args(
             json!({"time": "2", "cpus": 1, "mem": "100M", "comment": "wandb-launch test"})
                 .as_object()
@@ -184,6 +187,21 @@ fn a_job_runs_on_the_cluster_with_its_config_and_ends_with_its_exit_code() {
     );
     assert!(log.contains(&format!("config={config}")), "{log}");
     assert!(log.contains(&format!("run={}", job.run_id)), "{log}");
+    // The key reaches the job, but through sbatch's environment: no file holds it.
+    assert!(log.contains("keylen=19"), "{log}");
+    let scripts: Vec<String> = std::fs::read_dir(fx.dir.path().join("logs"))
+        .map(|entries| {
+            entries
+                .filter_map(|entry| entry.ok().map(|e| read(&e.path())))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(scripts.iter().any(|text| text.contains("exec 'sh'")));
+    assert!(
+        !scripts
+            .iter()
+            .any(|text| text.contains("test-key-0123456789"))
+    );
     let dir = fx.dir.path().canonicalize().unwrap_or_default();
     assert!(log.contains(&dir.display().to_string()), "{log}");
     // The ended job stays ended.
