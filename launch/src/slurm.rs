@@ -229,9 +229,12 @@ impl Resource for Slurm {
             .filter(|(name, _)| is_secret(name))
             .cloned()
             .collect();
-        let out = self
-            .run_with("sbatch", &args, &job.env_remove, &secrets)
-            .map_err(|reason| resource_error(item, reason))?;
+        let out = self.run_with("sbatch", &args, &job.env_remove, &secrets);
+        if !has_log {
+            // SLURM keeps its own copy of the script (a requeue runs that one).
+            let _ = std::fs::remove_file(&script_path);
+        }
+        let out = out.map_err(|reason| resource_error(item, reason))?;
         let job_id = parse_parsable(&out).ok_or_else(|| {
             resource_error(
                 item,

@@ -854,3 +854,40 @@ fn a_new_attempt_follows_the_live_job_of_an_earlier_one_instead_of_submitting_ag
     assert!(fx.slurm.follow(&job.item_id, "12; rm").is_err());
     drop(first);
 }
+
+#[test]
+fn run_with_the_slurm_resource_waits_for_the_job_and_exits_with_its_code() {
+    let Some(fx) = fixture() else { return };
+    let queues = fx.dir.path().join("queues");
+    let mut run = cli(
+        &fx.cluster,
+        &queues,
+        &[
+            "run",
+            "--resource",
+            "slurm",
+            "--",
+            "sh",
+            "-c",
+            "echo hello-from-run; exit 5",
+        ],
+    );
+    run.current_dir(fx.dir.path());
+    let (code, out) = finish(run, JOB_BOUND);
+    assert_eq!(code, Some(5), "{out}");
+    // Without a queue there is no item log: SLURM's own slurm-<job id>.out in the working folder.
+    let outputs: Vec<String> = std::fs::read_dir(fx.dir.path())
+        .map(|entries| {
+            entries
+                .filter_map(|entry| entry.ok().map(|e| e.path()))
+                .filter(|path| {
+                    path.file_name()
+                        .is_some_and(|name| name.to_string_lossy().starts_with("slurm-"))
+                })
+                .map(|path| read(&path))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(outputs.len(), 1, "{outputs:?}");
+    assert!(outputs[0].contains("hello-from-run"), "{outputs:?}");
+}
