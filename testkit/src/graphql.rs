@@ -12,8 +12,9 @@ use crate::state::{Alert, RunData, RunKey, Store};
 use crate::urlpath::encode_segment;
 
 /// The operations this backend implements.
-pub const SUPPORTED_OPERATIONS: [&str; 14] = [
+pub const SUPPORTED_OPERATIONS: [&str; 15] = [
     "UpsertBucket",
+    "UpsertSweep",
     "ServerFeaturesQuery",
     "CreateRunFiles",
     "Viewer",
@@ -66,7 +67,9 @@ fn sniff_operation(query: &str) -> Option<&'static str> {
         }
     }
     let has = |needle: &str| query.contains(needle);
-    if has("upsertBucket") {
+    if has("upsertSweep") {
+        Some("UpsertSweep")
+    } else if has("upsertBucket") {
         Some("UpsertBucket")
     } else if has("createRunFiles") {
         Some("CreateRunFiles")
@@ -101,6 +104,7 @@ pub(crate) fn execute(
 ) -> Value {
     match operation {
         Some("UpsertBucket") => upsert_bucket(store, ctx, variables),
+        Some("UpsertSweep") => crate::sweeps::upsert_sweep(store, ctx, variables),
         Some("ServerFeaturesQuery") => json!({"data": {"serverInfo": {
             "features": features_json(ctx.features),
         }}}),
@@ -157,17 +161,17 @@ fn features_json(features: &[String]) -> Value {
     )
 }
 
-fn b64(text: &str) -> String {
+pub(crate) fn b64(text: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(text)
 }
 
 /// A string variable; `null`, missing and non-strings give `None`.
-fn str_var(vars: &Value, name: &str) -> Option<String> {
+pub(crate) fn str_var(vars: &Value, name: &str) -> Option<String> {
     vars.get(name).and_then(Value::as_str).map(str::to_owned)
 }
 
 /// A JSONString variable: a string is kept verbatim, any other non-null value is re-encoded.
-fn json_string_var(vars: &Value, name: &str) -> Option<String> {
+pub(crate) fn json_string_var(vars: &Value, name: &str) -> Option<String> {
     match vars.get(name) {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.clone()),
@@ -187,11 +191,11 @@ fn string_list_var(vars: &Value, name: &str) -> Option<Vec<String>> {
     )
 }
 
-fn entity_or_default(vars: &Value, name: &str, ctx: &Context<'_>) -> String {
+pub(crate) fn entity_or_default(vars: &Value, name: &str, ctx: &Context<'_>) -> String {
     str_var(vars, name).unwrap_or_else(|| ctx.default_entity.to_owned())
 }
 
-fn project_or_default(vars: &Value, name: &str) -> String {
+pub(crate) fn project_or_default(vars: &Value, name: &str) -> String {
     str_var(vars, name).unwrap_or_else(|| DEFAULT_PROJECT.to_owned())
 }
 
@@ -226,6 +230,7 @@ fn upsert_bucket(store: &mut Store, ctx: &Context<'_>, vars: &Value) -> Value {
         }
     };
     let unknown_id = str_var(vars, "id").filter(|id| !store.by_storage_id.contains_key(id));
+    let sweeps = &store.sweeps.keys().cloned().collect::<Vec<_>>();
     let (run, created) = store.run_entry(&key);
     if let Some(id) = unknown_id {
         run.errors.push(format!(
@@ -250,6 +255,14 @@ fn upsert_bucket(store: &mut Store, ctx: &Context<'_>, vars: &Value) -> Value {
     set_if_present(&mut run.commit, vars, "commit");
     set_if_present(&mut run.repo, vars, "repo");
     set_if_present(&mut run.sweep, vars, "sweep");
+    if let Some(sweep) = str_var(vars, "sweep")
+        && !store_has_sweep(&key, &sweep, sweeps)
+    {
+        run.errors.push(format!(
+            "UpsertBucket: sweep {sweep:?} does not exist in {}/{}",
+            key.0, key.1
+        ));
+    }
     set_if_present(&mut run.run_state, vars, "state");
     if let Some(tags) = string_list_var(vars, "tags") {
         run.tags = Some(tags);
@@ -277,6 +290,13 @@ fn upsert_bucket(store: &mut Store, ctx: &Context<'_>, vars: &Value) -> Value {
         },
         "inserted": inserted,
     }}})
+}
+
+/// Whether sweep `name` exists in the run's entity and project.
+fn store_has_sweep(run: &RunKey, name: &str, sweeps: &[RunKey]) -> bool {
+    sweeps
+        .iter()
+        .any(|(entity, project, sweep)| *entity == run.0 && *project == run.1 && sweep == name)
 }
 
 /// Looks up the run named by `entity`/`project`/`run` variables, creating it (and noting an

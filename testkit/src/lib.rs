@@ -51,6 +51,7 @@ mod sdk;
 mod server;
 mod slurm;
 mod state;
+mod sweeps;
 mod urlpath;
 
 pub use artifacts::{ArtifactCounters, ArtifactFile, ArtifactState};
@@ -65,4 +66,5 @@ pub use state::{
     Alert, BackendState, Counters, RequestLogEntry, RunCounters, RunState, UploadedFile,
     strip_console_prefix,
 };
+pub use sweeps::{SWEEP_STATES, SweepState};
 pub use urlpath::{decode_segment, encode_segment};

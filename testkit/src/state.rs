@@ -149,6 +149,12 @@ pub(crate) struct Store {
     pub(crate) next_upload_id: u64,
     /// Hand out no multipart uploads (files sent with parts get a single upload URL).
     pub(crate) no_multipart: bool,
+    /// Sweeps by (entity, project, name).
+    pub(crate) sweeps: BTreeMap<RunKey, crate::sweeps::SweepData>,
+    /// Sweep keys by storage id.
+    pub(crate) sweep_by_id: HashMap<String, RunKey>,
+    /// The number of sweep names handed out.
+    pub(crate) generated_sweeps: u64,
 }
 
 impl Store {
@@ -197,6 +203,7 @@ impl Store {
             features: features.to_vec(),
             request_log: self.request_log.clone(),
             artifacts: crate::artifacts::snapshot(self),
+            sweeps: crate::sweeps::snapshot(self),
         }
     }
 }
@@ -614,6 +621,8 @@ pub struct BackendState {
     pub request_log: Vec<RequestLogEntry>,
     /// Every artifact version, in creation order.
     pub artifacts: Vec<ArtifactState>,
+    /// Every sweep, ordered by (entity, project, name), with the runs attached to it.
+    pub sweeps: Vec<crate::sweeps::SweepState>,
 }
 
 impl BackendState {
@@ -627,6 +636,11 @@ impl BackendState {
         self.runs
             .iter()
             .find(|r| r.entity == entity && r.project == project && r.run_id == run_id)
+    }
+
+    /// The sweep named `name` in any entity/project (the first one, if several).
+    pub fn find_sweep(&self, name: &str) -> Option<&crate::sweeps::SweepState> {
+        self.sweeps.iter().find(|s| s.name == name)
     }
 
     /// The artifacts of collection `name` (any entity, project, digest), in creation order.
