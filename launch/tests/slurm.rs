@@ -891,3 +891,77 @@ fn run_with_the_slurm_resource_waits_for_the_job_and_exits_with_its_code() {
     assert_eq!(outputs.len(), 1, "{outputs:?}");
     assert!(outputs[0].contains("hello-from-run"), "{outputs:?}");
 }
+
+#[test]
+fn an_agent_killed_with_sigkill_leaves_its_slurm_job_to_the_next_agent_which_follows_it() {
+    let Some(fx) = fixture() else { return };
+    let queues = fx.dir.path().join("queues");
+    let (code, out) = finish(
+        cli(
+            &fx.cluster,
+            &queues,
+            &[
+                "add",
+                "--resource",
+                "slurm",
+                "--",
+                "sh",
+                "-c",
+                "echo started; sleep 8; echo done",
+            ],
+        ),
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, Some(0), "add: {out}");
+    let id = out.trim().to_owned();
+    let agent_args = [
+        "agent",
+        "--poll",
+        "200ms",
+        "--lease",
+        "2s",
+        "--exit-when-empty",
+    ];
+    let mut first = cli(&fx.cluster, &queues, &agent_args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("agent: {e}"));
+    let deadline = Instant::now() + LOG_BOUND;
+    let item = loop {
+        let item = show(&fx.cluster, &queues, &id);
+        let log = PathBuf::from(item["record"]["log"].as_str().unwrap_or_default());
+        if read(&log).contains("started") {
+            break item;
+        }
+        assert!(Instant::now() < deadline, "the job never started: {item}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let job_id = item["record"]["external_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let first_log = PathBuf::from(item["record"]["log"].as_str().unwrap_or_default());
+    // SIGKILL: no chance to cancel the job or give the item back.
+    let _ = first.kill();
+    let _ = first.wait();
+    let (code, out) = finish(cli(&fx.cluster, &queues, &agent_args), JOB_BOUND);
+    assert_eq!(code, Some(0), "second agent: {out}");
+    let item = show(&fx.cluster, &queues, &id);
+    assert_eq!(item["state"], "finished", "{item}");
+    assert_eq!(
+        item["attempt"], 1,
+        "the item came back after its lease: {item}"
+    );
+    assert_eq!(
+        item["record"]["external_id"], job_id,
+        "the second attempt followed the first attempt's job: {item}"
+    );
+    let log = read(&first_log);
+    assert_eq!(
+        log.matches("started").count(),
+        1,
+        "the job ran once:\n{log}"
+    );
+    assert!(log.contains("done"), "{log}");
+}
