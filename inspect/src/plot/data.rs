@@ -1217,6 +1217,12 @@ mod tests {
                 json::format_f64(value, &mut text);
                 texts.push(text);
                 texts.push(format!("{value:e}"));
+                // Short decimals, with and without a sign and leading zeros.
+                let scale = (seed % 30) as usize;
+                texts.push(format!("{:.scale$}", value.fract()));
+                texts.push(format!("{:.scale$}", (seed % 100_000) as f64 / 7.0));
+                texts.push(format!("-{:.scale$}", (seed % 1000) as f64 / 1e6));
+                texts.push(format!("{}", seed >> (seed % 64)));
             }
         }
         for text in &texts {
