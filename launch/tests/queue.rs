@@ -266,3 +266,34 @@ fn leftovers_of_a_crash_are_never_taken_for_items() {
     let ids: Vec<String> = q.list().unwrap().into_iter().map(|s| s.id).collect();
     assert_eq!(ids, [it.id]);
 }
+
+#[test]
+fn a_job_that_ended_before_its_agent_died_is_recorded_not_rerun() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = queue(dir.path());
+    let ok = item(Priority::High, 5);
+    let bad = item(Priority::Low, 5);
+    q.add(&ok).unwrap();
+    q.add(&bad).unwrap();
+    assert_eq!(q.claim("dead", 2).unwrap().len(), 2);
+    // What the job wrapper wrote before the agent could record the ends.
+    let exit = |id: &str| wandb_launch::local::exit_path(&q.log_path(id, 0));
+    std::fs::write(exit(&ok.id), br#"{"exit_code":0,"signal":null}"#).unwrap();
+    std::fs::write(exit(&bad.id), br#"{"exit_code":null,"signal":9}"#).unwrap();
+    let clock = Manual::default();
+    let mut watch = LeaseWatch::with_clock(LEASE, Box::new(clock.clone()));
+    for _ in 0..5 {
+        q.reap(&mut watch, "observer").unwrap();
+        clock.advance(Duration::from_secs(20));
+    }
+    assert!(
+        q.pending().unwrap().is_empty(),
+        "nothing goes back to the queue"
+    );
+    let ok_status = q.status(&ok.id).unwrap();
+    assert_eq!(ok_status.state, State::Finished);
+    assert_eq!(ok_status.record.unwrap().exit_code, Some(0));
+    let bad_status = q.status(&bad.id).unwrap();
+    assert_eq!(bad_status.state, State::Failed);
+    assert_eq!(bad_status.record.unwrap().signal, Some(9));
+}
