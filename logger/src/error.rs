@@ -96,6 +96,9 @@ pub enum Error {
         /// The earlier fragment's `.wandb` file.
         fragment: PathBuf,
     },
+    /// The sweep parameters file (`WANDB_SWEEP_PARAM_PATH`) is not what a sweep agent writes.
+    #[error(transparent)]
+    SweepParams(#[from] crate::sweep::SweepParamsError),
     /// An argument was rejected; the message says which and why.
     #[error("invalid {what}: {reason}")]
     InvalidArgument {

@@ -45,6 +45,14 @@
 //! the project, entity and id given to `init`. A launch config that is not a JSON object is a
 //! warning ([`LaunchConfigError`]) and the script's config is used.
 //!
+//! # Sweeps
+//!
+//! A run started by a sweep agent (`wandb agent`, `wandb-launch sweep`) carries the sweep id
+//! (`WANDB_SWEEP_ID`) in its run record, and the parameters of the YAML file
+//! `WANDB_SWEEP_PARAM_PATH` names (`{name: {value: v}}`) are merged over the `config` given to
+//! `init` and locked, before a launch config (which wins on a key both set), as with the SDK; a
+//! missing or malformed file fails `init` ([`SweepParamsError`]), as the SDK's `ConfigError`.
+//!
 //! # Writing
 //!
 //! Each run has a writer thread that owns its file; `log` only builds a compact row and queues
@@ -99,6 +107,7 @@ mod resume;
 mod run;
 mod setup;
 mod signals;
+mod sweep;
 mod system;
 mod value;
 mod writer;
@@ -117,4 +126,5 @@ pub use crate::options::{
 pub use crate::records::PRODUCER;
 pub use crate::run::{FinishSummary, OutputStream, Run, RunSink};
 pub use crate::setup::{Setup, init, setup, setup_with, singleton, teardown};
+pub use crate::sweep::SweepParamsError;
 pub use crate::value::{Key, Row, Value};

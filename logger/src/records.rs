@@ -112,6 +112,7 @@ pub(crate) fn run(
             notes: settings.run_notes.clone().unwrap_or_default(),
             tags: settings.run_tags.clone().unwrap_or_default(),
             host: settings.host.clone(),
+            sweep_id: settings.sweep_id.clone().unwrap_or_default(),
             start_time: Some(timestamp(start)),
             ..Default::default()
         }),

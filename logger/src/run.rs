@@ -6,7 +6,7 @@
 //! command to that thread; the caller never does file I/O. `finish` (or dropping the `Run`)
 //! writes the final records, syncs the file and joins the thread.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -88,8 +88,9 @@ pub(crate) struct RunCore {
     finish_result: Mutex<Option<std::result::Result<FinishSummary, FinishError>>>,
     attachments: Mutex<Vec<Box<dyn FnOnce() + Send>>>,
     pub(crate) handle_sigterm: bool,
-    /// Config keys set by the launch config: updates to them are ignored (see `launch.rs`).
-    locked_config: BTreeSet<String>,
+    /// Config keys set by the sweep or the launch config, with which (`"sweep"`, `"launch"`):
+    /// updates to them are ignored (see `launch.rs`, `sweep.rs`).
+    locked_config: BTreeMap<String, &'static str>,
     /// For a resumed run, the first step of this fragment.
     starting_step: Option<u64>,
 }
@@ -114,8 +115,8 @@ pub(crate) struct StartArgs {
     /// Builds records written right after the run record (the environment), on the writer
     /// thread.
     pub(crate) deferred: Option<Box<dyn FnOnce() -> Vec<proto::Record> + Send>>,
-    /// Config keys the launch config locked.
-    pub(crate) locked_config: BTreeSet<String>,
+    /// Config keys the sweep or the launch config locked, with which.
+    pub(crate) locked_config: BTreeMap<String, &'static str>,
     /// What a resumed run continues from (see `resume.rs`).
     pub(crate) resumed: Option<Resumed>,
 }
@@ -141,7 +142,7 @@ impl RunCore {
             finish_result: Mutex::new(None),
             attachments: Mutex::new(Vec::new()),
             handle_sigterm: false,
-            locked_config: BTreeSet::new(),
+            locked_config: BTreeMap::new(),
             starting_step: None,
         })
     }
@@ -244,13 +245,14 @@ impl RunCore {
         Ok(core)
     }
 
-    /// Whether the launch config locked config key `key` (warns once per call if so).
+    /// Whether the sweep or the launch config locked config key `key` (warns once per call if
+    /// so, naming which, as W&B's `Config item 'lr' was locked by 'sweep' (ignored update).`).
     fn is_locked(&self, key: &str) -> bool {
-        let locked = self.locked_config.contains(key);
-        if locked {
-            crate::diag::warning!("config item {key:?} was locked by launch (ignored update)");
+        let by = self.locked_config.get(key);
+        if let Some(by) = by {
+            crate::diag::warning!("config item {key:?} was locked by {by} (ignored update)");
         }
-        locked
+        by.is_some()
     }
 
     /// Whether this is a no-op run.

@@ -10,7 +10,7 @@
 //! [`Setup`] can also be made on its own with [`Setup::new`] (with an injected environment, as
 //! the tests do); it is then independent of the singleton.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
@@ -171,16 +171,25 @@ impl Setup {
             }
             resumed
         };
-        let locked_config = match &settings.launch_config {
-            Some(launch_config) => match crate::launch::parse(launch_config) {
-                Ok(launch) => crate::launch::merge_locked(&mut config, launch),
-                Err(e) => {
-                    crate::diag::warning!("{e}");
-                    BTreeSet::new()
+        // The sweep's parameters, then the launch config, each merged with `merge_locked` as
+        // the SDK's `Run` does; a key both set stays locked by launch.
+        let mut locked_config = BTreeMap::new();
+        if let Some(params) = &settings.sweep_params {
+            let sweep = crate::sweep::parse(params)?;
+            for key in crate::launch::merge_locked(&mut config, sweep) {
+                locked_config.insert(key, "sweep");
+            }
+        }
+        if let Some(launch_config) = &settings.launch_config {
+            match crate::launch::parse(launch_config) {
+                Ok(launch) => {
+                    for key in crate::launch::merge_locked(&mut config, launch) {
+                        locked_config.insert(key, "launch");
+                    }
                 }
-            },
-            None => BTreeSet::new(),
-        };
+                Err(e) => crate::diag::warning!("{e}"),
+            }
+        }
         if let Some(notice) = settings.offline_notice() {
             say_once(&notice, settings.silent || settings.quiet);
         }

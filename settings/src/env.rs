@@ -113,6 +113,14 @@ pub const WANDB_CONFIG: &str = "WANDB_CONFIG";
 /// `WANDB_CONFIG_1`, ... are joined in order up to the first missing index.
 pub const WANDB_CONFIG_CHUNK_PREFIX: &str = "WANDB_CONFIG_";
 
+/// Id of the sweep the run belongs to (setting `sweep_id`), set by a sweep agent for each run it
+/// starts; `init`'s project, entity and run id are then ignored.
+pub const WANDB_SWEEP_ID: &str = "WANDB_SWEEP_ID";
+
+/// The YAML file of the run's sweep parameters, `{name: {value: v}}` (setting
+/// `sweep_param_path`), written by a sweep agent; merged over the script's `config=`.
+pub const WANDB_SWEEP_PARAM_PATH: &str = "WANDB_SWEEP_PARAM_PATH";
+
 /// Name of the launch queue the run came from (W&B records it in the config's `_wandb`).
 pub const WANDB_LAUNCH_QUEUE_NAME: &str = "WANDB_LAUNCH_QUEUE_NAME";
 

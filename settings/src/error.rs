@@ -125,6 +125,29 @@ pub enum SettingsError {
         /// The operating system's message.
         message: String,
     },
+    /// `sweep_id` is empty or has surrounding whitespace.
+    #[error("invalid sweep_id {value:?} from {origin}: {problem}")]
+    InvalidSweepId {
+        /// The value given.
+        value: String,
+        /// Where it came from.
+        origin: Source,
+        /// What is wrong with it.
+        problem: RunIdProblem,
+    },
+    /// The sweep parameters file is missing or cannot be read (W&B fails `init` too:
+    /// `config file ... doesn't exist`).
+    #[error("cannot read the sweep parameters file {} (sweep_param_path from {origin}): {message}", path.display())]
+    SweepParamFile {
+        /// The file.
+        path: PathBuf,
+        /// Where `sweep_param_path` came from.
+        origin: Source,
+        /// The kind of I/O error.
+        kind: std::io::ErrorKind,
+        /// The operating system's message.
+        message: String,
+    },
     /// An environment variable's value is not valid Unicode.
     #[error("invalid {setting} from {origin}: value is not valid unicode")]
     NotUnicode {
@@ -151,6 +174,8 @@ impl SettingsError {
             SettingsError::InvalidBaseUrl { .. } => Key::BaseUrl,
             SettingsError::InvalidApiKey { .. } => Key::ApiKey,
             SettingsError::LaunchConfigFile { .. } => Key::LaunchConfigPath,
+            SettingsError::InvalidSweepId { .. } => Key::SweepId,
+            SettingsError::SweepParamFile { .. } => Key::SweepParamPath,
         }
     }
 
@@ -168,7 +193,9 @@ impl SettingsError {
             | SettingsError::InvalidBaseUrl { origin, .. }
             | SettingsError::InvalidApiKey { origin, .. }
             | SettingsError::NotUnicode { origin, .. }
-            | SettingsError::LaunchConfigFile { origin, .. } => origin,
+            | SettingsError::LaunchConfigFile { origin, .. }
+            | SettingsError::InvalidSweepId { origin, .. }
+            | SettingsError::SweepParamFile { origin, .. } => origin,
         }
     }
 }

@@ -184,9 +184,27 @@ impl EnvLaunchConfig {
     }
 }
 
-/// A setting given to `init` that W&B ignores in a launch context (the launch agent chose the
+/// Why W&B ignores the project, entity and run id given to `init`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IgnoredContext {
+    /// The run belongs to a sweep (`sweep_id` is set); this wins over launch, as in W&B.
+    Sweep,
+    /// W&B Launch started the run.
+    Launch,
+}
+
+impl fmt::Display for IgnoredContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            IgnoredContext::Sweep => "when running a sweep",
+            IgnoredContext::Launch => "when running from a wandb launch context",
+        })
+    }
+}
+
+/// A setting given to `init` that W&B ignores in a sweep or launch context (the agent chose the
 /// project, entity and run id): W&B warns `Ignoring project 'x' when running from a wandb launch
-/// context.`
+/// context.` (or `... when running a sweep.`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LaunchIgnored {
     /// The setting ([`Key::Project`], [`Key::Entity`] or [`Key::RunId`]).
@@ -195,14 +213,16 @@ pub struct LaunchIgnored {
     pub value: String,
     /// Where it was given.
     pub origin: Source,
+    /// Why it is ignored.
+    pub context: IgnoredContext,
 }
 
 impl fmt::Display for LaunchIgnored {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "ignoring {} {:?} from {} when running from a wandb launch context",
-            self.key, self.value, self.origin
+            "ignoring {} {:?} from {} {}",
+            self.key, self.value, self.origin, self.context
         )
     }
 }

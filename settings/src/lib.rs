@@ -51,6 +51,13 @@
 //! entity and run id given to `init` are ignored ([`Settings::launch_ignored`]), so that the
 //! launcher's `WANDB_PROJECT`, `WANDB_ENTITY` and `WANDB_RUN_ID` win.
 //!
+//! # Sweeps
+//!
+//! A run started by a sweep agent has `WANDB_SWEEP_ID` ([`Settings::sweep_id`], recorded in the
+//! run record) and `WANDB_SWEEP_PARAM_PATH` ([`Settings::sweep_params`]: the text of the YAML
+//! file `{name: {value: v}}`, read at load; a missing file is an error, as in W&B); the project,
+//! entity and run id given to `init` are ignored then too (`... when running a sweep`).
+//!
 //! For uploads, [`lookup_api_key`] finds the key in `WANDB_API_KEY` or the netrc file.
 
 mod apikey;
@@ -69,6 +76,7 @@ mod runid;
 mod secret;
 mod settings;
 mod source;
+mod sweep;
 mod validate;
 mod values;
 
@@ -84,15 +92,15 @@ pub use env::{
     WANDB_LAUNCH_QUEUE_ENTITY, WANDB_LAUNCH_QUEUE_NAME, WANDB_LAUNCH_TRACE_ID, WANDB_MODE,
     WANDB_NAME, WANDB_NOTES, WANDB_PREFIX, WANDB_PRIVATE_PREFIX, WANDB_PROGRAM, WANDB_PROJECT,
     WANDB_QUIET, WANDB_RESUME, WANDB_RUN_GROUP, WANDB_RUN_ID, WANDB_SERVICE, WANDB_SILENT,
-    WANDB_TAGS, WANDB_USE_DOT_WANDB, WANDB_X_DISABLE_STATS, WANDB_X_STATS_SAMPLING_INTERVAL,
-    WANDB_X_SYNC_DIR_SUFFIX,
+    WANDB_SWEEP_ID, WANDB_SWEEP_PARAM_PATH, WANDB_TAGS, WANDB_USE_DOT_WANDB, WANDB_X_DISABLE_STATS,
+    WANDB_X_STATS_SAMPLING_INTERVAL, WANDB_X_SYNC_DIR_SUFFIX,
 };
 pub use environment::{Env, EnvFingerprint, env_fingerprint};
 pub use error::{
     ApiKeyProblem, BaseUrlProblem, IgnoredReason, IgnoredSetting, IntervalProblem, ProjectProblem,
     RunIdProblem, SettingsError, TagProblem, Warning,
 };
-pub use launch::{LaunchConfig, LaunchConfigOrigin, LaunchIgnored, LaunchQueue};
+pub use launch::{IgnoredContext, LaunchConfig, LaunchConfigOrigin, LaunchIgnored, LaunchQueue};
 pub use load::{LoadContext, LoadOptions, LoadReport, Loaded, SetupSettings, load};
 pub use paths::{OFFLINE_RUN_PREFIX, RunPaths, run_dir_name, timespec, timespec_at_offset};
 pub use raw::{Key, Overrides, RawSettings};
@@ -100,5 +108,6 @@ pub use runid::{RUN_ID_LEN, generate_id, generate_run_id};
 pub use secret::Secret;
 pub use settings::{DEFAULT_BASE_URL, DEFAULT_STATS_SAMPLING_INTERVAL, Settings};
 pub use source::{Source, Sourced};
+pub use sweep::SweepParams;
 pub use validate::check_api_key_format;
 pub use values::{Console, EffectiveMode, Mode, Resume};

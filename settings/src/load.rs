@@ -190,6 +190,15 @@ impl SetupSettings {
         // is launched, and then ignores the project, entity and run id given to `init`.
         let launched = validate::opt(&self.merged.launch, |s| validate::boolean(Key::Launch, s))?
             .unwrap_or(false);
+        // A sweep run is treated the same way (W&B's `clear_run_path_if_sweep_or_launch`),
+        // decided on the setup-level `sweep_id` too.
+        let context = if self.merged.sweep_id.is_some() {
+            Some(crate::launch::IgnoredContext::Sweep)
+        } else if launched {
+            Some(crate::launch::IgnoredContext::Launch)
+        } else {
+            None
+        };
         let mut launch_ignored = Vec::new();
         for (overrides, source) in [
             (init_settings, Source::InitSettings),
@@ -197,7 +206,7 @@ impl SetupSettings {
         ] {
             let mut layer = RawSettings::from_overrides(overrides, &source);
             validate_layer(&layer)?;
-            if launched {
+            if let Some(context) = context {
                 for key in [Key::Project, Key::Entity, Key::RunId] {
                     let value = match key {
                         Key::Project => layer.project.take(),
@@ -209,6 +218,7 @@ impl SetupSettings {
                             key,
                             value: value.value,
                             origin: value.source,
+                            context,
                         });
                     }
                 }
@@ -225,6 +235,12 @@ impl SetupSettings {
         }
         settings.launch_ignored = launch_ignored;
         settings.launch_queue = self.launch_env.queue.clone();
+        if let Some(path) = &settings.sweep_param_path {
+            settings.sweep_params = Some(crate::sweep::read_params(
+                path,
+                settings.source(Key::SweepParamPath),
+            )?);
+        }
         Ok(settings)
     }
 

@@ -221,6 +221,11 @@ settings_keys! {
     launch: String, Launch, env::WANDB_LAUNCH;
     /// Launch configuration file (its `overrides.run_config` is the launch config).
     launch_config_path: PathBuf, LaunchConfigPath, env::WANDB_LAUNCH_CONFIG_PATH;
+    /// Id of the sweep the run belongs to (set by a sweep agent): not empty, no surrounding
+    /// whitespace; `init`'s project, entity and run id are then ignored.
+    sweep_id: String, SweepId, env::WANDB_SWEEP_ID;
+    /// The run's sweep parameters, a YAML file `{name: {value: v}}` (set by a sweep agent).
+    sweep_param_path: PathBuf, SweepParamPath, env::WANDB_SWEEP_PARAM_PATH;
 }
 
 impl fmt::Display for Key {

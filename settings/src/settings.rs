@@ -13,6 +13,7 @@ use crate::raw::{Key, RawSettings};
 use crate::runid::generate_run_id;
 use crate::secret::Secret;
 use crate::source::Source;
+use crate::sweep::SweepParams;
 use crate::validate::{self as check, opt};
 use crate::values::{Console, EffectiveMode, Mode, Resume};
 
@@ -108,6 +109,14 @@ pub struct Settings {
     pub launch_ignored: Vec<LaunchIgnored>,
     /// The launch queue the run came from (recorded in the config's `_wandb`).
     pub launch_queue: LaunchQueue,
+    /// The sweep the run belongs to (`WANDB_SWEEP_ID`), recorded in the run record.
+    pub sweep_id: Option<String>,
+    /// The sweep parameters file, absolute (`WANDB_SWEEP_PARAM_PATH`, relative to the working
+    /// directory as in W&B).
+    pub sweep_param_path: Option<PathBuf>,
+    /// The sweep parameters file's text, read when `sweep_param_path` is set (see the `sweep`
+    /// module docs); the caller parses it.
+    pub sweep_params: Option<SweepParams>,
     sources: BTreeMap<Key, Source>,
 }
 
@@ -173,6 +182,13 @@ impl Settings {
             launch_config: None,
             launch_ignored: Vec::new(),
             launch_queue: LaunchQueue::default(),
+            sweep_id: opt(&raw.sweep_id, check::sweep_id)?,
+            sweep_param_path: raw.sweep_param_path.as_ref().map(|path| {
+                machine
+                    .cwd
+                    .join(expand_user(&path.value, machine.home.as_deref()))
+            }),
+            sweep_params: None,
             sources: raw
                 .keys()
                 .into_iter()

@@ -64,6 +64,7 @@ fn validate_key(raw: &RawSettings, key: Key) -> Result<(), SettingsError> {
         Key::UseDotWandb => opt(&raw.use_dot_wandb, |s| boolean(Key::UseDotWandb, s)).map(drop),
         Key::Launch => opt(&raw.launch, |s| boolean(Key::Launch, s)).map(drop),
         Key::BaseUrl => opt(&raw.base_url, base_url).map(drop),
+        Key::SweepId => opt(&raw.sweep_id, sweep_id).map(drop),
         Key::ApiKey => opt(&raw.api_key, api_key).map(drop),
         Key::RootDir
         | Key::Entity
@@ -75,7 +76,8 @@ fn validate_key(raw: &RawSettings, key: Key) -> Result<(), SettingsError> {
         | Key::Host
         | Key::IgnoreGlobs
         | Key::XSyncDirSuffix
-        | Key::LaunchConfigPath => Ok(()),
+        | Key::LaunchConfigPath
+        | Key::SweepParamPath => Ok(()),
     }
 }
 
@@ -175,6 +177,22 @@ pub(crate) fn run_id(s: &Sourced<String>) -> Result<String, SettingsError> {
         return Err(err(RunIdProblem::ReservedCharacters { found }));
     }
     Ok(id.clone())
+}
+
+/// `sweep_id`: not empty, no surrounding whitespace (W&B's `validate_sweep_id`).
+pub(crate) fn sweep_id(s: &Sourced<String>) -> Result<String, SettingsError> {
+    let err = |problem| SettingsError::InvalidSweepId {
+        value: s.value.clone(),
+        origin: s.source.clone(),
+        problem,
+    };
+    if s.value.is_empty() {
+        return Err(err(RunIdProblem::Empty));
+    }
+    if py_trim(&s.value).len() != s.value.len() {
+        return Err(err(RunIdProblem::SurroundingWhitespace));
+    }
+    Ok(s.value.clone())
 }
 
 /// `project`: at most 128 characters, none of `/\#?%:`.

@@ -36,7 +36,7 @@ struct Outcome {
 }
 
 /// A JSON value with object keys sorted at every level, as text.
-fn canonical(value: &json::Value) -> String {
+pub(crate) fn canonical(value: &json::Value) -> String {
     match value {
         json::Value::Object(map) => {
             let sorted: BTreeMap<&str, String> = map

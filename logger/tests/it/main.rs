@@ -22,5 +22,7 @@ mod writer;
 mod process;
 // The launch config (WANDB_CONFIG and its chunks) reaches the run as with the SDK.
 mod launch;
+// A sweep agent's WANDB_SWEEP_ID and WANDB_SWEEP_PARAM_PATH reach the run as with the SDK.
+mod sweep;
 // Resuming offline runs from their fragments: allow, must, never, auto, kill -9.
 mod resume;
