@@ -16,6 +16,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use wandb_format::json::{self, Value};
 use wandb_format::proto::record::RecordType;
@@ -503,21 +504,32 @@ pub(crate) fn read_chunk(
     with_extras: bool,
     keep: &(dyn Fn(&str) -> bool + Sync),
 ) -> Chunk {
+    let mut chunk = Chunk::default();
+    read_chunk_into(&mut chunk, items, file_len, with_extras, keep);
+    chunk
+}
+
+/// [`read_chunk`] into an empty chunk whose vectors may be reused (memory already touched, so
+/// filling it does not fault in fresh pages).
+fn read_chunk_into(
+    chunk: &mut Chunk,
+    items: &[ScanItem<'_>],
+    file_len: u64,
+    with_extras: bool,
+    keep: &(dyn Fn(&str) -> bool + Sync),
+) {
     // Room for rows of a dozen values, so the vectors seldom grow (and copy) while being filled.
-    let mut chunk = Chunk {
-        rows: Vec::with_capacity(items.len()),
-        values: Vec::with_capacity(items.len() * 12),
-        text: String::with_capacity(items.len() * 40),
-        ..Chunk::default()
-    };
+    chunk.rows.reserve(items.len());
+    chunk.values.reserve(items.len() * 12);
+    chunk.text.reserve(items.len() * 40);
     let Some(message) = history_type() else {
-        return chunk;
+        return;
     };
     let Some(Type::Message(step_type)) = message.field(2).map(|field| &field.ty) else {
-        return chunk;
+        return;
     };
     let mut reader = RowReader {
-        chunk: &mut chunk,
+        chunk,
         keep,
         local: HashMap::new(),
         scratch: String::new(),
@@ -612,7 +624,6 @@ pub(crate) fn read_chunk(
                 .push((at, Event::Damage(Reported::from_damage(&d, file_len)))),
         }
     }
-    chunk
 }
 
 /// Keeps the elements of `list` from `from` on that `keep` accepts, in order.
@@ -772,7 +783,12 @@ impl<'k> RunReader<'k> {
     }
 
     /// Applies one chunk (the next in file order).
-    pub(crate) fn apply(&mut self, chunk: Chunk) {
+    pub(crate) fn apply(&mut self, mut chunk: Chunk) {
+        self.apply_from(&mut chunk);
+    }
+
+    /// [`RunReader::apply`], leaving `chunk` empty with its vectors' room kept for reuse.
+    fn apply_from(&mut self, chunk: &mut Chunk) {
         let Chunk {
             keys,
             rows,
@@ -782,10 +798,12 @@ impl<'k> RunReader<'k> {
             events,
             end,
         } = chunk;
-        self.end = self.end.max(end);
+        let (keys, values, deferred, text) = (&*keys, &*values, &*deferred, &*text);
+        self.end = self.end.max(*end);
+        *end = 0;
         let mut global: Vec<Option<Option<usize>>> = vec![None; keys.len()];
-        let mut events = events.into_iter().peekable();
-        let mut rows = rows.into_iter().enumerate().peekable();
+        let mut events = events.drain(..).peekable();
+        let mut rows = rows.drain(..).enumerate().peekable();
         loop {
             let event_first = match (events.peek(), rows.peek()) {
                 (Some((at, _)), Some((i, _))) => at <= i,
@@ -873,6 +891,10 @@ impl<'k> RunReader<'k> {
                 });
             }
         }
+        chunk.keys.clear();
+        chunk.values.clear();
+        chunk.deferred.clear();
+        chunk.text.clear();
         finish_name(&mut self.run);
     }
 
@@ -924,10 +946,23 @@ pub(crate) fn load_run(
 pub(crate) fn read_file(reader: &mut RunReader<'_>, file: &LogFile, parallel: bool) {
     let file_len = file.len();
     let (keep, with_extras) = (reader.keep, reader.with_extras);
-    let work = |items: &[ScanItem<'_>]| read_chunk(items, file_len, with_extras, keep);
     if parallel {
-        crate::batch::scan_batches_overlapped(file, work, |chunk| reader.apply(chunk));
+        // Chunks applied go back to be filled again, their memory already touched.
+        let pool: Mutex<Vec<Chunk>> = Mutex::new(Vec::new());
+        let work = |items: &[ScanItem<'_>]| {
+            let reused = pool.lock().ok().and_then(|mut pool| pool.pop());
+            let mut chunk = reused.unwrap_or_default();
+            read_chunk_into(&mut chunk, items, file_len, with_extras, keep);
+            chunk
+        };
+        crate::batch::scan_batches_overlapped(file, work, |mut chunk| {
+            reader.apply_from(&mut chunk);
+            if let Ok(mut pool) = pool.lock() {
+                pool.push(chunk);
+            }
+        });
     } else {
+        let work = |items: &[ScanItem<'_>]| read_chunk(items, file_len, with_extras, keep);
         // Nothing cancels this scan.
         let _ = crate::batch::scan_batches(file, false, work, |chunk| {
             reader.apply(chunk);
