@@ -836,12 +836,12 @@ impl<'k> RunReader<'k> {
             self.run.rows += 1;
             self.row.clear();
             for &(local, value) in values.get(row.values).unwrap_or_default() {
-                if let Some(id) = self.global_id(&mut global, &keys, local) {
+                if let Some(id) = self.global_id(&mut global, keys, local) {
                     self.row.push((id, value));
                 }
             }
             for &(local, start, end) in deferred.get(row.deferred).unwrap_or_default() {
-                if let Some(id) = self.global_id(&mut global, &keys, local)
+                if let Some(id) = self.global_id(&mut global, keys, local)
                     && let Some(value) =
                         text.get(start as usize..end as usize).and_then(json_number)
                 {
@@ -849,12 +849,12 @@ impl<'k> RunReader<'k> {
                 }
             }
             let runtime = if self.runtime_x {
-                row.runtime.get(&text)
+                row.runtime.get(text)
             } else {
                 f64::NAN
             };
             let timestamp = if self.timestamp_x {
-                row.timestamp.get(&text)
+                row.timestamp.get(text)
             } else {
                 f64::NAN
             };
