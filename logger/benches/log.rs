@@ -14,6 +14,9 @@
 //!   disk more than this code. It also prints the file bytes per row (target ≤ 450) and the
 //!   resident memory after 1 M and 3 M rows (target: flat).
 //! * `run/init_finish_empty`: `init` to `finish` of an empty run (target ≤ 20 ms).
+//! * `run/resume_init_1M_rows`: `init` with `resume="must"` over an earlier fragment of
+//!   1,000,000 rows of 10 floats (reading it back for the last step, summary, config and run
+//!   time is all the work); the new fragment is finished and removed untimed.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -205,5 +208,40 @@ fn init_finish(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, caller_side, end_to_end, init_finish);
+fn resume_init(c: &mut Criterion) {
+    const ROWS: u64 = 1_000_000;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let setup = setup_in(dir.path());
+    let run = setup
+        .init(InitOptions::new().project("bench").id("resume00"))
+        .expect("init");
+    for i in 0..ROWS {
+        log_row(&run, i);
+    }
+    let first = run.dir().expect("run folder").to_path_buf();
+    run.finish().expect("finish");
+    let mut group = c.benchmark_group("run");
+    group.sample_size(10);
+    group.bench_function("resume_init_1M_rows", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let start = Instant::now();
+                let run = setup
+                    .init(InitOptions::new().id("resume00").resume("must"))
+                    .expect("resume");
+                total += start.elapsed();
+                assert_eq!(run.starting_step(), ROWS);
+                let second = run.dir().expect("run folder").to_path_buf();
+                run.finish().expect("finish");
+                assert_ne!(second, first);
+                std::fs::remove_dir_all(&second).expect("remove the new fragment");
+            }
+            total
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, caller_side, end_to_end, init_finish, resume_init);
 criterion_main!(benches);

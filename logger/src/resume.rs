@@ -34,7 +34,10 @@ use std::time::Duration;
 
 use wandb_format::json;
 use wandb_format::proto::record::RecordType;
-use wandb_format::{Entry, LogFile, Recovery, proto};
+use wandb_format::{
+    Change, Entry, HistoryView, ItemView, LogFile, RecordView, Recovery, ScanItem, TypedValue,
+    UpdatesView, proto,
+};
 use wandb_settings::{OFFLINE_RUN_PREFIX, Resume, Settings};
 
 use crate::error::{Error, Result};
@@ -173,10 +176,14 @@ fn read_fragments(run_id: &str, fragments: Vec<PathBuf>) -> Resumed {
             }
         };
         let mut damaged = 0u64;
-        for entry in log.records(Recovery::SkipCorrupt) {
-            match entry {
-                Ok(Entry::Record { record, .. }) => state.apply(&record),
-                Ok(Entry::Damage(_)) => damaged += 1,
+        for item in log.scan(Recovery::SkipCorrupt) {
+            match item {
+                Ok(ScanItem::Record(raw)) => {
+                    if !state.apply_payload(&raw.payload) {
+                        damaged += 1;
+                    }
+                }
+                Ok(ScanItem::Damage(_)) => damaged += 1,
                 Err(e) => {
                     crate::diag::warning!(
                         "resuming run {run_id}: stopped reading {}: {e}",
@@ -186,6 +193,7 @@ fn read_fragments(run_id: &str, fragments: Vec<PathBuf>) -> Resumed {
                 }
             }
         }
+        state.finish_file();
         if damaged > 0 {
             log::debug!(
                 "resuming run {run_id}: {damaged} damaged span(s) skipped in {}",
@@ -201,7 +209,11 @@ fn read_fragments(run_id: &str, fragments: Vec<PathBuf>) -> Resumed {
         runtime: Duration::from_secs_f64(state.runtime.max(0.0)),
         summary: state.summary,
         config: state.config,
-        metrics: state.metrics.into_iter().map(|(_, metric)| metric).collect(),
+        metrics: state
+            .metrics
+            .into_iter()
+            .map(|(_, metric)| metric)
+            .collect(),
     }
 }
 
@@ -214,9 +226,110 @@ struct Replay {
     config: json::Map,
     /// Metric definitions by name (glob names end in `*`), in first-definition order.
     metrics: Vec<(String, Metric)>,
+    /// The current file's last history row, as encoded.
+    last_row: Vec<u8>,
 }
 
 impl Replay {
+    /// Applies one record's bytes; `false` if they do not decode (damage, skipped). History and
+    /// summary records, nearly all of a file, are read in place through format's views.
+    fn apply_payload(&mut self, payload: &[u8]) -> bool {
+        let Ok(view) = RecordView::parse(payload) else {
+            return false;
+        };
+        if let Some(history) = view.history() {
+            return self.history(&history, payload);
+        }
+        if view.type_name() == "summary"
+            && let Some(updates) = view.updates()
+        {
+            return self.summary(&updates);
+        }
+        if !matches!(view.type_name(), "run" | "config" | "metric" | "exit") {
+            return true;
+        }
+        match <proto::Record as prost::Message>::decode(payload) {
+            Ok(record) => {
+                self.apply(&record);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// A history row: its step (`step.num`, which the SDK and this logger always write, or
+    /// `_step` when it is 0). `_runtime` grows with the rows, so only the last row's is read
+    /// ([`Replay::finish_file`]): the row is kept, not parsed.
+    fn history(&mut self, history: &HistoryView<'_>, payload: &[u8]) -> bool {
+        let step = match history.step() {
+            Ok(0) => {
+                let mut step = 0;
+                for item in history.items() {
+                    let Ok(item) = item else {
+                        return false;
+                    };
+                    if item.only_part() == Some("_step") {
+                        step = number(&item).map_or(0, |s| s as i64);
+                    }
+                }
+                step
+            }
+            Ok(step) => step,
+            Err(_) => return false,
+        };
+        if let Ok(step) = u64::try_from(step) {
+            self.last_step = Some(self.last_step.map_or(step, |last| last.max(step)));
+        }
+        self.last_row.clear();
+        self.last_row.extend_from_slice(payload);
+        true
+    }
+
+    /// After a file: the `_runtime` of its last history row.
+    fn finish_file(&mut self) {
+        let row = std::mem::take(&mut self.last_row);
+        if let Ok(view) = RecordView::parse(&row)
+            && let Some(history) = view.history()
+        {
+            for item in history.items() {
+                let Ok(item) = item else {
+                    break;
+                };
+                if item.only_part() == Some("_runtime")
+                    && let Some(runtime) = number(&item)
+                {
+                    self.runtime_at_least(runtime);
+                }
+            }
+        }
+        self.last_row = row;
+        self.last_row.clear();
+    }
+
+    /// A summary record's updates and removals, in order.
+    fn summary(&mut self, updates: &UpdatesView<'_>) -> bool {
+        for change in updates.changes() {
+            let Ok((change, item)) = change else {
+                return false;
+            };
+            let path: Vec<String> = item.path().map(str::to_owned).collect();
+            match change {
+                Change::Update => {
+                    if (path == ["_wandb", "runtime"] || path == ["_runtime"])
+                        && let Some(runtime) = number(&item)
+                    {
+                        self.runtime_at_least(runtime);
+                    }
+                    if let Ok(value) = json::parse(item.value_json) {
+                        insert_path(&mut self.summary, &path, value);
+                    }
+                }
+                Change::Remove => remove_path(&mut self.summary, &path),
+            }
+        }
+        true
+    }
+
     fn apply(&mut self, record: &proto::Record) {
         match &record.record_type {
             Some(RecordType::Run(run)) => {
@@ -225,38 +338,6 @@ impl Replay {
                 }
             }
             Some(RecordType::Config(config)) => self.config_update(config),
-            Some(RecordType::History(history)) => {
-                let step = history.step.as_ref().map(|s| s.num).or_else(|| {
-                    history
-                        .item
-                        .iter()
-                        .find(|item| item_path(&item.key, &item.nested_key) == ["_step"])
-                        .and_then(|item| json::parse(&item.value_json).ok())
-                        .and_then(|v| v.as_i64())
-                });
-                if let Some(step) = step.and_then(|s| u64::try_from(s).ok()) {
-                    self.last_step = Some(self.last_step.map_or(step, |last| last.max(step)));
-                }
-                for item in &history.item {
-                    if item_path(&item.key, &item.nested_key) == ["_runtime"] {
-                        self.runtime_at_least(&item.value_json);
-                    }
-                }
-            }
-            Some(RecordType::Summary(summary)) => {
-                for item in &summary.update {
-                    let path = item_path(&item.key, &item.nested_key);
-                    if path == ["_wandb", "runtime"] || path == ["_runtime"] {
-                        self.runtime_at_least(&item.value_json);
-                    }
-                    if let Ok(value) = json::parse(&item.value_json) {
-                        insert_path(&mut self.summary, &path, value);
-                    }
-                }
-                for item in &summary.remove {
-                    remove_path(&mut self.summary, &item_path(&item.key, &item.nested_key));
-                }
-            }
             Some(RecordType::Metric(metric)) => {
                 // Only what the program defined; wandb-core also writes derived definitions.
                 let defined = metric.options.as_ref().is_none_or(|o| o.defined);
@@ -290,12 +371,19 @@ impl Replay {
         }
     }
 
-    fn runtime_at_least(&mut self, text: &str) {
-        if let Some(runtime) = json::parse(text).ok().and_then(|v| v.as_f64())
-            && runtime.is_finite()
-        {
+    fn runtime_at_least(&mut self, runtime: f64) {
+        if runtime.is_finite() {
             self.runtime = self.runtime.max(runtime);
         }
+    }
+}
+
+/// An item's value as a number: its typed value, else its JSON text.
+fn number(item: &ItemView<'_>) -> Option<f64> {
+    match item.typed {
+        Some(TypedValue::Number(x)) => Some(x),
+        Some(TypedValue::Int(i)) => Some(i as f64),
+        _ => json::parse(item.value_json).ok().and_then(|v| v.as_f64()),
     }
 }
 
