@@ -51,6 +51,8 @@ pub enum Command {
     Cancel(ItemArgs),
     /// Put an ended item back in the queue.
     Requeue(ItemArgs),
+    /// W&B sweeps offline: create, controller, status, pause, resume, stop, cancel.
+    Sweep(crate::sweep::cli::SweepArgs),
     /// (Internal) what `local-process` runs around a queued job; see `wrapper.rs`.
     #[command(hide = true)]
     JobWrapper(WrapperArgs),
@@ -80,7 +82,8 @@ pub struct QueueDirArg {
 }
 
 impl QueueDirArg {
-    fn root(&self) -> PathBuf {
+    /// The queues' folder, absolute.
+    pub(crate) fn root(&self) -> PathBuf {
         let root = match &self.queue_dir {
             Some(dir) => dir.clone(),
             None => std::env::var_os("WANDB_DIR")
@@ -230,6 +233,10 @@ pub struct AgentArgs {
     /// Exit once the queues are empty (nothing waiting or claimed) and no job runs.
     #[arg(long)]
     pub exit_when_empty: bool,
+    /// Also drive the sweeps of the served queues (a controller tick per sweep every poll,
+    /// at most --max-jobs runs of a sweep queued or running); see `sweep controller`.
+    #[arg(long)]
+    pub sweeps: bool,
     /// JSON Lines output (the agent's events).
     #[arg(long)]
     pub json: bool,
@@ -310,7 +317,7 @@ fn print_json(kind: &str, data: serde_json::Value) {
 }
 
 /// A stop handle that SIGTERM and SIGINT trigger.
-fn signal_stop() -> Result<Stop> {
+pub(crate) fn signal_stop() -> Result<Stop> {
     let stop = Stop::new();
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
@@ -331,6 +338,7 @@ fn signal_stop() -> Result<Stop> {
 
 fn dispatch(cli: Cli) -> Result<ExitCode> {
     match cli.command {
+        Command::Sweep(args) => Ok(crate::sweep::cli::run(args)),
         Command::JobWrapper(args) => Ok(crate::wrapper::run_wrapper(
             &args.exit_file,
             args.parent,
@@ -409,6 +417,14 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 ..ResourceOptions::default()
             };
             let stop = signal_stop()?;
+            let sweeps = args.sweeps.then(|| {
+                crate::sweep::controller::spawn_sweep_driver(
+                    options.queues.clone(),
+                    args.max_jobs,
+                    args.poll,
+                    stop.clone(),
+                )
+            });
             let agent = Agent::new(options);
             eprintln!(
                 "wandb-launch: agent {} on {}",
@@ -422,6 +438,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 }
                 print_event(&event, json_out);
             });
+            if let Some(driver) = sweeps {
+                driver.finish();
+            }
             eprintln!(
                 "wandb-launch: agent stopped: {} finished, {} failed, {} cancelled, {} returned to the queue",
                 report.finished, report.failed, report.cancelled, report.returned

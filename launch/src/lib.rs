@@ -21,6 +21,7 @@ pub mod queue;
 pub mod resource;
 pub mod runlink;
 pub mod slurm;
+pub mod sweep;
 pub mod wrapper;
 
 pub use crate::error::{Error, Result};
