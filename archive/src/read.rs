@@ -114,7 +114,7 @@ impl Archive {
             index_problem: None,
             members: Arc::new(Vec::new()),
             cache: RefCell::new(None),
-            scratch: RefCell::new(Scratch::default()),
+            scratch: RefCell::new(Scratch::take()),
             n_decompressed: Cell::new(0),
         };
         let mut head = [0u8; 4];
@@ -175,7 +175,7 @@ impl Archive {
             index_problem: self.index_problem.clone(),
             members: Arc::clone(&self.members),
             cache: RefCell::new(None),
-            scratch: RefCell::new(Scratch::default()),
+            scratch: RefCell::new(Scratch::take()),
             n_decompressed: Cell::new(0),
         }
     }
@@ -389,7 +389,9 @@ impl Archive {
                 return Err(format!("frame {i} is damaged"));
             }
             let reuse = self.cache.borrow_mut().take().map(|(_, bytes)| bytes);
-            match self.decompress(i, reuse.unwrap_or_default()) {
+            let reuse =
+                reuse.unwrap_or_else(|| std::mem::take(&mut self.scratch.borrow_mut().frame));
+            match self.decompress(i, reuse) {
                 Ok(bytes) => *self.cache.borrow_mut() = Some((i, bytes)),
                 Err(reason) => {
                     if let Some(lost) = self.lost.borrow_mut().get_mut(i) {
@@ -425,7 +427,7 @@ impl Archive {
             ));
         }
         let mut scratch = self.scratch.borrow_mut();
-        let Scratch { input, dctx } = &mut *scratch;
+        let Scratch { input, dctx, .. } = &mut *scratch;
         input.clear();
         input.resize(usize::try_from(frame.c_len).unwrap_or(0), 0);
         self.file
@@ -892,6 +894,35 @@ struct Scratch {
     input: Vec<u8>,
     /// The decompression context (with its window limit set).
     dctx: Option<zstd::bulk::Decompressor<'static>>,
+    /// The buffer of the last frame decompressed, once the handle that held it is gone.
+    frame: Vec<u8>,
+}
+
+thread_local! {
+    /// The scratch of the last handle dropped on this thread: a thread that reads one run after
+    /// another (a sync worker) reuses its buffers instead of allocating (and faulting in) new
+    /// ones for every run.
+    static SPARE: RefCell<Option<Scratch>> = const { RefCell::new(None) };
+}
+
+impl Scratch {
+    fn take() -> Scratch {
+        SPARE
+            .try_with(|spare| spare.borrow_mut().take())
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Archive {
+    fn drop(&mut self) {
+        let mut scratch = std::mem::take(self.scratch.get_mut());
+        if let Some((_, frame)) = self.cache.get_mut().take() {
+            scratch.frame = frame;
+        }
+        let _ = SPARE.try_with(|spare| *spare.borrow_mut() = Some(scratch));
+    }
 }
 
 impl std::fmt::Debug for Scratch {

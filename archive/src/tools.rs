@@ -126,6 +126,32 @@ pub enum MemberItem<'a> {
     },
 }
 
+thread_local! {
+    /// The window buffer of the last [`scan_member`] on this thread, reused by the next.
+    static SCAN_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A window buffer taken from [`SCAN_BUFFER`] and given back (emptied) when dropped.
+struct ScanBuffer(Vec<u8>);
+
+impl ScanBuffer {
+    fn take() -> ScanBuffer {
+        ScanBuffer(
+            SCAN_BUFFER
+                .try_with(|b| std::mem::take(&mut *b.borrow_mut()))
+                .unwrap_or_default(),
+        )
+    }
+}
+
+impl Drop for ScanBuffer {
+    fn drop(&mut self) {
+        let mut buf = std::mem::take(&mut self.0);
+        buf.clear();
+        let _ = SCAN_BUFFER.try_with(|b| *b.borrow_mut() = buf);
+    }
+}
+
 /// Bytes of a member decompressed at once by [`scan_member`] (one frame of an archive we write).
 pub const SCAN_WINDOW: u64 = crate::pack::FRAME_MAX as u64;
 
@@ -169,7 +195,8 @@ pub fn scan_member_windowed<E: From<Error>>(
         offset,
         reason,
     };
-    let mut buf: Vec<u8> = Vec::new();
+    let mut buf = ScanBuffer::take();
+    let buf = &mut buf.0;
     let mut buf_start = 0u64;
     let mut next = FILE_HEADER_LEN;
     let mut read = 0u64;
@@ -200,7 +227,7 @@ pub fn scan_member_windowed<E: From<Error>>(
         }
         read += want;
         let is_final = read >= size;
-        let mut scanner = Scanner::new(&buf, buf_start, next, recovery);
+        let mut scanner = Scanner::new(buf, buf_start, next, recovery);
         if !is_final {
             scanner = scanner.growing();
         }
