@@ -43,24 +43,24 @@ pub enum LaunchConfigError {
         /// Where the text came from.
         origin: LaunchConfigOrigin,
         /// What was found instead.
-        found: Found,
+        found: LaunchConfigFound,
     },
 }
 
 /// The kind of JSON value found where an object was expected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Found {
+pub enum LaunchConfigFound {
     /// Nothing (a launch config file without `overrides.run_config`).
     Missing,
     /// Another JSON value.
     Kind(&'static str),
 }
 
-impl fmt::Display for Found {
+impl fmt::Display for LaunchConfigFound {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Found::Missing => f.write_str("missing"),
-            Found::Kind(kind) => write!(f, "{kind}"),
+            LaunchConfigFound::Missing => f.write_str("missing"),
+            LaunchConfigFound::Kind(kind) => write!(f, "{kind}"),
         }
     }
 }
@@ -87,11 +87,11 @@ pub(crate) fn parse(config: &LaunchConfig) -> Result<json::Map, LaunchConfigErro
         Some(Ok(map)) => Ok(map),
         Some(Err(other)) => Err(LaunchConfigError::NotAnObject {
             origin: config.origin.clone(),
-            found: Found::Kind(crate::value::json_kind(&other)),
+            found: LaunchConfigFound::Kind(crate::value::json_kind(&other)),
         }),
         None => Err(LaunchConfigError::NotAnObject {
             origin: config.origin.clone(),
-            found: Found::Missing,
+            found: LaunchConfigFound::Missing,
         }),
     }
 }

@@ -117,7 +117,7 @@ pub use wandb_format::proto;
 pub use wandb_settings::{Env, LoadContext, Overrides, Settings, Source};
 
 pub use crate::error::{Error, FinishError, Result};
-pub use crate::launch::{Found, LaunchConfigError};
+pub use crate::launch::{LaunchConfigError, LaunchConfigFound};
 pub use crate::options::{
     Alert, AlertLevel, Backpressure, DEFAULT_FLUSH_INTERVAL, DEFAULT_FSYNC_INTERVAL,
     DEFAULT_QUEUE_CAPACITY, Goal, InitOptions, LogOptions, Metric, SavePolicy, SetupOptions,
