@@ -2,7 +2,8 @@
 //! gives the server what the run folders give (saved files, large ones streamed from the
 //! archive, files from symlinks leading out, staged artifact files), keeps only its state in
 //! `runs.tar.zst.sync/`, so a second sync skips the run, and an interrupted sync (a failing
-//! server, or `kill -9` of the real binary) resumes exactly once.
+//! server, or `kill -9` of the real binary) resumes exactly once; a damaged frame loses only the
+//! rows it held.
 
 #![allow(clippy::unwrap_used)]
 
@@ -412,4 +413,54 @@ fn kill_9_during_a_sync_from_an_archive_resumes_exactly_once() {
         assert_eq!(state.runs.len(), 1);
         assert_resumed_exactly_once(&state.runs[0], &want, 800);
     }
+}
+
+#[test]
+fn a_damaged_frame_loses_only_its_rows_and_the_rest_syncs() {
+    let home = tempfile::tempdir().unwrap();
+    let mut spec = RunSpec::new("damaged", 12_000);
+    spec.floats = 30;
+    let run = write_run(&home.path().join("wandb"), &spec);
+    let archive = home.path().join("runs.tar.zst");
+    pack_to(vec![run], &archive);
+    // Flip a byte in the middle of a frame that holds only the middle of the .wandb member.
+    let (offset, frames) = {
+        let opened = wandb_archive::Archive::open(&archive).unwrap();
+        let member = opened.record_members(None)[0].clone();
+        let end = member.data_offset + member.size;
+        let frames = opened.frames().to_vec();
+        let frame = frames
+            .iter()
+            .find(|f| f.d_offset > member.data_offset && f.d_offset + f.d_len < end)
+            .copied()
+            .expect("a frame inside the member");
+        (frame.c_offset + frame.c_len / 2, frames.len())
+    };
+    assert!(frames >= 3);
+    let mut bytes = std::fs::read(&archive).unwrap();
+    bytes[usize::try_from(offset).unwrap()] ^= 0x55;
+    std::fs::write(&archive, bytes).unwrap();
+
+    let backend = TestBackend::start().unwrap();
+    let report = sync_paths(&options(&backend, vec![archive])).unwrap();
+    let run = &report.runs[0];
+    assert_eq!(run.result, RunResult::Partial, "{run:?}");
+    assert!(
+        run.damage
+            .iter()
+            .any(|d| d.reason.contains("lost to damage in the archive")),
+        "{:?}",
+        run.damage
+    );
+    let state = backend.state();
+    let rows = state.runs[0]
+        .history
+        .iter()
+        .filter(|r| !r.is_null())
+        .count();
+    assert!(rows > 1000 && rows < 12_000, "{rows} rows synced");
+    assert!(
+        state.runs[0].complete,
+        "the records after the damage are synced too"
+    );
 }
