@@ -437,6 +437,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                     errors += 1;
                 }
                 print_event(&event, json_out);
+                if let (Event::Ended { .. }, Some(driver)) = (&event, &sweeps) {
+                    driver.tick_now();
+                }
             });
             if let Some(driver) = sweeps {
                 driver.finish();

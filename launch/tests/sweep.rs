@@ -412,21 +412,30 @@ fn a_wandb_logger_program_gets_its_params_and_status_shows_the_best_run() {
         ),
         &["--project", "logged"],
     );
-    let _agent = Agent::start(d, &["--max-jobs", "3", "--sweeps"], &[(CHILD, "quadratic")]);
-    // The agent drives the sweep itself (--sweeps); wait for it to be over.
-    let deadline = Instant::now() + SWEEP_BOUND;
-    let st = loop {
-        let st = status(d, &id);
-        if st["state"] == "finished" && st["runs_by_state"]["finished"] == 3 {
-            break st;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{st:#}\n{}",
-            launch(d, &["list"])
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    // The agent drives the sweep itself and exits once it is over.
+    let out = command(
+        d,
+        &[
+            "agent",
+            "--poll",
+            "100ms",
+            "--max-jobs",
+            "3",
+            "--sweeps",
+            "--exit-when-empty",
+        ],
+    )
+    .env(CHILD, "quadratic")
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let st = status(d, &id);
+    assert_eq!(st["state"], "finished", "{st:#}");
+    assert_eq!(st["runs_by_state"]["finished"], 3, "{st:#}");
     assert_eq!(st["best"]["params"]["x"], 2, "{st:#}");
     assert_eq!(st["best"]["metric"], 0.5, "{st:#}");
     let text = launch(d, &["sweep", "status", &id]);
@@ -447,6 +456,57 @@ fn a_wandb_logger_program_gets_its_params_and_status_shows_the_best_run() {
         } else {
             assert_eq!(sweep_id, id);
         }
+    }
+}
+
+#[test]
+fn bayes_search_runs_to_its_run_cap_on_the_finished_runs_metric() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let id = create(
+        d,
+        &logger_sweep_yaml(
+            "method: bayes\nrun_cap: 5\nmetric:\n  name: loss\n\
+             parameters:\n  x:\n    min: 0.0\n    max: 4.0\n  y:\n    value: 0.0\n",
+        ),
+        &["--seed", "3"],
+    );
+    let out = command(
+        d,
+        &[
+            "agent",
+            "--poll",
+            "100ms",
+            "--max-jobs",
+            "1",
+            "--sweeps",
+            "--exit-when-empty",
+        ],
+    )
+    .env(CHILD, "quadratic")
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let st = status(d, &id);
+    assert_eq!(st["state"], "finished", "{st:#}");
+    assert_eq!(st["runs_by_state"]["finished"], 5, "{st:#}");
+    // Every run's metric was read from its .wandb file: the best is the least of them.
+    let metrics: Vec<f64> = st["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["metric"].as_f64().unwrap())
+        .collect();
+    let least = metrics.iter().copied().fold(f64::INFINITY, f64::min);
+    assert_eq!(st["best"]["metric"].as_f64(), Some(least), "{st:#}");
+    for run in st["runs"].as_array().unwrap() {
+        let x = run["params"]["x"].as_f64().unwrap();
+        assert!((0.0..=4.0).contains(&x), "{x}");
+        assert!((run["metric"].as_f64().unwrap() - (x - 2.0).powi(2)).abs() < 1e-9);
     }
 }
 

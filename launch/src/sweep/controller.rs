@@ -363,10 +363,22 @@ pub fn tick_all(queues: &[Queue], options: &ControllerOptions) -> Vec<Result<Tic
 #[derive(Debug)]
 pub struct SweepDriver {
     own: Stop,
+    stop: Stop,
+    queues: Vec<Queue>,
+    options: ControllerOptions,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl SweepDriver {
+    /// One tick of every sweep now (unless the agent is stopping). The agent calls it when a
+    /// job ends, before it looks at its queues again, so the next runs of a sweep are queued
+    /// before `--exit-when-empty` can find the queue empty.
+    pub fn tick_now(&self) {
+        if !self.stop.is_stopped() && !self.own.is_stopped() {
+            report_ticks(tick_all(&self.queues, &self.options));
+        }
+    }
+
     /// Stops the thread and waits for its tick in progress.
     pub fn finish(mut self) {
         self.own.stop();
@@ -416,14 +428,21 @@ pub fn spawn_sweep_driver(
     };
     report_ticks(tick_all(&queues, &options));
     let own = Stop::new();
-    let own_thread = own.clone();
+    let (own_thread, stop_thread) = (own.clone(), stop.clone());
+    let (queues_thread, options_thread) = (queues.clone(), options.clone());
     let thread = std::thread::Builder::new()
         .name("wandb-launch-sweeps".into())
         .spawn(move || {
-            while !own_thread.wait(options.poll) && !stop.is_stopped() {
-                report_ticks(tick_all(&queues, &options));
+            while !own_thread.wait(options_thread.poll) && !stop_thread.is_stopped() {
+                report_ticks(tick_all(&queues_thread, &options_thread));
             }
         })
         .ok();
-    SweepDriver { own, thread }
+    SweepDriver {
+        own,
+        stop,
+        queues,
+        options,
+        thread,
+    }
 }
