@@ -284,7 +284,11 @@ pub fn tick(store: &SweepStore, id: &str, options: &ControllerOptions) -> Result
                 store.save(&doc)?;
             }
             Err(e) => {
-                // The proposal stays issued without a run; save what was done and report.
+                // Withdrawn, so it neither counts against run_cap nor holds a grid point: the
+                // next tick proposes it again.
+                doc.sweep
+                    .proposals
+                    .retain(|p| p.index != proposal.index || p.run_id.is_some());
                 store.save(&doc)?;
                 return Err(e);
             }
@@ -313,7 +317,18 @@ pub fn run_controller(
     report: &mut dyn FnMut(&TickReport),
 ) -> Result<TickReport> {
     loop {
-        let tick_report = tick(store, id, options)?;
+        let tick_report = match tick(store, id, options) {
+            Ok(r) => r,
+            // Someone else holds the sweep a while (another controller's tick): try again.
+            Err(e @ Error::Locked { .. }) if !options.once => {
+                eprintln!("wandb-launch: sweep {id}: {e}; retrying");
+                if stop.wait(options.poll) {
+                    return Err(e);
+                }
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         report(&tick_report);
         if options.once || tick_report.done || stop.wait(options.poll) {
             return Ok(tick_report);
