@@ -16,7 +16,7 @@ use wandb_sync::{RunResult, sync_paths};
 use wandb_testkit::{FaultAction, FaultRule, Route, TestBackend};
 
 use crate::common::{
-    RunSpec, assert_clean, assert_same, essence, options, sync_command, write_run,
+    RunSpec, assert_clean, assert_same, essence, kill_when_rows, options, sync_command, write_run,
 };
 
 /// Bytes of the large saved file: above the 16 MiB kept in memory, so it streams from the
@@ -55,6 +55,41 @@ fn run_with_files(home: &Path, id: &str, rows: u64) -> PathBuf {
     run
 }
 
+/// Syncs `run` from its folder and `archive` (holding only it) to a backend each: both must be
+/// synced, clean and the same field by field. Returns the two states (folder, archive).
+fn synced_both_ways(
+    run: &Path,
+    archive: &Path,
+) -> (wandb_testkit::BackendState, wandb_testkit::BackendState) {
+    let from_folder = TestBackend::start().unwrap();
+    let report = sync_paths(&options(&from_folder, vec![run.to_path_buf()])).unwrap();
+    assert_eq!(report.runs.len(), 1);
+    assert_eq!(
+        report.runs[0].result,
+        RunResult::Synced,
+        "{:?}",
+        report.runs
+    );
+    let from_archive = TestBackend::start().unwrap();
+    let report = sync_paths(&options(&from_archive, vec![archive.to_path_buf()])).unwrap();
+    assert_eq!(report.runs.len(), 1);
+    assert_eq!(
+        report.runs[0].result,
+        RunResult::Synced,
+        "{:?}",
+        report.runs
+    );
+    let (want, got) = (from_folder.state(), from_archive.state());
+    assert_eq!(got.runs.len(), 1);
+    assert_clean(&got.runs[0]);
+    assert_same(
+        &essence(&want.runs[0]),
+        &essence(&got.runs[0]),
+        "archive vs folder",
+    );
+    (want, got)
+}
+
 /// Every file under `dir`, relative to it.
 fn names_under(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
@@ -85,34 +120,8 @@ fn an_archive_syncs_like_its_folders_and_resumes_from_its_state() {
     spec.console_every = 100;
     let run = write_run(&home.path().join("wandb"), &spec);
     let archive = home.path().join("moved/runs.tar.zst");
-    std::fs::create_dir_all(archive.parent().unwrap()).unwrap();
-    pack(&PackOptions {
-        inputs: vec![run.clone()],
-        output: archive.clone(),
-        level: 1,
-        threads: 2,
-        remove_source: false,
-        repack: false,
-        progress: None,
-    })
-    .unwrap();
-
-    let from_folder = TestBackend::start().unwrap();
-    let report = sync_paths(&options(&from_folder, vec![run.clone()])).unwrap();
-    assert!(report.runs.iter().all(|r| r.result == RunResult::Synced));
-    let from_archive = TestBackend::start().unwrap();
-    let report = sync_paths(&options(&from_archive, vec![archive.clone()])).unwrap();
-    assert_eq!(report.runs.len(), 1);
-    assert!(report.runs.iter().all(|r| r.result == RunResult::Synced));
-    let want = from_folder.state();
-    let got = from_archive.state();
-    assert_eq!(got.runs.len(), 1);
-    assert_clean(&got.runs[0]);
-    assert_same(
-        &essence(&want.runs[0]),
-        &essence(&got.runs[0]),
-        "archive vs folder",
-    );
+    pack_to(vec![run.clone()], &archive);
+    synced_both_ways(&run, &archive);
 
     // Only the state is next to the archive (nothing unpacked); a second sync skips the run.
     let state = home.path().join("moved/runs.tar.zst.sync");
@@ -142,7 +151,7 @@ fn an_archive_syncs_like_its_folders_and_resumes_from_its_state() {
                 .ends_with(".wandb.synced")
         });
     assert!(synced);
-    let again = sync_paths(&options(&from_archive, vec![archive])).unwrap();
+    let again = sync_paths(&options(&TestBackend::start().unwrap(), vec![archive])).unwrap();
     assert!(again.runs.iter().all(|r| r.result != RunResult::Synced));
 }
 
@@ -235,30 +244,7 @@ fn saved_files_stream_from_the_archive_as_from_the_folder() {
     let archive = home.path().join("moved/runs.tar.zst");
     pack_to(vec![run.clone()], &archive);
 
-    let from_folder = TestBackend::start().unwrap();
-    let report = sync_paths(&options(&from_folder, vec![run.clone()])).unwrap();
-    assert_eq!(
-        report.runs[0].result,
-        RunResult::Synced,
-        "{:?}",
-        report.runs
-    );
-    let from_archive = TestBackend::start().unwrap();
-    let report = sync_paths(&options(&from_archive, vec![archive.clone()])).unwrap();
-    assert_eq!(
-        report.runs[0].result,
-        RunResult::Synced,
-        "{:?}",
-        report.runs
-    );
-    let want = from_folder.state();
-    let got = from_archive.state();
-    assert_clean(&got.runs[0]);
-    assert_same(
-        &essence(&want.runs[0]),
-        &essence(&got.runs[0]),
-        "archive vs folder",
-    );
+    let (want, got) = synced_both_ways(&run, &archive);
     for name in ["a.txt", "big.bin", "linked.txt"] {
         let (w, g) = (
             want.runs[0].file(name).unwrap(),
@@ -392,19 +378,12 @@ fn kill_9_during_a_sync_from_an_archive_resumes_exactly_once() {
         backend
             .faults()
             .delay_all(Route::FileStream, Duration::from_millis(25));
-        let mut child = command(&backend, home.path())
+        let child = command(&backend, home.path())
             .args(["--chunk-bytes", "8192"])
             .arg(&archive)
             .spawn()
             .unwrap();
-        let seen = backend.wait_for(Duration::from_secs(60), |s| {
-            s.runs
-                .first()
-                .is_some_and(|r| r.history.len() >= kill_after_rows)
-        });
-        assert!(seen.is_some(), "no progress before the kill");
-        child.kill().unwrap(); // SIGKILL
-        let _ = child.wait();
+        kill_when_rows(&backend, child, kill_after_rows);
         assert!(!marker.exists(), "killed run marked synced");
         backend.faults().clear();
         sync_to_end(&backend, home.path(), &archive);

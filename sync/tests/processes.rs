@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use wandb_testkit::{Route, TestBackend};
 
-use crate::common::{RunSpec, assert_clean, assert_same, essence, sync_command, write_run};
+use crate::common::{
+    RunSpec, assert_clean, assert_same, essence, kill_when_rows, sync_command, write_run,
+};
 
 fn command(backend: &TestBackend, home: &Path) -> Command {
     sync_command(backend, home)
@@ -59,19 +61,12 @@ fn kill_9_then_rerun_gives_the_clean_state() {
         backend
             .faults()
             .delay_all(Route::FileStream, Duration::from_millis(25));
-        let mut child = spawn({
+        let child = spawn({
             let mut c = command(&backend, home.path());
             c.arg("--chunk-bytes").arg("8192").arg(&path);
             c
         });
-        let seen = backend.wait_for(Duration::from_secs(60), |s| {
-            s.runs
-                .first()
-                .is_some_and(|r| r.history.len() >= kill_after_rows)
-        });
-        assert!(seen.is_some(), "no progress before the kill");
-        child.kill().unwrap(); // SIGKILL
-        let _ = child.wait();
+        kill_when_rows(&backend, child, kill_after_rows);
         assert!(!synced_marker(&path).exists(), "killed run marked synced");
         backend.faults().clear();
         let out = output({

@@ -273,6 +273,17 @@ pub fn options(backend: &TestBackend, paths: Vec<PathBuf>) -> SyncOptions {
 
 pub use wandb_testkit::compare::{assert_same, essence, normalize_config};
 
+/// Waits (at most a minute) until the backend holds `rows` history rows of its first run, then
+/// kills `child` with SIGKILL and reaps it.
+pub fn kill_when_rows(backend: &TestBackend, mut child: std::process::Child, rows: usize) {
+    let seen = backend.wait_for(Duration::from_secs(60), |s| {
+        s.runs.first().is_some_and(|r| r.history.len() >= rows)
+    });
+    assert!(seen.is_some(), "no progress before the kill");
+    child.kill().unwrap(); // SIGKILL
+    let _ = child.wait();
+}
+
 /// The real `wandb-sync` binary, set up to sync to `backend` from `home` (no `WANDB_*` variable
 /// of the test's own environment, no netrc, fast retries, stdin closed).
 pub fn sync_command(backend: &TestBackend, home: &Path) -> std::process::Command {
