@@ -45,6 +45,7 @@ mod report;
 mod runconfig;
 mod runsync;
 mod source;
+mod sweep;
 mod sync;
 mod yaml;
 

@@ -275,6 +275,10 @@ struct RunSync<'a> {
     refused_seen: HashSet<String>,
     /// Notes about artifacts for the report.
     artifact_warnings: Vec<String>,
+    /// The server's sweep the run attaches to (see `sweep.rs`), once resolved.
+    sweep: Option<crate::sweep::ServerSweep>,
+    /// Notes about the run's sweep for the report.
+    sweep_warnings: Vec<String>,
     /// Artifacts committed (or checked, in a dry run) for the report.
     artifact_reports: Vec<crate::report::ArtifactReport>,
     damage: Vec<DamageReport>,
@@ -341,6 +345,8 @@ impl<'a> RunSync<'a> {
             refused: Vec::new(),
             refused_seen: HashSet::new(),
             artifact_warnings: Vec::new(),
+            sweep: None,
+            sweep_warnings: Vec::new(),
             artifact_reports: Vec::new(),
             damage: Vec::new(),
             dry_files: BTreeSet::new(),
@@ -668,10 +674,12 @@ impl<'a> RunSync<'a> {
             run_id: self.plan.run_id.clone(),
             entity: target
                 .map(|t| t.dest.entity.clone())
-                .or_else(|| text(&run.entity)),
+                .or_else(|| text(&run.entity))
+                .or_else(|| self.sweep.as_ref().and_then(|s| s.key.entity.clone())),
             project: target
                 .map(|t| t.dest.project.clone())
-                .or_else(|| text(&run.project)),
+                .or_else(|| text(&run.project))
+                .or_else(|| self.sweep.as_ref().and_then(|s| s.key.project.clone())),
             group: text(&run.run_group),
             display_name: text(&run.display_name),
             notes: text(&run.notes),
@@ -685,13 +693,50 @@ impl<'a> RunSync<'a> {
                 None
             },
             job_type: text(&run.job_type),
-            sweep: text(&run.sweep_id),
+            sweep: self.sweep.as_ref().map(|s| s.name.clone()),
             tags: (!run.tags.is_empty()).then(|| run.tags.clone()),
         }
     }
 
+    /// A run record with a sweep id: the server's sweep to attach the run to, created from the
+    /// sweep's files if needed (`sweep.rs`); warnings for the report otherwise.
+    fn resolve_sweep(&mut self, api: &Api) -> Result<()> {
+        let Some(run) = &self.processor.run else {
+            return Ok(());
+        };
+        if run.sweep_id.is_empty() {
+            return Ok(());
+        }
+        let local = crate::sweep::LocalSweep::for_run(&self.plan.path, &run.sweep_id);
+        let (json_entity, json_project) = local.entity_project();
+        let text = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+        let key = crate::sweep::SweepKey {
+            base_url: self.opts.base_url.clone(),
+            entity: text(&run.entity).or(json_entity),
+            project: text(&run.project).or(json_project),
+        };
+        let (resolved, warnings) = crate::sweep::resolve(api, &local, &key, self.deadline)?;
+        self.sweep_warnings.extend(warnings);
+        match resolved {
+            crate::sweep::Resolved::Attach(sweep) => {
+                log::debug!(
+                    "run {}: sweep {} is {} on the server",
+                    self.plan.run_id,
+                    local.id,
+                    sweep.name
+                );
+                self.sweep = Some(sweep);
+            }
+            crate::sweep::Resolved::Skip(warning) => self.sweep_warnings.push(warning),
+        }
+        Ok(())
+    }
+
     /// First run record seen: create the run on the server, fix the line bases, start threads.
     fn start(&mut self) -> Result<()> {
+        if let Some(api) = self.api.filter(|_| !self.opts.dry_run) {
+            self.resolve_sweep(api)?;
+        }
         let params = self.upsert_params(true);
         self.config_sent_version = self.processor.config.version();
         self.last_config_upsert = Instant::now();
@@ -1164,6 +1209,7 @@ impl<'a> RunSync<'a> {
             ));
         }
         report.warnings.append(&mut self.artifact_warnings);
+        report.warnings.append(&mut self.sweep_warnings);
         report.artifacts = std::mem::take(&mut self.artifact_reports);
         report.damage = std::mem::take(&mut self.damage);
         report.refused = std::mem::take(&mut self.refused);

@@ -18,3 +18,6 @@ mod media;
 
 /// A run resumed offline (two fragments) uploads as one continuous run.
 mod resume;
+
+/// Runs of one offline sweep attach to one W&B sweep after `wandb-sync`.
+mod sweep;
