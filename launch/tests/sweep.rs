@@ -667,3 +667,57 @@ fn a_sweep_runs_on_slurm() {
         assert_eq!(lines[2], format!("--a={}", run["params"]["a"]));
     }
 }
+
+#[test]
+fn the_param_files_read_back_in_the_sdk_as_the_params() {
+    let Some(python) = wandb_testkit::sdk_python() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Strings YAML 1.1 would read as other types, floats in exponent form, nested parameters.
+    let id = create(
+        d,
+        "command: [\"true\"]\nmethod: grid\nparameters:\n  \
+         word:\n    values: [\"on\", \"y\", \"a b\", \"x: y\", \"1e-5\", \"\", \"null\", \"#c\", \"é\"]\n  \
+         lr:\n    values: [0.00001, 1.5e16, 3]\n  \
+         opt:\n    parameters:\n      name:\n        value: adam\n      betas:\n        value: [0.9, 0.999]\n",
+        &[],
+    );
+    launch(
+        d,
+        &["sweep", "controller", &id, "--once", "--max-pending", "27"],
+    );
+    let st = status(d, &id);
+    let runs = st["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 27, "{st:#}");
+    let sweep_dir = d.join("wandb").join(format!("sweep-{id}"));
+    let script = "import json, sys\n\
+        from wandb.sdk.lib import config_util\n\
+        print(json.dumps({p: config_util.dict_from_config_file(p) for p in sys.argv[1:]}))\n";
+    let paths: Vec<String> = runs
+        .iter()
+        .map(|r| {
+            let run_id = r["id"].as_str().unwrap();
+            sweep_dir
+                .join(format!("config-{run_id}.yaml"))
+                .display()
+                .to_string()
+        })
+        .collect();
+    let out = Command::new(&python)
+        .arg("-c")
+        .arg(script)
+        .args(&paths)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for (run, path) in runs.iter().zip(&paths) {
+        assert_eq!(read[path.as_str()], run["params"], "{path}");
+    }
+}
