@@ -70,13 +70,16 @@
 //!
 //! Every command runs with a deadline ([`Slurm::with_command_timeout`], default
 //! [`DEFAULT_COMMAND_TIMEOUT`]), so a hung `slurmctld` makes a poll fail (the agent polls again
-//! later), never hang the agent. Without accounting (`sacct` refused), the end state must be
+//! later), never hang the agent; after a command ran past its deadline, the resource's commands
+//! fail at once for one more deadline, so an agent following many jobs loses one deadline per
+//! tick, not one per job, and keeps renewing its leases. Without accounting (`sacct` refused), the end state must be
 //! read while `scontrol` still knows the job (SLURM's `MinJobAge`, 300 s by default): a job that
 //! neither knows ends, after [`FORGOTTEN_POLLS`] polls in a row, with a failure saying so.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
@@ -111,6 +114,10 @@ const RESERVED_OPTIONS: &[&str] = &[
 pub struct Slurm {
     conf: Option<PathBuf>,
     command_timeout: Duration,
+    /// Until when SLURM counts as not answering (set when a command runs past its deadline),
+    /// shared by every job of this resource: meanwhile commands fail at once, so a hung
+    /// controller costs one agent tick one deadline, not one per job.
+    silent_until: Arc<Mutex<Option<Instant>>>,
 }
 
 impl Default for Slurm {
@@ -118,6 +125,7 @@ impl Default for Slurm {
         Slurm {
             conf: None,
             command_timeout: DEFAULT_COMMAND_TIMEOUT,
+            silent_until: Arc::default(),
         }
     }
 }
@@ -152,6 +160,17 @@ impl Slurm {
         remove: &[String],
         set: &[(String, String)],
     ) -> std::result::Result<String, String> {
+        let silent_until = *self
+            .silent_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(until) = silent_until.filter(|until| Instant::now() < *until) {
+            return Err(format!(
+                "`{program}` not run: SLURM did not answer within {:?} a moment ago (trying again in {:.0?})",
+                self.command_timeout,
+                until.saturating_duration_since(Instant::now())
+            ));
+        }
         let mut command = Command::new(program);
         command.args(args);
         for name in remove {
@@ -161,8 +180,16 @@ impl Slurm {
         if let Some(conf) = &self.conf {
             command.env("SLURM_CONF", conf);
         }
-        run_bounded(command, self.command_timeout)
-            .map_err(|problem| format!("`{program} {}`: {problem}", args.join(" ")))
+        run_bounded(command, self.command_timeout).map_err(|problem| {
+            if problem.timed_out {
+                *self
+                    .silent_until
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) =
+                    Some(Instant::now() + self.command_timeout);
+            }
+            format!("`{program} {}`: {}", args.join(" "), problem.message)
+        })
     }
 }
 
@@ -842,16 +869,35 @@ fn parse_exit_code(text: &str) -> (Option<i32>, Option<i32>) {
     (code, signal)
 }
 
+/// Why a command failed: its message, and whether it ran past its deadline.
+#[derive(Debug)]
+struct CommandFailure {
+    message: String,
+    timed_out: bool,
+}
+
+impl CommandFailure {
+    fn new(message: String) -> Self {
+        CommandFailure {
+            message,
+            timed_out: false,
+        }
+    }
+}
+
 /// Runs `command` with its output captured, killing it at `timeout`; its stdout, or what
 /// failed (the exit status and stderr, or the timeout).
-fn run_bounded(mut command: Command, timeout: Duration) -> std::result::Result<String, String> {
+fn run_bounded(
+    mut command: Command,
+    timeout: Duration,
+) -> std::result::Result<String, CommandFailure> {
     command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = command
         .spawn()
-        .map_err(|error| format!("cannot run it: {error}"))?;
+        .map_err(|error| CommandFailure::new(format!("cannot run it: {error}")))?;
     // Drain the pipes on threads, so a chatty command cannot block on a full pipe.
     let stdout = child.stdout.take().map(drain);
     let stderr = child.stderr.take().map(drain);
@@ -863,13 +909,18 @@ fn run_bounded(mut command: Command, timeout: Duration) -> std::result::Result<S
             Ok(None) if Instant::now() >= deadline => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!("no answer within {timeout:?} (killed)"));
+                return Err(CommandFailure {
+                    message: format!("no answer within {timeout:?} (killed)"),
+                    timed_out: true,
+                });
             }
             Ok(None) => {
                 std::thread::sleep(nap);
                 nap = (nap * 2).min(Duration::from_millis(50));
             }
-            Err(error) => return Err(format!("cannot wait for it: {error}")),
+            Err(error) => {
+                return Err(CommandFailure::new(format!("cannot wait for it: {error}")));
+            }
         }
     };
     let stdout = stdout.and_then(|h| h.join().ok()).unwrap_or_default();
@@ -877,7 +928,7 @@ fn run_bounded(mut command: Command, timeout: Duration) -> std::result::Result<S
     if status.success() {
         Ok(stdout)
     } else {
-        Err(format!("{status}: {}", stderr.trim()))
+        Err(CommandFailure::new(format!("{status}: {}", stderr.trim())))
     }
 }
 
@@ -1097,7 +1148,9 @@ mod tests {
         command.arg("10");
         let result = run_bounded(command, Duration::from_millis(200));
         assert!(
-            result.as_ref().is_err_and(|e| e.contains("no answer")),
+            result
+                .as_ref()
+                .is_err_and(|e| e.timed_out && e.message.contains("no answer")),
             "{result:?}"
         );
     }
