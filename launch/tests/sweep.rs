@@ -2,7 +2,8 @@
 //! configuration, its runs proposed by `sweep controller` (or `agent --sweeps`) and run by an
 //! agent on local processes (and on the one-node SLURM when there is one). Programs: a tiny
 //! shell script, a `wandb-logger` program (this test binary, see [`sweep_logger_child`]), an
-//! unmodified official-SDK script. Every wait is bounded; polls are 100 ms.
+//! unmodified official-SDK script. The `wandb-logger` sweep is synced to the test backend, which
+//! then holds the sweep with every run attached. Every wait is bounded; polls are 100 ms.
 
 #![allow(clippy::unwrap_used)] // Test helpers: a failed unwrap is a failed test.
 
@@ -14,6 +15,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use wandb_format::proto::record::RecordType;
 use wandb_format::{Entry, LogFile, Recovery};
+use wandb_settings::Secret;
+use wandb_sync::{RetryPolicy, SyncOptions, sync_paths};
+use wandb_testkit::TestBackend;
 
 const BIN: &str = env!("CARGO_BIN_EXE_wandb-launch");
 
@@ -192,6 +196,51 @@ fn run_record(dir: &Path, run_id: &str) -> (String, serde_json::Map<String, Valu
 /// The value of a W&B-form config entry (`{"value": v}` or `v`).
 fn unwrap_value(v: &Value) -> &Value {
     v.get("value").unwrap_or(v)
+}
+
+/// Syncs the sweep's runs to a fresh test backend: it must hold one sweep in `project`, created
+/// from `sweep.yaml`, with every run of `st` (a `sweep status --json`) attached, each with its
+/// parameters in its config.
+fn synced_as_one_sweep(d: &Path, id: &str, st: &Value, project: &str) {
+    let runs = st["runs"].as_array().unwrap();
+    let dirs: Vec<PathBuf> = runs
+        .iter()
+        .flat_map(|r| run_dirs(d, r["id"].as_str().unwrap()))
+        .collect();
+    assert_eq!(dirs.len(), runs.len());
+    let backend = TestBackend::start().unwrap();
+    let mut options = SyncOptions::new(
+        dirs,
+        backend.base_url(),
+        Some(Secret::new(backend.api_key())),
+    );
+    options.retry = RetryPolicy::fast();
+    let report = sync_paths(&options).unwrap();
+    assert_eq!(report.runs.len(), runs.len(), "{report:?}");
+    let state = backend.state();
+    assert_eq!(state.sweeps.len(), 1, "{:#?}", state.sweeps);
+    let sweep = &state.sweeps[0];
+    assert_eq!(sweep.project, project);
+    let mut want: Vec<String> = runs
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect();
+    want.sort();
+    assert_eq!(sweep.runs, want, "every run attached");
+    let yaml = std::fs::read_to_string(
+        d.join("wandb")
+            .join(format!("sweep-{id}"))
+            .join("sweep.yaml"),
+    )
+    .unwrap();
+    assert_eq!(sweep.config.as_deref(), Some(yaml.as_str()));
+    for run in runs {
+        let synced = backend.find_run(run["id"].as_str().unwrap()).unwrap();
+        let config = synced.config.clone().unwrap();
+        for (key, value) in run["params"].as_object().unwrap() {
+            assert_eq!(&config[key]["value"], value, "{key} of {}", run["id"]);
+        }
+    }
 }
 
 const RECORD_SH: &str = "mkdir -p out\n\
@@ -401,7 +450,7 @@ fn logger_sweep_yaml(body: &str) -> String {
 }
 
 #[test]
-fn a_wandb_logger_program_gets_its_params_and_status_shows_the_best_run() {
+fn a_wandb_logger_program_gets_its_params_and_syncs_as_one_sweep() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let id = create(
@@ -451,12 +500,9 @@ fn a_wandb_logger_program_gets_its_params_and_status_shows_the_best_run() {
         );
         assert_eq!(unwrap_value(&config["y"]), 0.5, "{config:?}");
         // The logger's reading of WANDB_SWEEP_ID puts the sweep id in the run record.
-        if sweep_id.is_empty() {
-            eprintln!("NOTE: run {run_id}: the logger does not record WANDB_SWEEP_ID yet");
-        } else {
-            assert_eq!(sweep_id, id);
-        }
+        assert_eq!(sweep_id, id, "run {run_id}");
     }
+    synced_as_one_sweep(d, &id, &st, "logged");
 }
 
 #[test]
@@ -633,6 +679,7 @@ fn an_official_sdk_script_finds_its_params_in_wandb_config() {
         );
         assert_eq!(unwrap_value(&config["layers"]), 4, "{config:?}");
     }
+    synced_as_one_sweep(d, &id, &st, "sdk-sweep");
 }
 
 #[test]
