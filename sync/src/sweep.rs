@@ -13,7 +13,8 @@
 //!
 //! Without `sweep.yaml` the run is synced without a sweep and the report warns, naming the
 //! sweep id and the path looked at (the official `wandb sync` sends the local id as the sweep
-//! name, which the server does not know).
+//! name, which the server does not know). A failed or refused `UpsertSweep` fails the run before
+//! anything of it is sent, so nothing goes up detached from its sweep for good.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
@@ -129,9 +130,9 @@ pub(crate) enum Resolved {
 ///
 /// # Errors
 ///
-/// A transient failure of `UpsertSweep` (the run fails and is retried by the next sync); a
-/// refusal by the server, missing files and an unwritable mapping are [`Resolved::Skip`] or
-/// warnings instead.
+/// A failure of `UpsertSweep` (the run fails, is not marked synced and the next sync tries
+/// again; a refusal says how to sync without the sweep); missing files and an unwritable
+/// mapping are [`Resolved::Skip`] or warnings instead.
 pub(crate) fn resolve(
     api: &Api,
     local: &LocalSweep,
@@ -186,15 +187,20 @@ pub(crate) fn resolve(
         deadline,
     ) {
         Ok(data) => data,
-        Err(Error::Permanent { detail, .. }) => {
-            return Ok((
-                Resolved::Skip(format!(
-                    "sweep {}: the server refused to create it from {} ({detail}); the run is synced without its sweep",
+        Err(Error::Permanent { what, detail }) => {
+            // The run fails rather than going up without its sweep for good; the user can move
+            // the file away to sync without it.
+            return Err(Error::Permanent {
+                what: format!(
+                    "{what} of sweep {} from {}",
                     local.id,
                     config_path.display()
-                )),
-                warnings,
-            ));
+                ),
+                detail: format!(
+                    "{detail} (move {} away to sync the runs without their sweep)",
+                    config_path.display()
+                ),
+            });
         }
         Err(e) => return Err(e),
     };

@@ -281,3 +281,87 @@ fn an_sdk_sweep_run_attaches_the_same_with_both_syncs() {
         their_run.history_values("loss")
     );
 }
+
+#[test]
+fn upsert_sweep_faults_are_retried_or_fail_the_run_until_a_rerun() {
+    use wandb_testkit::Route;
+    let scratch = tempfile::tempdir().unwrap();
+    write_sweep_files(scratch.path());
+    for (run_id, lr) in &RUNS[..2] {
+        write_sweep_run(scratch.path(), run_id, *lr);
+    }
+    let route = || Route::GraphqlOperation("UpsertSweep".into());
+    let options = |backend: &TestBackend| {
+        let mut options = SyncOptions::new(
+            vec![scratch.path().join("wandb")],
+            backend.base_url(),
+            Some(Secret::new(backend.api_key())),
+        );
+        options.retry = wandb_sync::RetryPolicy::fast();
+        options.run_timeout = Duration::from_secs(60);
+        options
+    };
+
+    // Two 503s: retried, one sweep.
+    let backend = TestBackend::start().unwrap();
+    backend.faults().fail_next(route(), 2, 503);
+    let report = sync_paths(&options(&backend)).unwrap();
+    assert!(
+        report.runs.iter().all(|r| r.result == RunResult::Synced),
+        "{:?}",
+        report.runs
+    );
+    assert_eq!(backend.faults().injected_count(), 2);
+    let state = backend.state();
+    assert_eq!(state.sweeps.len(), 1);
+    assert_eq!(state.sweeps[0].runs.len(), 2);
+
+    // Refused (403) on a new server: the runs fail and are not marked synced; once the server
+    // takes it, a re-run creates the sweep once and attaches both.
+    for dir in std::fs::read_dir(scratch.path().join("wandb")).unwrap() {
+        let dir = dir.unwrap().path();
+        for file in std::fs::read_dir(&dir).unwrap() {
+            let file = file.unwrap().path();
+            let name = file.to_string_lossy().into_owned();
+            if name.ends_with(".synced")
+                || name.ends_with(".ledger.json")
+                || name.ends_with("sweep.synced.json")
+            {
+                std::fs::remove_file(&file).unwrap();
+            }
+        }
+    }
+    let backend = TestBackend::start().unwrap();
+    backend.faults().fail_next(route(), u32::MAX, 403);
+    let report = sync_paths(&options(&backend)).unwrap();
+    assert!(
+        report.runs.iter().all(|r| r.result == RunResult::Failed),
+        "{:?}",
+        report.runs
+    );
+    assert!(
+        report.runs[0]
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("403"),
+        "{:?}",
+        report.runs[0].error
+    );
+    assert!(backend.state().sweeps.is_empty());
+    assert!(
+        backend.state().runs.is_empty(),
+        "no run goes up before its sweep exists"
+    );
+    backend.faults().clear();
+    let report = sync_paths(&options(&backend)).unwrap();
+    assert!(
+        report.runs.iter().all(|r| r.result == RunResult::Synced),
+        "{:?}",
+        report.runs
+    );
+    let state = backend.state();
+    assert_eq!(state.sweeps.len(), 1);
+    assert_eq!(state.sweeps[0].upserts, 1);
+    assert_eq!(state.sweeps[0].runs.len(), 2);
+}
