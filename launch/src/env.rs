@@ -23,7 +23,8 @@
 //!
 //! Not set here: `WANDB_API_KEY` and `WANDB_BASE_URL` (W&B passes the agent's; offline there is
 //! no server and a key never goes into a job's environment from us), `WANDB_DOCKER` (only with
-//! a docker image), `WANDB_USERNAME` (the author), `WANDB_SWEEP_ID` (sweeps).
+//! a docker image), `WANDB_USERNAME` (the author). A sweep's runs get `WANDB_SWEEP_ID`,
+//! `WANDB_SWEEP_PARAM_PATH` and `WANDB_DIR` through their item's `env` (`sweep/controller.rs`).
 //!
 //! The official SDK reads the config in `wandb_init._handle_launch_config`, only when
 //! `settings.launch` is true (`WANDB_LAUNCH=True`): `WANDB_CONFIG` first, else the pieces

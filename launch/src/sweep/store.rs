@@ -296,3 +296,81 @@ pub fn find_sweep(root: &Path, queue: Option<&str>, id: &str) -> Result<SweepSto
         None => Err(not_found()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn doc(id: &str) -> SweepDoc {
+        let config = wandb_sweeps::SweepConfig::from_yaml_str(
+            "command: [\"true\"]\nmethod: grid\nparameters:\n  a:\n    values: [1, 2]\n",
+            None,
+        )
+        .unwrap();
+        SweepDoc {
+            version: SWEEP_DOC_VERSION,
+            queue: "q1".into(),
+            entity: None,
+            project: None,
+            created_at: "2026-01-01T00:00:00Z".into(),
+            wandb_dir: "/tmp".into(),
+            working_dir: "/tmp".into(),
+            interpreter: "python".into(),
+            resource: "local-process".into(),
+            resource_args: Map::new(),
+            sweep: Sweep::new(id, config, wandb_sweeps::SweepOptions::default()),
+            runs: Vec::new(),
+            stopped: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_sweep_round_trips_and_is_found_among_the_queues() {
+        let root = tempfile::tempdir().unwrap();
+        let store = SweepStore::open(Queue::open(root.path(), "q1").unwrap()).unwrap();
+        Queue::open(root.path(), "q0").unwrap();
+        store.create(&doc("abc12345")).unwrap();
+        assert!(store.create(&doc("abc12345")).is_err(), "ids are unique");
+        assert_eq!(store.load("abc12345").unwrap(), doc("abc12345"));
+        assert_eq!(store.ids().unwrap(), ["abc12345"]);
+        let found = find_sweep(root.path(), None, "abc12345").unwrap();
+        assert_eq!(found.queue().name(), "q1");
+        assert!(matches!(
+            find_sweep(root.path(), Some("q0"), "abc12345"),
+            Err(Error::NoSuchSweep { .. })
+        ));
+        assert!(matches!(
+            store.load("../etc"),
+            Err(Error::NoSuchSweep { .. })
+        ));
+        std::fs::write(store.path("bad00000"), b"{\"version\": 1").unwrap();
+        let err = store.load("bad00000").unwrap_err().to_string();
+        assert!(
+            err.contains("sweep bad00000") && err.contains("bad00000.json"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_lock_is_exclusive_and_a_stale_one_is_taken_over() {
+        let root = tempfile::tempdir().unwrap();
+        let store = SweepStore::open(Queue::open(root.path(), "q1").unwrap()).unwrap();
+        let held = store.lock("abc12345").unwrap();
+        let path = store.lock_path("abc12345");
+        assert!(path.exists());
+        drop(held);
+        assert!(!path.exists(), "released on drop");
+        // Left by a process that died two minutes ago.
+        std::fs::write(&path, b"1\n").unwrap();
+        let old = SystemTime::now() - Duration::from_secs(120);
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let _taken = store.lock("abc12345").unwrap();
+    }
+}
