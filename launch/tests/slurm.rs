@@ -916,7 +916,7 @@ fn an_agent_killed_with_sigkill_leaves_its_slurm_job_to_the_next_agent_which_fol
                 "--",
                 "sh",
                 "-c",
-                "echo started; sleep 8; echo done",
+                "echo started; sleep 15; echo done",
             ],
         ),
         Duration::from_secs(30),
