@@ -360,6 +360,36 @@ fn status(args: SweepIdArgs) -> Result<ExitCode> {
         (Some(metric), None) => println!("best: none yet ({metric})"),
         (None, _) => println!("best: no metric in the configuration"),
     }
+    if !runs.is_empty() {
+        let goal = doc.sweep.config.metric.as_ref().map(|m| m.goal);
+        println!();
+        println!(
+            "{:<8}  {:<10}  {:<12}  {:<12}  PARAMS",
+            "RUN ID", "STATE", "ITEM", "METRIC"
+        );
+        for run in &runs {
+            let item = doc
+                .runs
+                .iter()
+                .find(|i| i.run_id == run.id)
+                .map_or("-", |i| i.item.as_str());
+            let state = serde_json::to_value(run.state)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            let metric = goal
+                .and_then(|g| run.best(g))
+                .map_or_else(|| "-".to_owned(), |v| format!("{v:.6}"));
+            println!(
+                "{:<8}  {:<10}  {:<12}  {:<12}  {}",
+                run.id,
+                state,
+                item,
+                metric,
+                serde_json::Value::Object(run.params.clone())
+            );
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
