@@ -81,14 +81,22 @@ pub(crate) struct LocalSweep {
 impl LocalSweep {
     /// The sweep folder of sweep `id` for the run file `wandb_file`
     /// (`<wandb folder>/<run folder>/run-<id>.wandb`).
+    /// A run in a `.wandb` folder also finds the sweep in the `wandb` folder beside it (where
+    /// `wandb-launch` writes it).
     pub(crate) fn for_run(wandb_file: &Path, id: &str) -> LocalSweep {
         let wandb_dir = wandb_file
             .parent()
             .and_then(Path::parent)
             .unwrap_or_else(|| Path::new("."));
+        let name = format!("sweep-{id}");
+        let dir = wandb_dir.join(&name);
+        let beside = (wandb_dir.file_name().is_some_and(|n| n == ".wandb"))
+            .then(|| wandb_dir.parent().map(|p| p.join("wandb").join(&name)))
+            .flatten()
+            .filter(|d| !dir.is_dir() && d.is_dir());
         LocalSweep {
             id: id.to_owned(),
-            dir: wandb_dir.join(format!("sweep-{id}")),
+            dir: beside.unwrap_or(dir),
         }
     }
 
@@ -266,6 +274,19 @@ mod tests {
             local.config_path(),
             Path::new("/p/wandb/sweep-s1/sweep.yaml")
         );
+    }
+
+    #[test]
+    fn a_run_in_dot_wandb_finds_the_sweep_in_wandb_beside_it() {
+        let root = tempfile::tempdir().unwrap();
+        let file = root.path().join(".wandb/offline-run-x-abc/run-abc.wandb");
+        let own = root.path().join(".wandb/sweep-s1");
+        let beside = root.path().join("wandb/sweep-s1");
+        assert_eq!(LocalSweep::for_run(&file, "s1").dir, own);
+        std::fs::create_dir_all(&beside).unwrap();
+        assert_eq!(LocalSweep::for_run(&file, "s1").dir, beside);
+        std::fs::create_dir_all(&own).unwrap();
+        assert_eq!(LocalSweep::for_run(&file, "s1").dir, own);
     }
 
     #[test]
