@@ -390,9 +390,11 @@ fn sigterm_stops_the_agent_and_returns_unfinished_items() {
     ]);
     let waiting = place.add(&["--", "true"]);
     let mut agent = place.agent(&[]).stderr(Stdio::null()).spawn().unwrap();
+    // "start" is written once the job's trap is set.
     wait_until("the job to run", || {
-        place.list("default")[&id]["state"] == "running"
+        std::fs::read_to_string(place.path().join("marker")).is_ok_and(|m| m.contains("start"))
     });
+    assert_eq!(place.list("default")[&id]["state"], "running");
     signal(&agent, "TERM");
     let status = wait_child(&mut agent);
     assert!(status.success(), "{status}");
@@ -487,4 +489,44 @@ fn two_hundred_items_three_agents_one_killed_each_item_runs_once() {
     }
     let listed = place.list("default");
     assert!(listed.values().all(|v| v["state"] == "finished"));
+}
+
+#[test]
+fn a_frozen_agent_loses_its_claim_and_stops_its_job_when_it_wakes() {
+    let place = Place::new();
+    let id = place.add(&["--", "sleep", "30"]);
+    let mut frozen = place.agent(&[]).stderr(Stdio::piped()).spawn().unwrap();
+    wait_until("the first attempt", || {
+        place.list("default")[&id]["state"] == "running"
+    });
+    signal(&frozen, "STOP");
+    let mut other = place.agent(&[]).stderr(Stdio::null()).spawn().unwrap();
+    wait_until("the second attempt", || {
+        let item = &place.list("default")[&id];
+        item["attempt"] == 1 && item["state"] == "running"
+    });
+    signal(&frozen, "CONT");
+    let record0 = place.items("default").join(format!("{id}.0.json"));
+    wait_until("the woken agent to stop its job", || {
+        std::fs::read_to_string(&record0).is_ok_and(|r| r.contains("claim was lost"))
+    });
+    let record: Value = serde_json::from_slice(&std::fs::read(&record0).unwrap()).unwrap();
+    assert_eq!(record["state"], "expired");
+    assert_eq!(record["signal"], 15);
+    signal(&frozen, "TERM");
+    signal(&other, "TERM");
+    assert!(wait_child(&mut other).success());
+    wait_child(&mut frozen);
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut frozen.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(
+        stderr.contains(&format!("item {id}: lost its claim")),
+        "{stderr}"
+    );
+    // The second agent gave its attempt back; nothing else holds the item.
+    let item = &place.list("default")[&id];
+    assert_eq!(
+        (item["state"].as_str(), item["attempt"].as_u64()),
+        (Some("pending"), Some(2))
+    );
 }
