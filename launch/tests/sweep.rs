@@ -769,3 +769,90 @@ fn the_param_files_read_back_in_the_sdk_as_the_params() {
         assert_eq!(read[path.as_str()], run["params"], "{path}");
     }
 }
+
+/// As a new user would: the basic example of W&B's documentation ("Define a sweep
+/// configuration": bayes, no run cap) run offline with an official-SDK `train.py`, stopped by
+/// `sweep stop` after three runs; `sweep status` shows the best run, and the sync the sweep.
+#[test]
+fn the_documentation_example_runs_offline_until_stopped() {
+    let Some(python) = wandb_testkit::sdk_python() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("train.py"),
+        "import wandb\n\
+         run = wandb.init()\n\
+         c = run.config\n\
+         for epoch in range(3):\n    \
+             run.log({'validation_loss': abs(c.learning_rate - 0.05) + c.batch_size / 1000 + 0.1 / (epoch + 1)})\n\
+         run.finish()\n",
+    )
+    .unwrap();
+    let yaml = include_str!("../../sweeps/tests/configs/docs_basic.yaml");
+    let id = create(
+        d,
+        yaml,
+        &[
+            "--interpreter",
+            python.to_str().unwrap(),
+            "--project",
+            "docs",
+        ],
+    );
+    let _agent = Agent::start(d, &["--max-jobs", "2"], &[]);
+    let mut controller = command(
+        d,
+        &[
+            "sweep",
+            "controller",
+            &id,
+            "--poll",
+            "100ms",
+            "--max-pending",
+            "2",
+        ],
+    )
+    .stdout(Stdio::null())
+    .spawn()
+    .unwrap();
+    let deadline = Instant::now() + SWEEP_BOUND;
+    while status(d, &id)["runs_by_state"]["finished"]
+        .as_u64()
+        .unwrap_or(0)
+        < 3
+    {
+        assert!(Instant::now() < deadline, "{}", launch(d, &["list"]));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    launch(d, &["sweep", "stop", &id]);
+    // The controller ends once the runs in flight have finished.
+    loop {
+        if let Some(code) = controller.try_wait().unwrap() {
+            assert!(code.success());
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = controller.kill();
+            panic!("the controller did not end after stop");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let st = status(d, &id);
+    assert_eq!(st["state"], "finished", "{st:#}");
+    let runs = st["runs"].as_array().unwrap();
+    assert!(runs.iter().all(|r| r["state"] == "finished"), "{st:#}");
+    let best = &st["best"];
+    let least = runs
+        .iter()
+        .map(|r| r["metric"].as_f64().unwrap())
+        .fold(f64::INFINITY, f64::min);
+    assert_eq!(best["metric"].as_f64(), Some(least), "{st:#}");
+    let text = launch(d, &["sweep", "status", &id]);
+    assert!(
+        text.contains("best: run") && text.contains("validation_loss="),
+        "{text}"
+    );
+    synced_as_one_sweep(d, &id, &st, "docs");
+}
