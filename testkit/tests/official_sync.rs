@@ -335,7 +335,10 @@ fn official_wandb_sync_uploads_artifacts_through_faults() {
         }
     }
     let model = state.artifacts_named("model")[0];
-    assert_eq!(model.aliases, ["latest", "best"]);
+    // wandb-core sends an artifact's aliases in no fixed order.
+    let mut aliases: Vec<&str> = model.aliases.iter().map(String::as_str).collect();
+    aliases.sort_unstable();
+    assert_eq!(aliases, ["best", "latest"]);
     assert_eq!(model.metadata, Some(json!({"k": 1})));
     let dataset = state.artifacts_named("dataset")[0];
     let files: Vec<&str> = dataset.files.keys().map(String::as_str).collect();
