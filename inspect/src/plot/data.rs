@@ -27,7 +27,7 @@ use crate::error::Error;
 use crate::items::{Item, ItemValue, try_for_each_item};
 use crate::plot::series::{ReadOptions, Stream};
 use crate::schema::{Message, RECORD, Type};
-use crate::wire::{self, RECURSION_LIMIT, utf8};
+use crate::wire::{self, Cursor, RECURSION_LIMIT, WireType, utf8};
 
 /// Field number of `Record.history`.
 const HISTORY: u32 = 2;
@@ -556,24 +556,28 @@ fn read_chunk_into(
             let first = chunk.values.len();
             let first_deferred = chunk.deferred.len();
             let mut row = RowValues::new();
-            let checked = wire::validate_except(RECORD, payload, RECURSION_LIMIT, HISTORY)
-                .and_then(|()| {
-                    if reader.quick(head.body, step_type, &mut row) {
-                        return Ok(());
+            let rest_checked = if only_num_and_history(payload, head.body) {
+                Ok(())
+            } else {
+                wire::validate_except(RECORD, payload, RECURSION_LIMIT, HISTORY)
+            };
+            let checked = rest_checked.and_then(|()| {
+                if reader.quick(head.body, step_type, &mut row) {
+                    return Ok(());
+                }
+                let mut position = 0;
+                try_for_each_item(message, head.body, ITEM, RECURSION_LIMIT - 1, |item| {
+                    let class = reader.class(position, item.key_span(), |scratch| {
+                        scratch.clear();
+                        item.push_dotted(scratch);
+                        Some(scratch.as_str())
+                    });
+                    position += 1;
+                    if let Some(class) = class {
+                        reader.value(&mut row, class, item.value);
                     }
-                    let mut position = 0;
-                    try_for_each_item(message, head.body, ITEM, RECURSION_LIMIT - 1, |item| {
-                        let class = reader.class(position, item.key_span(), |scratch| {
-                            scratch.clear();
-                            item.push_dotted(scratch);
-                            Some(scratch.as_str())
-                        });
-                        position += 1;
-                        if let Some(class) = class {
-                            reader.value(&mut row, class, item.value);
-                        }
-                    })
-                });
+                })
+            });
             let chunk = &mut *reader.chunk;
             if checked.is_err() {
                 chunk.values.truncate(first);
@@ -624,6 +628,21 @@ fn read_chunk_into(
                 .push((at, Event::Damage(Reported::from_damage(&d, file_len)))),
         }
     }
+}
+
+/// Whether `payload` is exactly `num` and the history field `body`, as the SDK and the logger
+/// write a history record: `wire::head` has then read all of it as prost would, and there is
+/// nothing else for `validate_except` to check.
+#[inline]
+fn only_num_and_history(payload: &[u8], body: &[u8]) -> bool {
+    let mut reader = Cursor::new(payload);
+    matches!(reader.key(), Ok((1, WireType::Varint)))
+        && reader.varint().is_ok()
+        && matches!(reader.key(), Ok((HISTORY, WireType::Len)))
+        && reader
+            .len_delimited()
+            .is_ok_and(|read| std::ptr::eq(read, body))
+        && reader.is_empty()
 }
 
 /// Keeps the elements of `list` from `from` on that `keep` accepts, in order.
