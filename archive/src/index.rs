@@ -55,7 +55,9 @@ pub enum Origin {
     Run,
     /// The target of a symlink in the run folder leading out of it (`wandb.save`).
     Linked,
-    /// An artifact file staged outside the run folder (a manifest entry's `local_path`).
+    /// An artifact file (a manifest entry's `local_path`, the entry's `source`): a copy under
+    /// `.wandb-archive-staged/` of a file staged outside the run folder, or the run's own member
+    /// when it was staged inside it (`artifacts/staging/`, stored once).
     Staged,
 }
 

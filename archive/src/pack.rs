@@ -523,7 +523,7 @@ fn pack_run(
         &mut dirs,
         &mut entry.refused,
     );
-    // Artifact files staged outside the run.
+    // Artifact files: staged outside the run, a copy each; inside it, the member already chosen.
     let mut staged_seen = HashSet::new();
     for record_file in &run.record_files {
         for local_path in facts
@@ -535,6 +535,13 @@ fn pack_run(
                 continue;
             }
             let path = Path::new(&local_path);
+            // Staged inside this run folder (the logger's `artifacts/staging/`): it is already
+            // one of the run's members, which then records the `local_path` it stands for.
+            if let Some(member) = run_member_at(&root, path, &mut chosen) {
+                member.origin = Origin::Staged;
+                member.source = Some(local_path.clone());
+                continue;
+            }
             let rel = staged_name(&local_path);
             match outside::open_outside(path, &[owner]) {
                 Ok((file, meta)) => chosen.push(Chosen {
@@ -595,6 +602,17 @@ fn pack_run(
         ));
     }
     Ok(entry)
+}
+
+/// The member chosen from the run folder `root` that the file at `path` is, when `path` leads
+/// (through symlinks) into `root` and that file is a member not yet standing for another staged
+/// path.
+fn run_member_at<'a>(root: &Path, path: &Path, chosen: &'a mut [Chosen]) -> Option<&'a mut Chosen> {
+    let real = path.canonicalize().ok()?;
+    let rel = real.strip_prefix(root).ok()?.to_str()?.to_owned();
+    chosen
+        .iter_mut()
+        .find(|c| c.name == rel && c.origin == Origin::Run && c.source.is_none())
 }
 
 /// Streams `size` bytes of `file` into the packer, hashing them; a file that shrank is an error.

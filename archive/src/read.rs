@@ -873,8 +873,8 @@ impl Archive {
         Ok(bytes)
     }
 
-    /// The member stored for a file that came from `source` outside its run (an artifact's
-    /// `local_path`, or a symlink's target), in run `run`.
+    /// The member stored for a file that came from `source` (an artifact's `local_path`, inside
+    /// or outside the run, or the target of a symlink leading out), in run `run`.
     pub fn member_from_source(&self, run: &str, source: &str) -> Option<&Member> {
         let index = self.index.as_deref()?;
         let file = index

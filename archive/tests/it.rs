@@ -1026,3 +1026,74 @@ fn record_members_scan_in_place_as_their_files_do() {
     .unwrap_err();
     assert!(error.to_string().contains(&other.name), "{error}");
 }
+
+/// An artifact file staged inside the run folder (our logger's `run_table`, in
+/// `artifacts/staging/`) is stored once, as the run's own member, which the index marks as
+/// the staged file of its `local_path`; the archive verifies and unpacks it where it was.
+#[test]
+fn a_table_staged_inside_the_run_is_stored_once() {
+    use wandb_logger::media::Table;
+    use wandb_logger::{Env, InitOptions, LoadContext, Setup, SetupOptions, json, row};
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    let mut env = Env::from_pairs([
+        ("WANDB_MODE", "offline"),
+        ("WANDB_X_HANDLE_SIGTERM", "false"),
+        ("WANDB_CONSOLE", "off"),
+        ("WANDB_X_DISABLE_STATS", "true"),
+    ]);
+    env.set("WANDB_SILENT", "true");
+    let context = LoadContext::new(env, &work)
+        .with_home(&work)
+        .with_hostname("testhost");
+    let setup = Setup::new(SetupOptions::default().context(context)).unwrap();
+    let run = setup.init(InitOptions::new().project("archive")).unwrap();
+    let mut table = Table::new(["x"]);
+    table.add_row(vec![json::Value::Int(7)]).unwrap();
+    run.log(row! {"t" => run.media("t", &table).unwrap()})
+        .unwrap();
+    let run_dir = run.dir().unwrap().to_path_buf();
+    run.finish().unwrap();
+    let staging = run_dir.join("artifacts/staging");
+    let staged: Vec<PathBuf> = fs::read_dir(&staging)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(staged.len(), 1, "{staged:?}");
+    let staged = &staged[0];
+    let name = staged.file_name().unwrap().to_str().unwrap();
+
+    let path = dir.path().join("t.tar.zst");
+    let report = pack(&opts(vec![run_dir.clone()], &path)).unwrap();
+    assert!(report.refused.is_empty(), "{report:?}");
+    let archive = Archive::open(&path).unwrap();
+    let entry = &archive.index().unwrap().runs[0];
+    let holding: Vec<_> = entry
+        .files
+        .iter()
+        .filter(|f| f.path.ends_with(name))
+        .collect();
+    assert_eq!(holding.len(), 1, "{:?}", entry.files);
+    let member = holding[0];
+    let run_name = run_dir.file_name().unwrap().to_str().unwrap();
+    assert_eq!(
+        member.path,
+        format!("{run_name}/artifacts/staging/{name}"),
+        "{member:?}"
+    );
+    assert_eq!(member.origin, Origin::Staged);
+    assert_eq!(member.source.as_deref(), staged.to_str());
+    assert!(entry.files.iter().all(|f| !f.path.contains(STAGED_DIR)));
+    assert_eq!(
+        archive
+            .member_from_source(run_name, staged.to_str().unwrap())
+            .map(|m| m.name.as_str()),
+        Some(member.path.as_str())
+    );
+    let unpacked = dir.path().join("unpacked");
+    unpack(&archive, &unpacked, &[]).unwrap();
+    assert_eq!(
+        fs::read(unpacked.join(run_name).join("artifacts/staging").join(name)).unwrap(),
+        fs::read(staged).unwrap()
+    );
+}
