@@ -10,6 +10,11 @@
 //!    the MD5 the record declares. A missing, refused or changed file is reported by name and
 //!    the artifact is not committed (the run is `partial`): a committed artifact without its
 //!    files would be worse than none.
+//!    When a `local_path` is missing or is not the file the entry declares (a run folder moved
+//!    or copied to another path or machine: the path is absolute), the file is looked for in the
+//!    run folder's own `artifacts/staging/` by its file name (where our logger stages a Table's
+//!    `run_table` file), under the same rules, and taken only with the declared size and MD5;
+//!    otherwise the refusal names both paths.
 //!    A manifest of more than 100,000 entries, which the SDK writes to a gzipped JSON-lines
 //!    file in its staging folder, is read from there the same way (and left in place).
 //! 2. `CreateArtifact` with the record's type, name, digest, aliases, metadata, client ids and
@@ -99,6 +104,10 @@ const MULTIPART_PART_SIZE: u64 = 100 << 20;
 /// Most parts of a multipart upload (S3's limit).
 const MULTIPART_MAX_PARTS: u64 = 10_000;
 
+/// Where, inside a run folder, the logger stages artifact files (`local_path` is absolute, so a
+/// moved run folder finds them here by file name).
+const IN_RUN_STAGING: &str = "artifacts/staging";
+
 /// Read buffer for hashing a part (each part is hashed through it, never held whole).
 const HASH_BUFFER: usize = 1 << 20;
 
@@ -162,7 +171,8 @@ pub(crate) struct Context<'a> {
     /// The uid owning the run's `.wandb` file (`None`: unknown, so staged files are refused).
     pub(crate) owner_uid: Option<u32>,
     /// The run folder: a staged file whose `local_path` is not on this machine is looked for
-    /// where `wandb-archive` keeps it in an unpacked run (`wandb_archive::tools::staged_copy`).
+    /// where `wandb-archive` keeps it in an unpacked run (`wandb_archive::tools::staged_copy`),
+    /// and, missing or changed there, in the folder's own `artifacts/staging/` ([`in_run_copy`]).
     pub(crate) run_dir: Option<&'a std::path::Path>,
     /// The run, when it is read in place from an archive: staged files are read from the
     /// copies the archive holds.
@@ -232,6 +242,12 @@ struct Staged {
     path: String,
     local_path: String,
     digest: String,
+    /// The size the entry declares.
+    size: i64,
+    /// Where the file is looked for when `local_path` is missing or holds other content: the
+    /// run folder's own `artifacts/staging/<file name>` (a run folder moved or copied to
+    /// another path or machine keeps its staged files there, as the logger writes them).
+    in_run: Option<std::path::PathBuf>,
     /// The copy an archive run holds, read instead of `local_path`.
     member: Option<wandb_archive::Member>,
 }
@@ -249,25 +265,79 @@ fn open_staged(ctx: &Context<'_>, staged: &Staged) -> std::result::Result<Snapsh
             kind: RefusalKind::Policy,
         });
     };
-    let snapshot =
-        files::open_outside_run(std::path::Path::new(&staged.local_path), uid, ctx.policy)?;
-    check_digest(staged, snapshot)
+    let recorded =
+        files::open_outside_run(std::path::Path::new(&staged.local_path), uid, ctx.policy)
+            .map_err(|refusal| {
+                let absent = matches!(refusal.kind, RefusalKind::Io(std::io::ErrorKind::NotFound));
+                (refusal, absent)
+            })
+            .and_then(|snapshot| check_digest(staged, snapshot).map_err(|r| (r, true)));
+    let (first, retry) = match recorded {
+        Ok(snapshot) => return Ok(snapshot),
+        Err(failed) => failed,
+    };
+    // Missing, or not the file the manifest declares: the run folder's own staged copy, if it
+    // is there with the declared size and digest (under the same rules as `local_path`).
+    let Some(in_run) = staged.in_run.as_deref().filter(|_| retry) else {
+        return Err(first);
+    };
+    match files::open_outside_run(in_run, uid, ctx.policy)
+        .and_then(|snapshot| check_digest(staged, snapshot))
+    {
+        Ok(snapshot) => Ok(snapshot),
+        Err(second) => Err(Refusal {
+            path: staged.local_path.clone(),
+            reason: format!(
+                "{}: {}; in the run folder, {}: {}",
+                staged.local_path,
+                refusal_text(&first),
+                in_run.display(),
+                refusal_text(&second)
+            ),
+            kind: RefusalKind::Policy,
+        }),
+    }
 }
 
-/// The snapshot, if it still has the digest the record declares.
+/// A refusal's reason, with a missing file said in words.
+fn refusal_text(refusal: &Refusal) -> String {
+    match refusal.kind {
+        RefusalKind::Io(std::io::ErrorKind::NotFound) => "the staged file is missing".to_owned(),
+        _ => refusal.reason.clone(),
+    }
+}
+
+/// The snapshot, if it still has the size and digest the record declares.
 fn check_digest(staged: &Staged, snapshot: Snapshot) -> std::result::Result<Snapshot, Refusal> {
-    if snapshot.md5_base64() != staged.digest {
+    if snapshot.md5_base64() != staged.digest
+        || u64::try_from(staged.size).is_ok_and(|size| size != snapshot.len())
+    {
         return Err(Refusal {
             path: staged.local_path.clone(),
             reason: format!(
-                "its content changed since it was logged (MD5 {}, the artifact declares {})",
+                "its content changed since it was logged ({} bytes with MD5 {}, the artifact declares {} bytes with {})",
+                snapshot.len(),
                 snapshot.md5_base64(),
+                staged.size,
                 staged.digest
             ),
             kind: RefusalKind::Policy,
         });
     }
     Ok(snapshot)
+}
+
+/// Where the run folder `run_dir` keeps its own copy of the file staged at `local_path`:
+/// `<run_dir>/artifacts/staging/<file name of local_path>` (where the logger stages it). `None`
+/// when the file name could lead elsewhere (empty, `.`/`..`, a `/`, `..` or NUL in it) or the
+/// copy is `local_path` itself.
+fn in_run_copy(run_dir: &std::path::Path, local_path: &str) -> Option<std::path::PathBuf> {
+    let name = local_path.rsplit('/').next()?;
+    if name.is_empty() || name == "." || name.contains("..") || name.contains('\0') {
+        return None;
+    }
+    let path = run_dir.join(IN_RUN_STAGING).join(name);
+    (path.as_os_str() != std::ffi::OsStr::new(local_path)).then_some(path)
 }
 
 /// Where to read a staged file: its `local_path`, or, when that is not on this machine, the copy
@@ -285,10 +355,7 @@ fn staged_path(ctx: &Context<'_>, local_path: &str) -> String {
 }
 
 fn refused_file(record: &ArtifactRecord, staged: &Staged, refusal: &Refusal) -> RefusedFile {
-    let reason = match refusal.kind {
-        RefusalKind::Io(std::io::ErrorKind::NotFound) => "the staged file is missing".to_owned(),
-        _ => refusal.reason.clone(),
-    };
+    let reason = refusal_text(refusal);
     RefusedFile {
         path: staged.local_path.clone(),
         reason: format!(
@@ -366,6 +433,10 @@ fn log_artifact(
             path: entry.path.clone(),
             local_path: staged_path(ctx, &entry.local_path),
             digest: entry.digest.clone(),
+            size: entry.size,
+            in_run: ctx
+                .run_dir
+                .and_then(|dir| in_run_copy(dir, &entry.local_path)),
             member: ctx
                 .archive
                 .and_then(|run| run.staged_member(&entry.local_path))
@@ -374,11 +445,26 @@ fn log_artifact(
         if !state.files.contains_key(&file.path)
             && file.member.is_none()
             && let Err(e) = std::fs::symlink_metadata(&file.local_path)
+            && file
+                .in_run
+                .as_ref()
+                .is_none_or(|p| std::fs::symlink_metadata(p).is_err())
         {
-            let refusal = Refusal {
-                path: file.local_path.clone(),
-                reason: e.to_string(),
-                kind: RefusalKind::Io(e.kind()),
+            let refusal = match &file.in_run {
+                Some(in_run) if e.kind() == std::io::ErrorKind::NotFound => Refusal {
+                    path: file.local_path.clone(),
+                    reason: format!(
+                        "the staged file is missing at {} and in the run folder at {}",
+                        file.local_path,
+                        in_run.display()
+                    ),
+                    kind: RefusalKind::Policy,
+                },
+                _ => Refusal {
+                    path: file.local_path.clone(),
+                    reason: e.to_string(),
+                    kind: RefusalKind::Io(e.kind()),
+                },
             };
             outcome.refused.push(refused_file(record, &file, &refusal));
             bad = true;
@@ -893,7 +979,12 @@ fn staged_len(file: &Staged) -> u64 {
     if let Some(member) = &file.member {
         return member.size;
     }
-    std::fs::metadata(&file.local_path).map_or(0, |m| m.len())
+    std::fs::metadata(&file.local_path)
+        .or_else(|e| match &file.in_run {
+            Some(in_run) => std::fs::metadata(in_run),
+            None => Err(e),
+        })
+        .map_or(0, |m| m.len())
 }
 
 /// Opens a file that goes up in parts and hashes its parts (`uploadPartsInput`); `None` when
@@ -1411,6 +1502,31 @@ mod tests {
             digest: digest.into(),
             size: 6,
             ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_run_folder_copy_is_looked_for_by_a_plain_file_name_only() {
+        let run = std::path::Path::new("/runs/offline-run-x");
+        assert_eq!(
+            in_run_copy(run, "/old/offline-run-x/artifacts/staging/ab12.table.json"),
+            Some(run.join("artifacts/staging/ab12.table.json"))
+        );
+        assert_eq!(
+            in_run_copy(run, "/home/me/.local/share/wandb/artifacts/staging/tmp1"),
+            Some(run.join("artifacts/staging/tmp1"))
+        );
+        // Nothing that could name another place, and not the recorded path itself.
+        for bad in [
+            "/old/..",
+            "/old/.",
+            "/old/",
+            "",
+            "/old/a..b",
+            "/old/nul\0name",
+            "/runs/offline-run-x/artifacts/staging/same",
+        ] {
+            assert_eq!(in_run_copy(run, bad), None, "{bad:?}");
         }
     }
 

@@ -443,3 +443,76 @@ fn a_damaged_frame_loses_only_its_rows_and_the_rest_syncs() {
         "the records after the damage are synced too"
     );
 }
+
+#[test]
+fn a_table_staged_inside_the_run_is_packed_once_and_synced_from_the_archive() {
+    use wandb_archive::{Archive, Origin, STAGED_DIR};
+
+    let home = tempfile::tempdir().unwrap();
+    let run_dir = crate::artifacts::logger_table_run(&home.path().join("work"));
+    let (_, staged) = crate::artifacts::record_and_staged(&run_dir);
+    let bytes = std::fs::read(&staged).unwrap();
+    let archive = home.path().join("runs.tar.zst");
+    pack(&PackOptions {
+        inputs: vec![run_dir.clone()],
+        output: archive.clone(),
+        level: 1,
+        threads: 1,
+        remove_source: true,
+        repack: false,
+        progress: None,
+    })
+    .unwrap();
+    assert!(!run_dir.exists(), "the run folder was not removed");
+
+    // One member holds the staged file: the run's own, standing for its `local_path`.
+    let opened = Archive::open(&archive).unwrap();
+    let entry = &opened.index().unwrap().runs[0];
+    let name = staged.file_name().unwrap().to_str().unwrap();
+    let holding: Vec<_> = entry
+        .files
+        .iter()
+        .filter(|f| f.path.ends_with(name))
+        .collect();
+    assert_eq!(holding.len(), 1, "{:?}", entry.files);
+    assert!(
+        holding[0]
+            .path
+            .ends_with(&format!("/artifacts/staging/{name}")),
+        "{:?}",
+        holding[0]
+    );
+    assert_eq!(holding[0].origin, Origin::Staged);
+    assert_eq!(holding[0].source.as_deref(), staged.to_str());
+    assert!(
+        entry.files.iter().all(|f| !f.path.contains(STAGED_DIR)),
+        "{:?}",
+        entry.files
+    );
+    assert!(entry.refused.is_empty(), "{:?}", entry.refused);
+
+    // The run folder is gone: the sync reads the Table from the archive, and a copy unpacked
+    // elsewhere finds it in its own `artifacts/staging/`.
+    let unpacked = home.path().join("unpacked");
+    wandb_archive::unpack(&opened, &unpacked, &[]).unwrap();
+    let unpacked_run = unpacked.join(run_dir.file_name().unwrap());
+    let (unpacked_record, _) = crate::artifacts::record_and_staged(&unpacked_run);
+    for input in [archive, unpacked_record] {
+        let backend = TestBackend::start().unwrap();
+        let report = sync_paths(&options(&backend, vec![input.clone()])).unwrap();
+        let run = &report.runs[0];
+        assert_eq!(
+            run.result,
+            RunResult::Synced,
+            "{}: {run:?}",
+            input.display()
+        );
+        let state = backend.state();
+        let versions = state.artifacts_named(&format!("run-{}-results", run.run_id));
+        assert_eq!(versions.len(), 1, "{:?}", state.artifacts);
+        assert!(versions[0].committed);
+        let file = versions[0].file("results.table.json").unwrap();
+        assert!(file.stored && file.digest_matches, "{file:?}");
+        assert_eq!(file.digest, wandb_format::artifact::file_digest(&bytes));
+    }
+}

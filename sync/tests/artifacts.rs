@@ -766,3 +766,127 @@ fn incremental_artifacts_register_their_manifest_with_update_artifact_manifest()
     assert_eq!(manifest_request["manifestType"], "INCREMENTAL");
     assert_eq!(manifest_request["name"], "wandb_manifest.incremental.json");
 }
+
+/// A run written by our logger that logs a Table, so also its `run_table` artifact, whose file
+/// the logger stages in the run folder (`artifacts/staging/`) under an absolute `local_path`.
+/// Returns the run folder once the run finished.
+pub(crate) fn logger_table_run(work: &Path) -> PathBuf {
+    use wandb_logger::media::Table;
+    use wandb_logger::{Env, InitOptions, LoadContext, Setup, SetupOptions, json, row};
+    let mut env = Env::from_pairs([
+        ("WANDB_MODE", "offline"),
+        ("WANDB_X_HANDLE_SIGTERM", "false"),
+        ("WANDB_CONSOLE", "off"),
+        ("WANDB_X_DISABLE_STATS", "true"),
+    ]);
+    env.set("WANDB_SILENT", "true");
+    std::fs::create_dir_all(work).unwrap();
+    let context = LoadContext::new(env, work)
+        .with_home(work)
+        .with_hostname("testhost");
+    let setup = Setup::new(SetupOptions::default().context(context)).unwrap();
+    let run = setup.init(InitOptions::new().project("tables")).unwrap();
+    let mut table = Table::new(["epoch", "loss"]);
+    for epoch in 0..20 {
+        table
+            .add_row(vec![
+                json::Value::Int(epoch),
+                json::Value::Float(1.0 / (epoch as f64 + 1.0)),
+            ])
+            .unwrap();
+    }
+    run.log(row! {"results" => run.media("results", &table).unwrap()})
+        .unwrap();
+    let run_dir = run.dir().unwrap().to_path_buf();
+    run.finish().unwrap();
+    run_dir
+}
+
+/// The run folder's `.wandb` file and its one staged artifact file.
+pub(crate) fn record_and_staged(run_dir: &Path) -> (PathBuf, PathBuf) {
+    let find = |dir: &Path, pick: &dyn Fn(&Path) -> bool| {
+        let found: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| pick(p))
+            .collect();
+        assert_eq!(found.len(), 1, "{}: {found:?}", dir.display());
+        found[0].clone()
+    };
+    let record = find(run_dir, &|p| p.extension().is_some_and(|e| e == "wandb"));
+    let staged = find(&run_dir.join("artifacts/staging"), &|p| p.is_file());
+    (record, staged)
+}
+
+#[test]
+fn a_moved_logger_run_finds_its_staged_table_in_its_own_folder() {
+    let home = tempfile::tempdir().unwrap();
+    let first = logger_table_run(&home.path().join("before"));
+    let rel = first.strip_prefix(home.path().join("before")).unwrap();
+    // Moved after it finished (as rsync or tar to another machine would): every `local_path`
+    // in its records names the old place.
+    std::fs::rename(home.path().join("before"), home.path().join("after")).unwrap();
+    let moved = home.path().join("after").join(rel);
+    assert!(!first.exists());
+    let (record, staged) = record_and_staged(&moved);
+    let bytes = std::fs::read(&staged).unwrap();
+
+    let backend = TestBackend::start().unwrap();
+    let report = sync_paths(&options(&backend, vec![record])).unwrap();
+    let run = &report.runs[0];
+    assert_eq!(run.result, RunResult::Synced, "{run:?}");
+    assert!(run.refused.is_empty(), "{:?}", run.refused);
+    let state = backend.state();
+    let name = format!("run-{}-results", run.run_id);
+    let versions = state.artifacts_named(&name);
+    assert_eq!(versions.len(), 1, "{:?}", state.artifacts);
+    let artifact = versions[0];
+    assert_eq!(artifact.artifact_type, "run_table");
+    assert!(artifact.committed, "{artifact:?}");
+    assert!(artifact.errors.is_empty(), "{:?}", artifact.errors);
+    let file = artifact.file("results.table.json").unwrap();
+    assert!(file.stored && file.digest_matches, "{file:?}");
+    assert_eq!(file.digest, wandb_format::artifact::file_digest(&bytes));
+    assert_eq!(file.size, Some(bytes.len() as u64));
+}
+
+#[test]
+fn a_moved_logger_run_with_a_tampered_staged_table_is_refused_by_name() {
+    let home = tempfile::tempdir().unwrap();
+    let first = logger_table_run(&home.path().join("before"));
+    let rel = first.strip_prefix(home.path().join("before")).unwrap();
+    std::fs::rename(home.path().join("before"), home.path().join("after")).unwrap();
+    let moved = home.path().join("after").join(rel);
+    let (record, staged) = record_and_staged(&moved);
+    // Same size, other bytes: only the digest tells.
+    let mut bytes = std::fs::read(&staged).unwrap();
+    bytes[0] ^= 0x20;
+    std::fs::write(&staged, &bytes).unwrap();
+
+    let backend = TestBackend::start().unwrap();
+    let report = sync_paths(&options(&backend, vec![record])).unwrap();
+    let run = &report.runs[0];
+    assert_eq!(run.result, RunResult::Partial, "{run:?}");
+    assert_eq!(run.refused.len(), 1, "{:?}", run.refused);
+    let refused = &run.refused[0];
+    let old_path = first
+        .join("artifacts/staging")
+        .join(staged.file_name().unwrap());
+    assert_eq!(refused.path, old_path.to_string_lossy(), "{refused:?}");
+    for part in [
+        "results.table.json",
+        &format!("run-{}-results", run.run_id),
+        &staged.to_string_lossy(),
+        "missing",
+        "changed",
+    ] {
+        assert!(refused.reason.contains(part), "{part:?}: {refused:?}");
+    }
+    let state = backend.state();
+    let name = format!("run-{}-results", run.run_id);
+    assert!(
+        state.artifacts_named(&name).iter().all(|a| !a.committed),
+        "{:?}",
+        state.artifacts
+    );
+}
