@@ -39,6 +39,9 @@ pub const DEFAULT_LEVEL: i32 = 1;
 /// staged outside the run.
 pub const STAGED_DIR: &str = ".wandb-archive-staged";
 
+/// Where, inside a run folder, our logger stages artifact files (a Table's `run_table`).
+const IN_RUN_STAGING: &str = "artifacts/staging";
+
 /// Where, relative to its run folder, the archive stores the artifact file staged at
 /// `local_path`: `.wandb-archive-staged/<16 hex digits of SHA-256(local_path)>-<file name>`.
 pub fn staged_name(local_path: &str) -> String {
@@ -537,7 +540,18 @@ fn pack_run(
             let path = Path::new(&local_path);
             // Staged inside this run folder (the logger's `artifacts/staging/`): it is already
             // one of the run's members, which then records the `local_path` it stands for.
-            if let Some(member) = run_member_at(&root, path, &mut chosen) {
+            // And a run folder moved since it was logged (the path names its old place) keeps
+            // the file in its own `artifacts/staging/`, found by file name (sync checks its
+            // digest before it uploads it).
+            let moved = || {
+                let name = Path::new(&local_path).file_name()?.to_str()?;
+                let plain = !name.contains("..") && !name.contains('\0');
+                (plain && std::fs::symlink_metadata(path).is_err())
+                    .then(|| format!("{IN_RUN_STAGING}/{name}"))
+            };
+            let at = run_member_at(&root, path, &chosen)
+                .or_else(|| moved().and_then(|rel| run_member_named(&chosen, &rel)));
+            if let Some(member) = at.and_then(|i| chosen.get_mut(i)) {
                 member.origin = Origin::Staged;
                 member.source = Some(local_path.clone());
                 continue;
@@ -607,12 +621,18 @@ fn pack_run(
 /// The member chosen from the run folder `root` that the file at `path` is, when `path` leads
 /// (through symlinks) into `root` and that file is a member not yet standing for another staged
 /// path.
-fn run_member_at<'a>(root: &Path, path: &Path, chosen: &'a mut [Chosen]) -> Option<&'a mut Chosen> {
+fn run_member_at(root: &Path, path: &Path, chosen: &[Chosen]) -> Option<usize> {
     let real = path.canonicalize().ok()?;
-    let rel = real.strip_prefix(root).ok()?.to_str()?.to_owned();
+    let rel = real.strip_prefix(root).ok()?.to_str()?;
+    run_member_named(chosen, rel)
+}
+
+/// The run's own regular file member at `rel` (relative to the run folder), when it does not
+/// yet stand for a staged path.
+fn run_member_named(chosen: &[Chosen], rel: &str) -> Option<usize> {
     chosen
-        .iter_mut()
-        .find(|c| c.name == rel && c.origin == Origin::Run && c.source.is_none())
+        .iter()
+        .position(|c| c.name == rel && c.origin == Origin::Run && c.source.is_none())
 }
 
 /// Streams `size` bytes of `file` into the packer, hashing them; a file that shrank is an error.

@@ -332,12 +332,18 @@ fn check_digest(staged: &Staged, snapshot: Snapshot) -> std::result::Result<Snap
 /// when the file name could lead elsewhere (empty, `.`/`..`, a `/`, `..` or NUL in it) or the
 /// copy is `local_path` itself.
 fn in_run_copy(run_dir: &std::path::Path, local_path: &str) -> Option<std::path::PathBuf> {
-    let name = local_path.rsplit('/').next()?;
-    if name.is_empty() || name == "." || name.contains("..") || name.contains('\0') {
-        return None;
-    }
-    let path = run_dir.join(IN_RUN_STAGING).join(name);
+    let path = run_dir
+        .join(IN_RUN_STAGING)
+        .join(staged_file_name(local_path)?);
     (path.as_os_str() != std::ffi::OsStr::new(local_path)).then_some(path)
+}
+
+/// The file name of `local_path`, when it is a plain name that cannot lead elsewhere: not
+/// empty, not `.`, without `..` or NUL (and, being the part after the last `/`, without `/`).
+fn staged_file_name(local_path: &str) -> Option<&str> {
+    let name = local_path.rsplit('/').next()?;
+    let bad = name.is_empty() || name == "." || name.contains("..") || name.contains('\0');
+    (!bad).then_some(name)
 }
 
 /// Where to read a staged file: its `local_path`, or, when that is not on this machine, the copy

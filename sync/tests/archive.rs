@@ -516,3 +516,61 @@ fn a_table_staged_inside_the_run_is_packed_once_and_synced_from_the_archive() {
         assert_eq!(file.digest, wandb_format::artifact::file_digest(&bytes));
     }
 }
+
+#[test]
+fn a_table_of_a_run_moved_before_it_was_packed_syncs_from_the_archive() {
+    use wandb_archive::{Archive, Origin};
+
+    let home = tempfile::tempdir().unwrap();
+    let before = crate::artifacts::logger_table_run(&home.path().join("before"));
+    let rel = before.strip_prefix(home.path().join("before")).unwrap();
+    std::fs::rename(home.path().join("before"), home.path().join("after")).unwrap();
+    let moved = home.path().join("after").join(rel);
+    let (_, staged) = crate::artifacts::record_and_staged(&moved);
+    let bytes = std::fs::read(&staged).unwrap();
+    let archive = home.path().join("runs.tar.zst");
+    let report = pack(&PackOptions {
+        inputs: vec![moved.clone()],
+        output: archive.clone(),
+        level: 1,
+        threads: 1,
+        remove_source: false,
+        repack: false,
+        progress: None,
+    })
+    .unwrap();
+    // Its `local_path` names the old place: the run's own staged file stands for it.
+    assert!(report.refused.is_empty(), "{report:?}");
+    let opened = Archive::open(&archive).unwrap();
+    let entry = &opened.index().unwrap().runs[0];
+    let name = staged.file_name().unwrap().to_str().unwrap();
+    let member = entry
+        .files
+        .iter()
+        .find(|f| f.path.ends_with(&format!("/artifacts/staging/{name}")))
+        .unwrap();
+    let old_path = before.join("artifacts/staging").join(name);
+    assert_eq!(member.origin, Origin::Staged);
+    assert_eq!(member.source.as_deref(), old_path.to_str());
+    assert_eq!(
+        entry
+            .files
+            .iter()
+            .filter(|f| f.path.ends_with(name))
+            .count(),
+        1
+    );
+    std::fs::remove_dir_all(&moved).unwrap();
+
+    let backend = TestBackend::start().unwrap();
+    let report = sync_paths(&options(&backend, vec![archive])).unwrap();
+    let run = &report.runs[0];
+    assert_eq!(run.result, RunResult::Synced, "{run:?}");
+    let state = backend.state();
+    let versions = state.artifacts_named(&format!("run-{}-results", run.run_id));
+    assert_eq!(versions.len(), 1, "{:?}", state.artifacts);
+    assert!(versions[0].committed);
+    let file = versions[0].file("results.table.json").unwrap();
+    assert!(file.stored && file.digest_matches, "{file:?}");
+    assert_eq!(file.digest, wandb_format::artifact::file_digest(&bytes));
+}
