@@ -248,9 +248,9 @@ pub struct AgentArgs {
 /// `list`.
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// The queue.
-    #[arg(long, short = 'q', default_value = "default")]
-    pub queue: String,
+    /// The queue (repeatable) [default: every queue in the queue folder].
+    #[arg(long, short = 'q')]
+    pub queue: Vec<String>,
     /// The summary metric to show [default: `loss` if present, else the first key].
     #[arg(long)]
     pub metric: Option<String>,
@@ -455,18 +455,31 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             })
         }
         Command::List(args) => {
-            let queue = open_existing(&args.queue_dir.root(), &args.queue)?;
-            let statuses = queue.list()?;
+            let root = args.queue_dir.root();
+            let names = if args.queue.is_empty() {
+                queue_names(&root)?
+            } else {
+                args.queue.clone()
+            };
+            let mut statuses = Vec::new();
+            for name in &names {
+                let queue = open_existing(&root, name)?;
+                statuses.extend(queue.list()?.into_iter().map(|s| (name.as_str(), s)));
+            }
             if !args.json {
                 println!(
-                    "{:<12}  {:<9}  {:<8}  {:>7}  {:<8}  {:<22}  RUN FOLDER",
-                    "ID", "STATE", "PRIORITY", "ATTEMPT", "RUN ID", "METRIC"
+                    "{:<12}  {:<12}  {:<9}  {:<8}  {:>7}  {:<8}  {:<22}  RUN FOLDER",
+                    "QUEUE", "ID", "STATE", "PRIORITY", "ATTEMPT", "RUN ID", "METRIC"
                 );
             }
-            for status in &statuses {
+            for (queue, status) in &statuses {
                 let metric = metric_of(status, args.metric.as_deref());
                 if args.json {
-                    print_json("item", status_json(status, metric.as_ref()));
+                    let mut data = status_json(status, metric.as_ref());
+                    if let Some(obj) = data.as_object_mut() {
+                        obj.insert("queue".into(), json!(queue));
+                    }
+                    print_json("item", data);
                 } else {
                     let metric = metric
                         .map(|(k, v)| format!("{k}={}", short_value(&v)))
@@ -478,7 +491,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                         .map(|d| d.display().to_string())
                         .unwrap_or_else(|| "-".to_owned());
                     println!(
-                        "{:<12}  {:<9}  {:<8}  {:>7}  {:<8}  {:<22}  {}",
+                        "{:<12}  {:<12}  {:<9}  {:<8}  {:>7}  {:<8}  {:<22}  {}",
+                        queue,
                         status.id,
                         status.state.name(),
                         status.priority.map_or("-", |p| p.name()),
@@ -536,6 +550,25 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
 
 fn agent_queue_names(agent: &Agent) -> Vec<&str> {
     agent.queues().iter().map(Queue::name).collect()
+}
+
+/// The queues under `root` (folders with a queue's `pending/`), sorted; none is an error naming `root`.
+fn queue_names(root: &Path) -> Result<Vec<String>> {
+    let entries = std::fs::read_dir(root).map_err(|e| Error::io(root, "list queues", e))?;
+    let mut names: Vec<String> = entries
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| entry.path().join(crate::queue::PENDING).is_dir())
+        .filter_map(|entry| entry.file_name().into_string().ok())
+        .collect();
+    names.sort_unstable();
+    if names.is_empty() {
+        return Err(Error::io(
+            root,
+            "list queues",
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no queue here"),
+        ));
+    }
+    Ok(names)
 }
 
 /// Opens a queue that must exist already (reading commands do not create queues).

@@ -530,3 +530,33 @@ fn a_frozen_agent_loses_its_claim_and_stops_its_job_when_it_wakes() {
         (Some("pending"), Some(2))
     );
 }
+
+#[test]
+fn list_without_a_queue_shows_every_queue() {
+    let place = Place::new();
+    let missing = place.run(&["list"]);
+    assert!(!missing.status.success());
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(err.contains("list queues") && err.contains("/q"), "{err}");
+
+    let a = place.add(&["-q", "cpu", "--", "true"]);
+    let b = place.add(&["-q", "gpu", "--priority", "high", "--", "true"]);
+    let table = place.ok(&["list"]);
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "{table}");
+    assert_eq!(&rows[0][..3], ["cpu", a.as_str(), "pending"], "{table}");
+    assert_eq!(&rows[1][..3], ["gpu", b.as_str(), "pending"], "{table}");
+
+    let json = place.ok(&["list", "--json"]);
+    let queues: Vec<String> = json
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["data"]["queue"].to_string())
+        .collect();
+    assert_eq!(queues, ["\"cpu\"", "\"gpu\""]);
+    // One queue named still lists only that one.
+    assert_eq!(place.list("gpu").len(), 1);
+}
