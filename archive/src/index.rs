@@ -24,6 +24,38 @@ pub struct Index {
     pub version: u32,
     /// The runs, in the order they are in the tar stream.
     pub runs: Vec<RunEntry>,
+    /// The sweep folders of the packed runs' sweeps (`sweep-<id>/`), after every run in the
+    /// tar stream. Absent when there are none; readers that do not know it ignore it (and
+    /// then do not see those members).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sweeps: Vec<SweepEntry>,
+}
+
+/// One sweep folder in the archive: the files `wandb-sync` needs to attach runs to their sweep
+/// (`sweep.yaml`, `sweep.json`, `config-<run>.yaml`; never sync's own `sweep.synced.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SweepEntry {
+    /// The local sweep id (the folder in the archive is `sweep-<id>`).
+    pub id: String,
+    /// The folder it was packed from (absolute).
+    pub source: String,
+    /// The first frame holding it (every sweep folder starts a frame).
+    #[serde(default)]
+    pub frame: u64,
+    /// Its files (`sweep-<id>/<name>`), in tar order; their origin is always `run`.
+    pub files: Vec<FileEntry>,
+}
+
+impl SweepEntry {
+    /// The folder name in the archive: `sweep-<id>`.
+    pub fn name(&self) -> String {
+        sweep_folder(&self.id)
+    }
+}
+
+/// The folder (in a wandb folder and in an archive) of the sweep with local id `id`.
+pub fn sweep_folder(id: &str) -> String {
+    format!("sweep-{id}")
 }
 
 /// One run folder in the archive.
@@ -109,6 +141,7 @@ impl Index {
             format: FORMAT.into(),
             version: VERSION,
             runs: Vec::new(),
+            sweeps: Vec::new(),
         }
     }
 
@@ -142,20 +175,25 @@ impl Index {
             )));
         }
         let mut last_end = 0u64;
-        for run in &index.runs {
-            check_name(&run.name).map_err(|r| bad(format!("run {:?}: {r}", run.name)))?;
-            for dir in &run.dirs {
-                check_name(dir).map_err(|r| bad(format!("folder {dir:?}: {r}")))?;
+        for sweep in &index.sweeps {
+            let name = sweep.name();
+            check_name(&name).map_err(|r| bad(format!("sweep {:?}: {r}", sweep.id)))?;
+            if sweep.id.contains('/') {
+                return Err(bad(format!("sweep {:?}: id holds a `/`", sweep.id)));
             }
-            for file in &run.files {
+        }
+        let sweep_runs = index.sweeps.iter().map(|s| (s.name(), &s.files));
+        let run_files = index.runs.iter().map(|r| (r.name.clone(), &r.files));
+        for (folder, files) in run_files.chain(sweep_runs) {
+            for file in files {
                 let here = |reason: &str| bad(format!("file {:?}: {reason}", file.path));
                 check_name(&file.path).map_err(|r| here(&r))?;
                 if !file
                     .path
-                    .strip_prefix(&run.name)
+                    .strip_prefix(&folder)
                     .is_some_and(|rest| rest.starts_with('/'))
                 {
-                    return Err(here("not inside its run's folder"));
+                    return Err(here("not inside its run's or sweep's folder"));
                 }
                 if file.header_offset < last_end || file.data_offset < file.header_offset + 512 {
                     return Err(here("offsets out of order"));
@@ -169,6 +207,12 @@ impl Index {
                     return Err(here("sha256 is not 64 hex digits"));
                 }
                 last_end = end;
+            }
+        }
+        for run in &index.runs {
+            check_name(&run.name).map_err(|r| bad(format!("run {:?}: {r}", run.name)))?;
+            for dir in &run.dirs {
+                check_name(dir).map_err(|r| bad(format!("folder {dir:?}: {r}")))?;
             }
         }
         Ok(index)

@@ -46,7 +46,7 @@ mod read;
 mod unpack;
 
 pub use crate::error::{Error, Result};
-pub use crate::index::{FileEntry, INDEX_NAME, Index, Origin, RunEntry};
+pub use crate::index::{FileEntry, INDEX_NAME, Index, Origin, RunEntry, SweepEntry, sweep_folder};
 pub use crate::pack::{
     DEFAULT_LEVEL, FRAME_MAX, FRAME_MIN, PackOptions, PackReport, Progress, ProgressEvent,
     QUIET_PERIOD, STAGED_DIR, pack, staged_name,

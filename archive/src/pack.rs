@@ -17,7 +17,9 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 use sha2::{Digest as _, Sha256};
 
 use crate::error::{Error, Result};
-use crate::index::{FileEntry, INDEX_NAME, Index, Origin, Refused, RunEntry};
+use crate::index::{
+    FileEntry, INDEX_NAME, Index, Origin, Refused, RunEntry, SweepEntry, sweep_folder,
+};
 use crate::live;
 use crate::read::{Archive, hex};
 use crate::records::{self, RecordFacts};
@@ -109,6 +111,8 @@ pub struct PackReport {
     pub kept: Vec<String>,
     /// Runs skipped because the archive already holds them.
     pub skipped: Vec<String>,
+    /// Sweep folders packed now (local sweep ids).
+    pub sweeps: Vec<String>,
     /// Files not packed: (run, path, reason).
     pub refused: Vec<(String, String, String)>,
     /// Problems with the inputs (missing paths, refused entries).
@@ -317,6 +321,7 @@ pub fn pack(opts: &PackOptions) -> Result<PackReport> {
         }
     }
 
+    let mut run_facts: HashMap<PathBuf, RecordFacts> = HashMap::new();
     for run in &runs {
         let facts: HashMap<PathBuf, RecordFacts> = run
             .record_files
@@ -355,6 +360,57 @@ pub fn pack(opts: &PackOptions) -> Result<PackReport> {
         )?;
         report.packed.push(entry.name.clone());
         index.runs.push(entry);
+        run_facts.extend(facts);
+    }
+
+    // The sweep folders of the runs packed now (read again from disk), then those of the
+    // existing archive not packed again, copied as they are.
+    let mut sweep_ids: Vec<(String, PathBuf)> = Vec::new();
+    for run in &runs {
+        for facts in run.record_files.iter().filter_map(|f| run_facts.get(f)) {
+            if let Some(id) = &facts.sweep_id
+                && !sweep_ids.iter().any(|(seen, _)| seen == id)
+            {
+                sweep_ids.push((id.clone(), sweep_dir_for(&run.dir, id)));
+            }
+        }
+    }
+    let old_sweeps: Vec<SweepEntry> = old
+        .as_ref()
+        .and_then(|a| a.index())
+        .map(|i| i.sweeps.clone())
+        .unwrap_or_default();
+    let mut packed_sweeps: HashSet<String> = HashSet::new();
+    for (id, dir) in &sweep_ids {
+        if !dir.join("sweep.yaml").is_file() {
+            if !old_sweeps.iter().any(|s| s.id == *id) {
+                report.warnings.push(format!(
+                    "sweep {id}: no sweep folder at {} (no sweep.yaml); its runs are packed without it and sync without their sweep",
+                    dir.display()
+                ));
+            }
+            continue;
+        }
+        let entry = pack_sweep(&mut packer, id, dir, &mut report, opts.progress.as_ref())?;
+        packed_sweeps.insert(id.clone());
+        report.sweeps.push(id.clone());
+        index.sweeps.push(entry);
+    }
+    if let Some(old) = &old {
+        for (old_sweep, range) in old_sweeps.iter().zip(sweep_frame_ranges(old)) {
+            if packed_sweeps.contains(&old_sweep.id) {
+                continue;
+            }
+            let (new_start, new_frame0, old_start) = copy_frames(&mut packer, old, range.clone())?;
+            let mut sweep = old_sweep.clone();
+            sweep.frame = new_frame0;
+            for file in &mut sweep.files {
+                file.header_offset = file.header_offset.saturating_sub(old_start) + new_start;
+                file.data_offset = file.data_offset.saturating_sub(old_start) + new_start;
+                file.frame = file.frame.saturating_sub(range.start as u64) + new_frame0;
+            }
+            index.sweeps.push(sweep);
+        }
     }
 
     // The index, in its own frame(s), then the end-of-archive blocks.
@@ -439,6 +495,12 @@ fn run_frame_ranges(archive: &Archive) -> Vec<std::ops::Range<usize>> {
                 .is_some_and(|m| m.name == INDEX_NAME)
         })
         .unwrap_or(archive.frames().len());
+    // Sweep folders follow every run.
+    let index_frame = index
+        .sweeps
+        .first()
+        .and_then(|s| usize::try_from(s.frame).ok())
+        .map_or(index_frame, |f| f.min(index_frame));
     let n_frames = archive.frames().len();
     (0..starts.len())
         .map(|i| {
@@ -451,6 +513,144 @@ fn run_frame_ranges(archive: &Archive) -> Vec<std::ops::Range<usize>> {
             starts[i].min(end)..end
         })
         .collect()
+}
+
+/// For each sweep folder of the index, the range of frames that holds it (sweeps start frames
+/// and follow every run).
+fn sweep_frame_ranges(archive: &Archive) -> Vec<std::ops::Range<usize>> {
+    let Some(index) = archive.index() else {
+        return Vec::new();
+    };
+    let index_frame = archive
+        .frames()
+        .iter()
+        .position(|f| {
+            archive
+                .member_at(f.d_offset)
+                .ok()
+                .flatten()
+                .is_some_and(|m| m.name == INDEX_NAME)
+        })
+        .unwrap_or(archive.frames().len());
+    let starts: Vec<usize> = index
+        .sweeps
+        .iter()
+        .map(|s| usize::try_from(s.frame).unwrap_or(0))
+        .collect();
+    (0..starts.len())
+        .map(|i| {
+            let end = starts
+                .get(i + 1)
+                .copied()
+                .unwrap_or(index_frame)
+                .min(index_frame);
+            starts[i].min(end)..end
+        })
+        .collect()
+}
+
+/// Copies frames `range` of `old` as they are; returns the stream position and frame number
+/// they start at in the new archive, and the old stream position they started at.
+fn copy_frames(
+    packer: &mut Packer,
+    old: &Archive,
+    range: std::ops::Range<usize>,
+) -> Result<(u64, u64, u64)> {
+    let frames = old.frames();
+    let new_start = packer.stream_pos();
+    let new_frame0 = packer.n_frames();
+    let old_start = frames.get(range.start).map_or(0, |f| f.d_offset);
+    for i in range {
+        let Some(&frame) = frames.get(i) else {
+            break;
+        };
+        let mut bytes = vec![0u8; usize::try_from(frame.c_len).unwrap_or(0)];
+        old_file(old)?
+            .read_exact_at(&mut bytes, frame.c_offset)
+            .map_err(|e| Error::io(old.path(), "read", e))?;
+        let crc = old.frame_crc(i).map_err(|reason| Error::Frame {
+            frame: i,
+            offset: frame.c_offset,
+            reason,
+        })?;
+        packer.raw_frame(bytes, frame.d_len, crc)?;
+    }
+    Ok((new_start, new_frame0, old_start))
+}
+
+/// The sweep folder of sweep `id` for a run folder: `sweep-<id>/` in the run's wandb folder
+/// (for a run in a `.wandb` folder, the `wandb` folder beside it when only that one has it).
+fn sweep_dir_for(run_dir: &Path, id: &str) -> PathBuf {
+    let wandb_dir = run_dir.parent().unwrap_or_else(|| Path::new("."));
+    let dir = wandb_dir.join(sweep_folder(id));
+    if !dir.is_dir()
+        && wandb_dir.file_name().is_some_and(|n| n == ".wandb")
+        && let Some(beside) = wandb_dir
+            .parent()
+            .map(|p| p.join("wandb").join(sweep_folder(id)))
+        && beside.is_dir()
+    {
+        return beside;
+    }
+    dir
+}
+
+/// Packs the regular files directly in the sweep folder `dir` (not sync's `sweep.synced.json`
+/// nor temporary files) as `sweep-<id>/<name>`.
+fn pack_sweep(
+    packer: &mut Packer,
+    id: &str,
+    dir: &Path,
+    report: &mut PackReport,
+    progress: Option<&Progress>,
+) -> Result<SweepEntry> {
+    let folder = sweep_folder(id);
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, "list", e))?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n != "sweep.synced.json" && !n.ends_with(".tmp"))
+        .collect();
+    names.sort();
+    packer.cut();
+    let mut entry = SweepEntry {
+        id: id.to_owned(),
+        source: absolute(dir).to_string_lossy().into_owned(),
+        frame: packer.n_frames(),
+        files: Vec::new(),
+    };
+    for file_name in names {
+        let path = dir.join(&file_name);
+        let Ok((file, meta)) = outside::open_regular(&path) else {
+            continue;
+        };
+        let name = format!("{folder}/{file_name}");
+        let size = meta.len();
+        let mtime = u64::try_from(meta.mtime()).unwrap_or(0);
+        let mode = meta.mode() & 0o7777;
+        let header = tarfmt::file_header(&name, size, mode, mtime);
+        packer.start_member(header.len() as u64 + size);
+        let frame = packer.n_frames();
+        let header_offset = packer.stream_pos();
+        packer.write(&header)?;
+        let data_offset = packer.stream_pos();
+        let sha = copy_content(packer, &file, size, &name, progress)?;
+        packer.pad()?;
+        report.bytes_in += size;
+        entry.files.push(FileEntry {
+            path: name,
+            size,
+            sha256: sha,
+            header_offset,
+            data_offset,
+            frame,
+            origin: Origin::Run,
+            source: None,
+            mtime,
+            mode,
+        });
+    }
+    Ok(entry)
 }
 
 fn removable(

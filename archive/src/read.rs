@@ -825,12 +825,25 @@ pub fn parse_spec(arg: &Path) -> Option<(PathBuf, Option<String>)> {
 }
 
 impl Archive {
-    /// The run folder names, in archive order.
+    /// The run folder names, in archive order (not the sweep folders the index lists).
     pub fn runs(&self) -> Vec<String> {
+        let sweeps: Vec<String> = self
+            .index()
+            .map(|i| {
+                i.sweeps
+                    .iter()
+                    .map(crate::index::SweepEntry::name)
+                    .collect()
+            })
+            .unwrap_or_default();
         let mut runs: Vec<String> = Vec::new();
         for member in self.members.iter() {
             let run = member.run();
-            if !run.is_empty() && run != ".wandb-archive" && runs.last().is_none_or(|r| r != run) {
+            if !run.is_empty()
+                && run != ".wandb-archive"
+                && !sweeps.iter().any(|s| s == run)
+                && runs.last().is_none_or(|r| r != run)
+            {
                 runs.push(run.to_string());
             }
         }
@@ -967,6 +980,19 @@ fn members_of(index: &Index) -> Vec<Member> {
             });
             dirs.chain(files)
         })
+        .chain(index.sweeps.iter().flat_map(|sweep| {
+            sweep.files.iter().map(|file| Member {
+                name: file.path.clone(),
+                kind: Kind::File,
+                link: String::new(),
+                size: file.size,
+                header_offset: file.header_offset,
+                data_offset: file.data_offset,
+                sha256: Some(file.sha256.clone()),
+                mode: file.mode,
+                mtime: file.mtime,
+            })
+        }))
         .collect()
 }
 

@@ -1,8 +1,9 @@
 //! What `pack` needs from a run's `.wandb` file, found without decoding every record: whether it
-//! holds an exit record, and the staged files of its artifact records.
+//! holds an exit record, the staged files of its artifact records, and the sweep its run
+//! records name.
 //!
 //! Records are scanned raw; only the top-level field numbers of each record are read (a varint
-//! walk), and only artifact records are decoded with prost.
+//! walk), and only artifact and run records are decoded with prost.
 
 use std::path::Path;
 
@@ -12,6 +13,8 @@ use prost::Message as _;
 const EXIT_FIELD: u64 = 18;
 /// `Record.artifact` field number.
 const ARTIFACT_FIELD: u64 = 8;
+/// `Record.run` field number.
+const RUN_FIELD: u64 = 17;
 
 /// What a record file says about packing.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -20,6 +23,8 @@ pub struct RecordFacts {
     pub has_exit: bool,
     /// The `local_path` of every artifact manifest entry without a `ref`, in file order.
     pub staged: Vec<String>,
+    /// The sweep id of the run records that carry one (the last one seen).
+    pub sweep_id: Option<String>,
 }
 
 /// Scans `record_file`; a file that cannot be read gives no facts.
@@ -49,14 +54,21 @@ pub fn scan(record_file: &Path) -> RecordFacts {
                     );
                 }
             }
+            Some(RUN_FIELD) => {
+                if let Ok(record) = wandb_format::proto::Record::decode(raw.payload.as_ref())
+                    && let Some(RecordType::Run(run)) = record.record_type
+                    && !run.sweep_id.is_empty()
+                {
+                    facts.sweep_id = Some(run.sweep_id);
+                }
+            }
             _ => {}
         }
     }
     facts
 }
 
-/// The number of the first top-level field of `Record.record_type` (or of the exit or
-/// artifact fields) in `payload`; `None` when there is none or the bytes are not protobuf.
+/// The number of the exit, artifact or run field in `payload`; `None` when there is none or the bytes are not protobuf.
 fn top_field(payload: &[u8]) -> Option<u64> {
     let mut at = 0usize;
     let mut found = None;
@@ -75,7 +87,7 @@ fn top_field(payload: &[u8]) -> Option<u64> {
             5 => at = at.checked_add(4)?,
             _ => return None,
         }
-        if field == EXIT_FIELD || field == ARTIFACT_FIELD {
+        if field == EXIT_FIELD || field == ARTIFACT_FIELD || field == RUN_FIELD {
             found = Some(field);
         }
     }

@@ -1097,3 +1097,113 @@ fn a_table_staged_inside_the_run_is_stored_once() {
         fs::read(staged).unwrap()
     );
 }
+
+/// A finished run of sweep `sweep` (its run record carries the sweep id).
+fn write_sweep_run(root: &Path, id: &str, sweep: &str) -> PathBuf {
+    let run = root.join(format!("offline-run-20260101_000000-{id}"));
+    fs::create_dir_all(run.join("files")).unwrap();
+    let mut writer = wandb_format::Writer::create(run.join(format!("run-{id}.wandb"))).unwrap();
+    for (num, record_type) in [
+        RecordType::Run(wandb_format::proto::RunRecord {
+            run_id: id.into(),
+            sweep_id: sweep.into(),
+            ..Default::default()
+        }),
+        RecordType::Exit(RunExitRecord::default()),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        writer
+            .append_record(&Record {
+                num: num as i64 + 1,
+                record_type: Some(record_type),
+                ..Default::default()
+            })
+            .unwrap();
+    }
+    writer.persist(wandb_format::Durability::SyncData).unwrap();
+    run
+}
+
+#[test]
+fn a_sweep_folder_is_packed_once_listed_and_unpacked_beside_its_runs() {
+    let scratch = tempfile::tempdir().unwrap();
+    let wandb = scratch.path().join("wandb");
+    let sweep = wandb.join("sweep-sw1");
+    fs::create_dir_all(&sweep).unwrap();
+    fs::write(sweep.join("sweep.yaml"), "method: grid\n").unwrap();
+    fs::write(sweep.join("sweep.json"), r#"{"id": "sw1"}"#).unwrap();
+    fs::write(sweep.join("sweep.synced.json"), "{}").unwrap();
+    for id in ["swrun1", "swrun2"] {
+        write_sweep_run(&wandb, id, "sw1");
+        fs::write(sweep.join(format!("config-{id}.yaml")), "lr:\n  value: 1\n").unwrap();
+    }
+    // A run of a sweep whose folder is missing: packed, with a warning naming both.
+    write_sweep_run(&wandb, "swrun3", "gone");
+    let archive = scratch.path().join("out/runs.tar.zst");
+    fs::create_dir_all(archive.parent().unwrap()).unwrap();
+    let report = pack(&opts(vec![wandb.clone()], &archive)).unwrap();
+    assert_eq!(report.packed.len(), 3);
+    assert_eq!(report.sweeps, ["sw1"]);
+    let gone = wandb.join("sweep-gone");
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("sweep gone") && w.contains(&gone.display().to_string())),
+        "{:?}",
+        report.warnings
+    );
+
+    let opened = Archive::open(&archive).unwrap();
+    let index = opened.index().unwrap();
+    assert_eq!(index.sweeps.len(), 1);
+    let expected = [
+        "sweep-sw1/config-swrun1.yaml",
+        "sweep-sw1/config-swrun2.yaml",
+        "sweep-sw1/sweep.json",
+        "sweep-sw1/sweep.yaml",
+    ];
+    let names: Vec<&str> = index.sweeps[0]
+        .files
+        .iter()
+        .map(|f| f.path.as_str())
+        .collect();
+    assert_eq!(names, expected);
+    let members: Vec<&str> = opened
+        .members()
+        .iter()
+        .filter(|m| m.name.starts_with("sweep-"))
+        .map(|m| m.name.as_str())
+        .collect();
+    assert_eq!(members, expected, "stored once, never sweep.synced.json");
+    assert_eq!(opened.runs().len(), 3, "{:?}", opened.runs());
+    for member in opened.members() {
+        opened.verify_member(member).unwrap();
+    }
+
+    let listed = Command::new(BIN)
+        .arg("list")
+        .arg(&archive)
+        .output()
+        .unwrap();
+    assert!(listed.status.success());
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    for name in expected {
+        assert!(listed.contains(name), "{listed}");
+    }
+
+    // GNU tar and our unpack put the sweep folder beside the run folders.
+    let by_tar = scratch.path().join("tar");
+    gnu_untar(&archive, &by_tar);
+    let by_unpack = scratch.path().join("unpack");
+    unpack(&opened, &by_unpack, &[]).unwrap();
+    for to in [by_tar, by_unpack] {
+        let got = tree(&to.join("sweep-sw1"));
+        let mut want = tree(&sweep);
+        want.remove("sweep.synced.json");
+        assert_eq!(got, want, "{}", to.display());
+        assert!(to.join("offline-run-20260101_000000-swrun1").is_dir());
+    }
+}

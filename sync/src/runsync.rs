@@ -707,7 +707,12 @@ impl<'a> RunSync<'a> {
         if run.sweep_id.is_empty() {
             return Ok(());
         }
-        let local = crate::sweep::LocalSweep::for_run(&self.plan.path, &run.sweep_id);
+        let local = match &self.plan.source {
+            RunSource::Archive(archive_run) => {
+                crate::sweep::LocalSweep::for_archive_run(archive_run, &run.sweep_id)
+            }
+            RunSource::Folder => crate::sweep::LocalSweep::for_run(&self.plan.path, &run.sweep_id),
+        };
         let (json_entity, json_project) = local.entity_project();
         let text = |s: &str| (!s.is_empty()).then(|| s.to_owned());
         let key = crate::sweep::SweepKey {

@@ -11,13 +11,17 @@
 //! reads the mapping and attaches with the server's name (UpsertBucket's `sweep`). Creation is
 //! serialised within the process, so parallel workers create a sweep once.
 //!
+//! A run read from an archive (`wandb-archive pack` stores `sweep-<id>/` once, beside the run
+//! folders) reads `sweep.yaml` and `sweep.json` from the archive's `sweep-<id>/` members, and
+//! its mapping is `<archive>.sync/sweep-<id>/sweep.synced.json`, in the archive's state folder.
+//!
 //! Without `sweep.yaml` the run is synced without a sweep and the report warns, naming the
 //! sweep id and the path looked at (the official `wandb sync` sends the local id as the sweep
 //! name, which the server does not know). A failed or refused `UpsertSweep` fails the run before
 //! anything of it is sent, so nothing goes up detached from its sweep for good.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -26,6 +30,7 @@ use serde_json::{Value, json};
 use crate::api::Api;
 use crate::error::{Error, Result};
 use crate::http::RetryClass;
+use crate::source::ArchiveRun;
 
 /// W&B's `UpsertSweep`, with the input fields the SDK's `wandb sweep` sends.
 const UPSERT_SWEEP: &str = "mutation UpsertSweep($id: ID, $config: String, $description: String, $entityName: String, $projectName: String, $controller: JSONString, $scheduler: JSONString, $state: String, $priorRunsFilters: JSONString, $displayName: String) { upsertSweep(input: {id: $id, config: $config, description: $description, entityName: $entityName, projectName: $projectName, controller: $controller, scheduler: $scheduler, state: $state, priorRunsFilters: $priorRunsFilters, displayName: $displayName}) { sweep { id name project { id name entity { id name } } } configValidationWarnings } }";
@@ -74,8 +79,12 @@ struct Mapping {
 pub(crate) struct LocalSweep {
     /// The local id.
     pub(crate) id: String,
-    /// `<wandb folder>/sweep-<id>`.
+    /// `<wandb folder>/sweep-<id>`; for a run of an archive, `sweep-<id>` in the archive's
+    /// state folder (where only the mapping is written).
     pub(crate) dir: PathBuf,
+    /// The archive whose `sweep-<id>/` members hold `sweep.yaml` and `sweep.json`, for a run
+    /// read from an archive.
+    pub(crate) archive: Option<Arc<ArchiveRun>>,
 }
 
 impl LocalSweep {
@@ -97,17 +106,57 @@ impl LocalSweep {
         LocalSweep {
             id: id.to_owned(),
             dir: beside.unwrap_or(dir),
+            archive: None,
         }
     }
 
-    /// `sweep.yaml`.
+    /// The sweep `id` of a run read from an archive: its files are the archive's
+    /// `sweep-<id>/` members, its mapping goes to `<archive>.sync/sweep-<id>/`.
+    pub(crate) fn for_archive_run(run: &Arc<ArchiveRun>, id: &str) -> LocalSweep {
+        LocalSweep {
+            id: id.to_owned(),
+            dir: wandb_archive::tools::state_dir(&run.archive_path)
+                .join(wandb_archive::sweep_folder(id)),
+            archive: Some(Arc::clone(run)),
+        }
+    }
+
+    /// `sweep.yaml` (for an archive, the `<archive>:sweep-<id>/sweep.yaml` it is read from).
     pub(crate) fn config_path(&self) -> PathBuf {
-        self.dir.join("sweep.yaml")
+        self.file_path("sweep.yaml")
+    }
+
+    /// Where the sweep's file `name` is read from.
+    fn file_path(&self, name: &str) -> PathBuf {
+        match &self.archive {
+            Some(run) => wandb_archive::tools::virtual_path(
+                &run.archive_path,
+                &format!("{}/{name}", wandb_archive::sweep_folder(&self.id)),
+            ),
+            None => self.dir.join(name),
+        }
+    }
+
+    /// The content of the sweep's file `name` (from the folder, or the archive's member).
+    fn read_file(&self, name: &str) -> std::io::Result<Vec<u8>> {
+        let Some(run) = &self.archive else {
+            return std::fs::read(self.dir.join(name));
+        };
+        let member_name = format!("{}/{name}", wandb_archive::sweep_folder(&self.id));
+        let archive = run.handle();
+        let member = archive
+            .members()
+            .iter()
+            .find(|m| m.name == member_name && m.kind == wandb_archive::tarfmt::Kind::File)
+            .ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::NotFound, "not in the archive")
+            })?;
+        archive.read_member(member).map_err(std::io::Error::other)
     }
 
     /// `sweep.json`'s entity and project, if the file is there and holds them.
     pub(crate) fn entity_project(&self) -> (Option<String>, Option<String>) {
-        let Ok(bytes) = std::fs::read(self.dir.join("sweep.json")) else {
+        let Ok(bytes) = self.read_file("sweep.json") else {
             return (None, None);
         };
         let Ok(value) = serde_json::from_slice::<Value>(&bytes) else {
@@ -168,7 +217,10 @@ pub(crate) fn resolve(
     if let Some(found) = mapping.created.iter().find(|s| s.key == *key) {
         return Ok((Resolved::Attach(found.clone()), warnings));
     }
-    let config = match std::fs::read_to_string(&config_path) {
+    let config = match local
+        .read_file("sweep.yaml")
+        .and_then(|b| String::from_utf8(b).map_err(std::io::Error::other))
+    {
         Ok(text) => text,
         Err(e) => {
             return Ok((
@@ -257,6 +309,9 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)
 }
@@ -295,6 +350,7 @@ mod tests {
         let local = LocalSweep {
             id: "s1".into(),
             dir: dir.path().to_path_buf(),
+            archive: None,
         };
         assert_eq!(local.entity_project(), (None, None));
         std::fs::write(

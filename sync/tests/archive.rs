@@ -574,3 +574,198 @@ fn a_table_of_a_run_moved_before_it_was_packed_syncs_from_the_archive() {
     assert!(file.stored && file.digest_matches, "{file:?}");
     assert_eq!(file.digest, wandb_format::artifact::file_digest(&bytes));
 }
+
+/// The local id of the sweep in [`runs_of_a_sweep_sync_from_the_archive_to_one_sweep`].
+const SWEEP_ID: &str = "arc12345";
+/// Its `sweep.yaml`.
+const SWEEP_YAML: &str =
+    "method: grid\nparameters:\n  lr:\n    values:\n    - 0.1\n    - 0.01\nprogram: train.py\n";
+
+/// One run of sweep [`SWEEP_ID`] written by our logger with a sweep agent's environment, and
+/// its param file `wandb/sweep-<id>/config-<run>.yaml`.
+fn logger_sweep_run(root: &Path, run_id: &str, lr: f64) -> PathBuf {
+    use wandb_logger::{Env, InitOptions, LoadContext, Setup, SetupOptions, row};
+    let sweep_dir = root.join("wandb").join(format!("sweep-{SWEEP_ID}"));
+    std::fs::create_dir_all(&sweep_dir).unwrap();
+    let params = sweep_dir.join(format!("config-{run_id}.yaml"));
+    std::fs::write(&params, format!("lr:\n  value: {lr}\n")).unwrap();
+    let env = Env::from_pairs([
+        ("WANDB_MODE", "offline"),
+        ("WANDB_CONSOLE", "off"),
+        ("WANDB_X_DISABLE_STATS", "true"),
+        ("WANDB_X_HANDLE_SIGTERM", "false"),
+        ("WANDB_PROJECT", "sweepproj"),
+        ("WANDB_SWEEP_ID", SWEEP_ID),
+        ("WANDB_SWEEP_PARAM_PATH", params.to_str().unwrap()),
+        ("WANDB_RUN_ID", run_id),
+    ]);
+    let context = LoadContext::new(env, root)
+        .with_home(root)
+        .with_hostname("testhost");
+    let setup = Setup::new(SetupOptions::default().context(context)).unwrap();
+    let run = setup
+        .init(InitOptions::new().config(&serde_json::json!({"lr": 1.0})))
+        .unwrap();
+    run.log(row! {"loss" => lr}).unwrap();
+    let dir = run.dir().unwrap().to_path_buf();
+    run.finish().unwrap();
+    dir
+}
+
+/// Syncs `input` to `backend` (everything again with `again`): every run synced (or skipped as
+/// synced), none warning, each attached to the backend's one sweep, created once.
+fn assert_one_sweep(backend: &TestBackend, input: &Path, again: bool, runs: &[&str]) {
+    let mut opts = options(backend, vec![input.to_path_buf()]);
+    opts.include_synced = again;
+    let report = sync_paths(&opts).unwrap();
+    assert_eq!(report.runs.len(), runs.len(), "{:?}", report.runs);
+    for run in &report.runs {
+        assert_eq!(
+            run.result,
+            RunResult::Synced,
+            "{}: {run:?}",
+            input.display()
+        );
+        assert!(run.warnings.is_empty(), "{:?}", run.warnings);
+    }
+    let state = backend.state();
+    assert_eq!(state.sweeps.len(), 1, "{:?}", state.sweeps);
+    let sweep = &state.sweeps[0];
+    assert_eq!(sweep.config.as_deref(), Some(SWEEP_YAML));
+    assert_eq!(sweep.project, "sweepproj");
+    assert_eq!(sweep.upserts, 1, "one UpsertSweep for every run and sync");
+    let mut attached = sweep.runs.clone();
+    attached.sort();
+    attached.dedup();
+    assert_eq!(attached, runs);
+    for run_id in runs {
+        let run = backend.find_run(run_id).unwrap();
+        assert_eq!(run.sweep.as_deref(), Some(sweep.name.as_str()), "{run_id}");
+    }
+}
+
+#[test]
+fn runs_of_a_sweep_sync_from_the_archive_to_one_sweep() {
+    use wandb_archive::Archive;
+
+    let home = tempfile::tempdir().unwrap();
+    let root = home.path().join("work");
+    let ids = ["arcrun1", "arcrun2", "arcrun3"];
+    for (i, id) in ids.iter().enumerate() {
+        logger_sweep_run(&root, id, 0.1 / (i as f64 + 1.0));
+    }
+    let sweep_dir = root.join(format!("wandb/sweep-{SWEEP_ID}"));
+    std::fs::write(sweep_dir.join("sweep.yaml"), SWEEP_YAML).unwrap();
+    std::fs::write(
+        sweep_dir.join("sweep.json"),
+        serde_json::json!({"id": SWEEP_ID, "entity": null, "project": "sweepproj",
+            "method": "grid", "created_at": "2026-12-01T00:00:00Z"})
+        .to_string(),
+    )
+    .unwrap();
+    // A mapping of an earlier sync from the folder stays out of the archive.
+    std::fs::write(
+        sweep_dir.join("sweep.synced.json"),
+        r#"{"id": "x", "created": []}"#,
+    )
+    .unwrap();
+
+    // Without the sweep folder, pack warns, naming the sweep and the folder, and goes on.
+    let aside = home.path().join("aside");
+    std::fs::rename(&sweep_dir, &aside).unwrap();
+    let report = pack(&PackOptions {
+        inputs: vec![root.join("wandb")],
+        output: home.path().join("nosweep.tar.zst"),
+        level: 1,
+        threads: 1,
+        remove_source: false,
+        repack: false,
+        progress: None,
+    })
+    .unwrap();
+    assert_eq!(report.packed.len(), 3);
+    let warning = report.warnings.iter().find(|w| w.contains(SWEEP_ID));
+    assert!(
+        warning.is_some_and(|w| w.contains(&sweep_dir.display().to_string())),
+        "{:?}",
+        report.warnings
+    );
+    std::fs::rename(&aside, &sweep_dir).unwrap();
+
+    let archive = home.path().join("runs.tar.zst");
+    pack_to(vec![root.join("wandb")], &archive);
+    let opened = Archive::open(&archive).unwrap();
+    let index = opened.index().unwrap();
+    assert_eq!(index.sweeps.len(), 1, "{:?}", index.sweeps);
+    let names: Vec<&str> = index.sweeps[0]
+        .files
+        .iter()
+        .map(|f| f.path.as_str())
+        .collect();
+    let folder = format!("sweep-{SWEEP_ID}");
+    let expected: Vec<String> = ids
+        .iter()
+        .map(|id| format!("{folder}/config-{id}.yaml"))
+        .chain([
+            format!("{folder}/sweep.json"),
+            format!("{folder}/sweep.yaml"),
+        ])
+        .collect();
+    assert_eq!(names, expected);
+    let members = opened
+        .members()
+        .iter()
+        .filter(|m| m.run() == folder)
+        .count();
+    assert_eq!(members, expected.len(), "the sweep folder is stored once");
+    assert_eq!(opened.runs().len(), 3, "{:?}", opened.runs());
+
+    // From the archive: one sweep, every run attached; a re-sync creates no second one.
+    let backend = TestBackend::start().unwrap();
+    assert_one_sweep(&backend, &archive, false, &ids);
+    let mapping = wandb_archive::tools::state_dir(&archive)
+        .join(&folder)
+        .join("sweep.synced.json");
+    let text = std::fs::read_to_string(&mapping).unwrap();
+    assert!(text.contains(&backend.state().sweeps[0].name), "{text}");
+    assert_one_sweep(&backend, &archive, true, &ids);
+
+    // Unpacked by our unpack, the sweep folder is beside the run folders.
+    let unpacked = home.path().join("unpacked");
+    wandb_archive::unpack(&opened, &unpacked, &[]).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(unpacked.join(&folder).join("sweep.yaml")).unwrap(),
+        SWEEP_YAML
+    );
+    assert!(!unpacked.join(&folder).join("sweep.synced.json").exists());
+    let backend = TestBackend::start().unwrap();
+    assert_one_sweep(&backend, &unpacked, false, &ids);
+
+    // Packing a later run of the sweep into the archive stores the folder again, once, with
+    // the new run's param file; packing a run of no sweep keeps the folder as it is.
+    logger_sweep_run(&root, "arcrun4", 0.5);
+    pack_to(vec![root.join("wandb")], &archive);
+    let plain = write_run(
+        &home.path().join("other/wandb"),
+        &RunSpec::new("plainrun", 5),
+    );
+    pack_to(vec![plain], &archive);
+    let opened = Archive::open(&archive).unwrap();
+    let index = opened.index().unwrap();
+    assert_eq!(index.runs.len(), 5);
+    assert_eq!(index.sweeps.len(), 1);
+    assert_eq!(index.sweeps[0].files.len(), expected.len() + 1);
+    assert!(opened.damage().is_empty());
+    for member in opened.members().iter().filter(|m| m.run() == folder) {
+        opened.verify_member(member).unwrap();
+    }
+    let backend = TestBackend::start().unwrap();
+    let mut opts = options(&backend, vec![archive.clone()]);
+    opts.include_synced = true;
+    let report = sync_paths(&opts).unwrap();
+    assert_eq!(report.runs.len(), 5);
+    assert!(report.runs.iter().all(|r| r.result == RunResult::Synced));
+    let state = backend.state();
+    assert_eq!(state.sweeps.len(), 1);
+    assert_eq!(state.sweeps[0].runs.len(), 4, "{:?}", state.sweeps);
+}
