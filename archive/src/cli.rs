@@ -129,6 +129,9 @@ pub fn run(cli: &Cli) -> u8 {
                     for dir in &report.removed {
                         eprintln!("wandb-archive: removed {}", dir.display());
                     }
+                    for id in &report.sweeps {
+                        eprintln!("wandb-archive: sweep-{id}/: sweep folder packed");
+                    }
                     let ratio = if report.bytes_out > 0 {
                         report.bytes_in as f64 / report.bytes_out as f64
                     } else {

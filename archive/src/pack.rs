@@ -391,7 +391,10 @@ pub fn pack(opts: &PackOptions) -> Result<PackReport> {
             }
             continue;
         }
-        let entry = pack_sweep(&mut packer, id, dir, &mut report, opts.progress.as_ref())?;
+        let Some(entry) = pack_sweep(&mut packer, id, dir, &mut report, opts.progress.as_ref())?
+        else {
+            continue;
+        };
         packed_sweeps.insert(id.clone());
         report.sweeps.push(id.clone());
         index.sweeps.push(entry);
@@ -596,17 +599,27 @@ fn sweep_dir_for(run_dir: &Path, id: &str) -> PathBuf {
 }
 
 /// Packs the regular files directly in the sweep folder `dir` (not sync's `sweep.synced.json`
-/// nor temporary files) as `sweep-<id>/<name>`.
+/// nor temporary files) as `sweep-<id>/<name>`; a folder that cannot be listed is a warning
+/// (`None`), and a file that cannot be opened as a regular file is left out with one.
 fn pack_sweep(
     packer: &mut Packer,
     id: &str,
     dir: &Path,
     report: &mut PackReport,
     progress: Option<&Progress>,
-) -> Result<SweepEntry> {
+) -> Result<Option<SweepEntry>> {
     let folder = sweep_folder(id);
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map_err(|e| Error::io(dir, "list", e))?
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            report.warnings.push(format!(
+                "sweep {id}: {} cannot be listed ({e}); its runs are packed without it",
+                dir.display()
+            ));
+            return Ok(None);
+        }
+    };
+    let mut names: Vec<String> = entries
         .filter_map(|e| e.ok())
         .filter_map(|e| e.file_name().into_string().ok())
         .filter(|n| n != "sweep.synced.json" && !n.ends_with(".tmp"))
@@ -621,8 +634,16 @@ fn pack_sweep(
     };
     for file_name in names {
         let path = dir.join(&file_name);
-        let Ok((file, meta)) = outside::open_regular(&path) else {
-            continue;
+        let (file, meta) = match outside::open_regular(&path) {
+            Ok(opened) => opened,
+            Err(refusal) => {
+                report.warnings.push(format!(
+                    "sweep {id}: {} left out: {}",
+                    path.display(),
+                    refusal_reason(&refusal)
+                ));
+                continue;
+            }
         };
         let name = format!("{folder}/{file_name}");
         let size = meta.len();
@@ -650,7 +671,7 @@ fn pack_sweep(
             mode,
         });
     }
-    Ok(entry)
+    Ok(Some(entry))
 }
 
 fn removable(

@@ -256,10 +256,16 @@ pub(crate) fn resolve(
                     local.id,
                     config_path.display()
                 ),
-                detail: format!(
-                    "{detail} (move {} away to sync the runs without their sweep)",
-                    config_path.display()
-                ),
+                detail: match &local.archive {
+                    None => format!(
+                        "{detail} (move {} away to sync the runs without their sweep)",
+                        config_path.display()
+                    ),
+                    Some(_) => format!(
+                        "{detail} (unpack the archive and move sweep-{}/sweep.yaml away to sync the runs without their sweep)",
+                        local.id
+                    ),
+                },
             });
         }
         Err(e) => return Err(e),
