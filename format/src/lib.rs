@@ -47,6 +47,7 @@ pub mod inputs;
 pub mod json;
 pub mod outside;
 pub mod proto;
+pub mod pyrepr;
 pub mod time;
 pub mod wire;
 

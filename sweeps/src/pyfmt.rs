@@ -6,58 +6,11 @@
 //! from us as from W&B's agent.
 
 use serde_json::Value;
+use wandb_format::pyrepr::write_json_string;
 
-/// Python's `repr()` of a float: the shortest text that reads back the same, in fixed notation
-/// when the decimal exponent is in `-5 < e < 16`, otherwise in Python's scientific form
-/// (`1e-05`, `1.5e+16`).
-pub fn python_float(f: f64) -> String {
-    if f.is_nan() {
-        return "nan".to_owned();
-    }
-    if f.is_infinite() {
-        return if f > 0.0 { "inf" } else { "-inf" }.to_owned();
-    }
-    // Rust's `{:e}` gives the shortest round-trip digits (`1.2345e-5`, `1e16`, `-0e0`), but breaks
-    // a tie between two shortest candidates upwards where Python takes the even one; the same
-    // number of digits, correctly rounded (half to even), is Python's choice.
-    let shortest = format!("{f:e}");
-    let n_digits = shortest
-        .split('e')
-        .next()
-        .map_or(1, |m| m.chars().filter(char::is_ascii_digit).count());
-    let sci = format!("{f:.*e}", n_digits.saturating_sub(1));
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let (sign, mantissa) = match mantissa.strip_prefix('-') {
-        Some(m) => ("-", m),
-        None => ("", mantissa),
-    };
-    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
-    if (-4..16).contains(&exp) {
-        if exp >= 0 {
-            let int_len = exp as usize + 1;
-            let (int_part, frac) = if digits.len() > int_len {
-                (digits[..int_len].to_owned(), digits[int_len..].to_owned())
-            } else {
-                (
-                    format!("{digits}{}", "0".repeat(int_len - digits.len())),
-                    "0".to_owned(),
-                )
-            };
-            format!("{sign}{int_part}.{frac}")
-        } else {
-            format!("{sign}0.{}{digits}", "0".repeat((-exp - 1) as usize))
-        }
-    } else {
-        let mantissa = if digits.len() > 1 {
-            format!("{}.{}", &digits[..1], &digits[1..])
-        } else {
-            digits
-        };
-        let exp_sign = if exp < 0 { '-' } else { '+' };
-        format!("{sign}{mantissa}e{exp_sign}{:02}", exp.abs())
-    }
-}
+/// Python's `repr()` of a float (`1e-05`, `1.5e+16`, `nan`); shared with the logger's
+/// `.table.json` writer.
+pub use wandb_format::pyrepr::float_repr as python_float;
 
 fn python_number(n: &serde_json::Number) -> String {
     if n.is_f64() {
@@ -142,35 +95,12 @@ pub fn json_dumps(value: &Value) -> String {
     out
 }
 
-fn dump_str(s: &str, out: &mut String) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
-                let mut buf = [0u16; 2];
-                for unit in c.encode_utf16(&mut buf) {
-                    out.push_str(&format!("\\u{unit:04x}"));
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
 fn dump(value: &Value, out: &mut String) {
     match value {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Value::Number(n) => out.push_str(&python_number(n)),
-        Value::String(s) => dump_str(s, out),
+        Value::String(s) => write_json_string(s, out),
         Value::Array(items) => {
             out.push('[');
             for (idx, item) in items.iter().enumerate() {
@@ -187,7 +117,7 @@ fn dump(value: &Value, out: &mut String) {
                 if idx > 0 {
                     out.push_str(", ");
                 }
-                dump_str(k, out);
+                write_json_string(k, out);
                 out.push_str(": ");
                 dump(v, out);
             }
@@ -200,25 +130,6 @@ fn dump(value: &Value, out: &mut String) {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn floats_as_python_writes_them() {
-        for (f, want) in [
-            (0.1, "0.1"),
-            (1.0, "1.0"),
-            (0.0001, "0.0001"),
-            (0.00001, "1e-05"),
-            (1.5e-7, "1.5e-07"),
-            (1e16, "1e+16"),
-            (1e15, "1000000000000000.0"),
-            (123.456, "123.456"),
-            (-2.5, "-2.5"),
-            (-0.0, "-0.0"),
-            (1.2345678901234568e17, "1.2345678901234568e+17"),
-        ] {
-            assert_eq!(python_float(f), want, "{f}");
-        }
-    }
 
     #[test]
     fn values_as_python_str_and_json_dumps() {
