@@ -22,21 +22,6 @@ use gen_runs::write_run;
 const N_RUNS: usize = 50;
 const N_ROWS: u64 = 10_000;
 
-/// User + system CPU seconds of this process so far (from `/proc/self/stat`, 100 ticks a second).
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // Fields 14 and 15 of the file (utime, stime) are 11 and 12 after the command name.
-    (ticks(11) + ticks(12)) / 100.0
-}
-
 fn size_of_tree(dir: &Path) -> u64 {
     let mut total = 0;
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -148,10 +133,10 @@ fn benches(c: &mut Criterion) {
     // not inflate as it does wall-clock time: the rate two free cores would give at best.
     for level in [1, 3] {
         let _ = std::fs::remove_file(&out);
-        let before = cpu_seconds();
+        let before = wandb_testkit::cpu_seconds();
         let wall = std::time::Instant::now();
         pack(&opts(vec![runs.clone()], &out, level)).unwrap();
-        let cpu = cpu_seconds() - before;
+        let cpu = wandb_testkit::cpu_seconds() - before;
         eprintln!(
             "pack level {level}: {:.2} s CPU, {:.2} s wall; {:.0} MB/s of input per CPU second, {:.0} MB/s on 2 free cores",
             cpu,

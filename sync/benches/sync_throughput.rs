@@ -119,11 +119,14 @@ fn folders_vs_archive(c: &mut Criterion) {
         reset(&wandb);
         let _ = std::fs::remove_dir_all(&state);
         backend.reset_state();
-        let (started, cpu) = (std::time::Instant::now(), cpu_seconds());
+        let (started, cpu) = (std::time::Instant::now(), wandb_testkit::cpu_seconds());
         let report = sync_paths(opts).unwrap();
         assert_eq!(report.exit_code(), 0);
         assert_eq!(report.runs.len(), 50);
-        (started.elapsed().as_secs_f64(), cpu_seconds() - cpu)
+        (
+            started.elapsed().as_secs_f64(),
+            wandb_testkit::cpu_seconds() - cpu,
+        )
     };
     let pairs: usize = std::env::var("SYNC_ARCHIVE_PAIRS")
         .ok()
@@ -189,25 +192,6 @@ fn folders_vs_archive(c: &mut Criterion) {
         });
     }
     group.finish();
-}
-
-/// User and system CPU seconds of this process so far (`/proc/self/stat`, in clock ticks of
-/// 1/100 s); 0 where that file is not there.
-fn cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0.0;
-    };
-    // Fields after the command name (which is in parentheses and may hold spaces).
-    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 criterion_group!(benches, fifty_runs, one_big_run, folders_vs_archive);

@@ -40,6 +40,7 @@
 
 mod artifacts;
 mod backend;
+mod bench;
 pub mod compare;
 mod error;
 pub mod faults;
@@ -56,6 +57,7 @@ mod urlpath;
 
 pub use artifacts::{ArtifactCounters, ArtifactFile, ArtifactState};
 pub use backend::{BackendConfig, DEFAULT_API_KEY, DEFAULT_ENTITY, TestBackend};
+pub use bench::cpu_seconds;
 pub use error::TestkitError;
 pub use faults::{FaultAction, FaultRule, Faults, InjectedFault, Route};
 pub use graphql::{DEFAULT_PROJECT, SUPPORTED_OPERATIONS};
