@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_wandb-launch");
+mod common;
 
 /// A folder with a queue root `q/`, where the commands run.
 struct Place {
@@ -30,15 +30,7 @@ impl Place {
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(BIN);
-        command
-            .args(args)
-            .current_dir(self.path())
-            .env("WANDB_LAUNCH_QUEUE_DIR", self.path().join("q"))
-            .env_remove("WANDB_DIR")
-            .env_remove("WANDB_CONFIG")
-            .stdin(Stdio::null());
-        command
+        common::command(self.path(), args)
     }
 
     fn run(&self, args: &[&str]) -> Output {
@@ -46,14 +38,7 @@ impl Place {
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "wandb-launch {args:?}: {}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        common::succeeds(&mut self.cmd(args))
     }
 
     fn add(&self, args: &[&str]) -> String {
@@ -148,15 +133,7 @@ fn an_item_runs_with_the_environment_of_w_and_b_launch() {
         "-c",
         "env | grep ^WANDB_ | sort; pwd",
     ]);
-    let out = place
-        .agent(&["--queue", "train", "--exit-when-empty"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::succeeds(&mut place.agent(&["--queue", "train", "--exit-when-empty"]));
     let log = std::fs::read_to_string(place.items("train").join(format!("{id}.0.log"))).unwrap();
     let env: HashMap<&str, &str> = log.lines().filter_map(|l| l.split_once('=')).collect();
     let config: Value = serde_json::from_str(env["WANDB_CONFIG"]).unwrap();
@@ -207,12 +184,7 @@ fn a_large_config_reaches_the_job_in_pieces() {
         "sh", "-c",
         r#"test -z "${WANDB_CONFIG+set}" || exit 9; printf %s "$WANDB_CONFIG_0$WANDB_CONFIG_1$WANDB_CONFIG_2" > joined; printf %s "$WANDB_CONFIG_0" | wc -m; test -z "${WANDB_CONFIG_3+set}""#,
     ]);
-    let out = place.agent(&["--exit-when-empty"]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::succeeds(&mut place.agent(&["--exit-when-empty"]));
     let joined: Value =
         serde_json::from_slice(&std::fs::read(place.path().join("joined")).unwrap()).unwrap();
     assert_eq!(joined["big"], big.as_str());
@@ -430,12 +402,7 @@ fn an_entry_point_runs_in_its_project_folder() {
     )
     .unwrap();
     place.add(&["--project-dir", "proj", "--entry-point", "train.sh a b"]);
-    let out = place.agent(&["--exit-when-empty"]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::succeeds(&mut place.agent(&["--exit-when-empty"]));
     let text = std::fs::read_to_string(project.join("out")).unwrap();
     let mut lines = text.lines();
     assert_eq!(lines.next(), Some("train.sh a b"));

@@ -5,37 +5,23 @@
 #![allow(clippy::unwrap_used)] // Test helpers: a failed unwrap is a failed test.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use serde_json::Value;
 use wandb_settings::Secret;
 use wandb_sync::{RetryPolicy, SyncOptions, sync_paths};
 use wandb_testkit::TestBackend;
 
-const BIN: &str = env!("CARGO_BIN_EXE_wandb-launch");
+mod common;
 
 /// When set, [`logger_job_child`] is the job: a `wandb-logger` program.
 const CHILD: &str = "WANDB_LAUNCH_TEST_LOGGER_CHILD";
 
 fn launch(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .env("WANDB_LAUNCH_QUEUE_DIR", dir.join("q"))
-        .env("WANDB_MODE", "offline")
-        .env_remove("WANDB_DIR")
-        .env_remove("WANDB_CONFIG")
-        .env_remove(CHILD)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "wandb-launch {args:?}: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    common::succeeds(
+        common::command(dir, args)
+            .env("WANDB_MODE", "offline")
+            .env_remove(CHILD),
+    )
 }
 
 /// The item of `list --json`.
@@ -81,6 +67,18 @@ fn run_dirs(item: &Value) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Runs the agent until the queue is empty; item `id` must have finished with one run folder
+/// and a `loss` metric. The item and its run folders.
+fn run_the_item(dir: &Path, id: &str) -> (Value, Vec<PathBuf>) {
+    launch(dir, &["agent", "--poll", "100ms", "--exit-when-empty"]);
+    let item = listed(dir, id);
+    assert_eq!(item["state"], "finished", "{item:#}");
+    let dirs = run_dirs(&item);
+    assert_eq!(dirs.len(), 1, "{item:#}");
+    assert_eq!(item["metric"]["name"], "loss");
+    (item, dirs)
+}
+
 #[test]
 fn an_unmodified_sdk_script_gets_its_config_and_run_id() {
     let Some(python) = wandb_testkit::sdk_python() else {
@@ -111,17 +109,9 @@ fn an_unmodified_sdk_script_gets_its_config_and_run_id() {
         ],
     );
     let id = id.trim();
-    launch(
-        dir.path(),
-        &["agent", "--poll", "100ms", "--exit-when-empty"],
-    );
-    let item = listed(dir.path(), id);
-    assert_eq!(item["state"], "finished", "{item:#}");
+    let (item, dirs) = run_the_item(dir.path(), id);
     assert_eq!(item["run_id"], "sdkrun01");
-    let dirs = run_dirs(&item);
-    assert_eq!(dirs.len(), 1, "{item:#}");
     assert!(dirs[0].to_string_lossy().ends_with("-sdkrun01"));
-    assert_eq!(item["metric"]["name"], "loss");
     let loss = item["metric"]["value"].as_f64().unwrap();
     assert!((loss - 1.0 / 3.0).abs() < 1e-9, "{loss}");
     let table = launch(dir.path(), &["list", "--metric", "acc"]);
@@ -163,15 +153,7 @@ fn a_wandb_logger_program_gets_its_config_and_run_id() {
         ],
     );
     let id = id.trim();
-    launch(
-        dir.path(),
-        &["agent", "--poll", "100ms", "--exit-when-empty"],
-    );
-    let item = listed(dir.path(), id);
-    assert_eq!(item["state"], "finished", "{item:#}");
-    let dirs = run_dirs(&item);
-    assert_eq!(dirs.len(), 1, "{item:#}");
-    assert_eq!(item["metric"]["name"], "loss");
+    let (item, dirs) = run_the_item(dir.path(), id);
     assert_eq!(item["metric"]["value"], 0.25);
     let (run_id, config) = synced_config(&dirs);
     assert_eq!(run_id, "logrun01");

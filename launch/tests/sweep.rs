@@ -19,7 +19,7 @@ use wandb_settings::Secret;
 use wandb_sync::{RetryPolicy, SyncOptions, sync_paths};
 use wandb_testkit::TestBackend;
 
-const BIN: &str = env!("CARGO_BIN_EXE_wandb-launch");
+mod common;
 
 /// When set, [`sweep_logger_child`] is the job: `curve` (Hyperband's scripted metric) or
 /// `quadratic` (loss = (x - 2)^2 + y).
@@ -29,13 +29,8 @@ const CHILD: &str = "WANDB_LAUNCH_TEST_SWEEP_CHILD";
 const SWEEP_BOUND: Duration = Duration::from_secs(60);
 
 fn command(dir: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args)
-        .current_dir(dir)
-        .env("WANDB_LAUNCH_QUEUE_DIR", dir.join("q"))
-        .env("WANDB_MODE", "offline")
-        .env_remove("WANDB_DIR")
-        .env_remove("WANDB_CONFIG")
+    let mut cmd = common::command(dir, args);
+    cmd.env("WANDB_MODE", "offline")
         .env_remove("WANDB_SWEEP_ID")
         .env_remove("WANDB_SWEEP_PARAM_PATH")
         .env_remove("WANDB_RUN_ID")
@@ -46,14 +41,7 @@ fn command(dir: &Path, args: &[&str]) -> Command {
 
 /// Runs `wandb-launch args` to success; its stdout.
 fn launch(dir: &Path, args: &[&str]) -> String {
-    let out = command(dir, args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "wandb-launch {args:?}: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    common::succeeds(&mut command(dir, args))
 }
 
 /// `sweep create` of `yaml` (written to `dir/sweep.yaml`) on queue `default`; the sweep id.
@@ -449,6 +437,21 @@ fn logger_sweep_yaml(body: &str) -> String {
     )
 }
 
+/// Runs `agent --sweeps` with up to `max_jobs` jobs until the queue is empty, the jobs being
+/// the `quadratic` logger program; it must succeed.
+fn run_quadratic_sweep(dir: &Path, max_jobs: &str) {
+    let args = [
+        "agent",
+        "--poll",
+        "100ms",
+        "--max-jobs",
+        max_jobs,
+        "--sweeps",
+        "--exit-when-empty",
+    ];
+    common::succeeds(command(dir, &args).env(CHILD, "quadratic"));
+}
+
 #[test]
 fn a_wandb_logger_program_gets_its_params_and_syncs_as_one_sweep() {
     let dir = tempfile::tempdir().unwrap();
@@ -462,26 +465,7 @@ fn a_wandb_logger_program_gets_its_params_and_syncs_as_one_sweep() {
         &["--project", "logged"],
     );
     // The agent drives the sweep itself and exits once it is over.
-    let out = command(
-        d,
-        &[
-            "agent",
-            "--poll",
-            "100ms",
-            "--max-jobs",
-            "3",
-            "--sweeps",
-            "--exit-when-empty",
-        ],
-    )
-    .env(CHILD, "quadratic")
-    .output()
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_quadratic_sweep(d, "3");
     let st = status(d, &id);
     assert_eq!(st["state"], "finished", "{st:#}");
     assert_eq!(st["runs_by_state"]["finished"], 3, "{st:#}");
@@ -517,26 +501,7 @@ fn bayes_search_runs_to_its_run_cap_on_the_finished_runs_metric() {
         ),
         &["--seed", "3"],
     );
-    let out = command(
-        d,
-        &[
-            "agent",
-            "--poll",
-            "100ms",
-            "--max-jobs",
-            "1",
-            "--sweeps",
-            "--exit-when-empty",
-        ],
-    )
-    .env(CHILD, "quadratic")
-    .output()
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_quadratic_sweep(d, "1");
     let st = status(d, &id);
     assert_eq!(st["state"], "finished", "{st:#}");
     assert_eq!(st["runs_by_state"]["finished"], 5, "{st:#}");
