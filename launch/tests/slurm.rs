@@ -408,34 +408,50 @@ fn show(cluster: &SlurmCluster, queues: &Path, id: &str) -> serde_json::Value {
     line["data"].clone()
 }
 
+/// Runs `add` (a `wandb-launch add` command) to success: the new item's id.
+fn added(add: std::process::Command) -> String {
+    let (code, out) = finish(add, Duration::from_secs(30));
+    assert_eq!(code, Some(0), "add: {out}");
+    out.trim().to_owned()
+}
+
+/// Waits (at most [`LOG_BOUND`]) until item `id`'s log says `started`: the item then.
+fn started(cluster: &SlurmCluster, queues: &Path, id: &str) -> serde_json::Value {
+    let deadline = Instant::now() + LOG_BOUND;
+    loop {
+        let item = show(cluster, queues, id);
+        let log = PathBuf::from(item["record"]["log"].as_str().unwrap_or_default());
+        if read(&log).contains("started") {
+            return item;
+        }
+        assert!(Instant::now() < deadline, "the job never started: {item}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 #[test]
 fn the_agent_runs_a_queued_slurm_job_with_its_config_to_its_exit_code() {
     let Some(fx) = fixture() else { return };
     let queues = fx.dir.path().join("queues");
-    let (code, out) = finish(
-        cli(
-            &fx.cluster,
-            &queues,
-            &[
-                "add",
-                "--resource",
-                "slurm",
-                "--resource-args",
-                "time=2",
-                "--config",
-                "lr=0.1",
-                "--run-id",
-                "slurmrun1",
-                "--",
-                "sh",
-                "-c",
-                r#"echo "config=$WANDB_CONFIG run=$WANDB_RUN_ID job=$SLURM_JOB_ID"; exit 4"#,
-            ],
-        ),
-        Duration::from_secs(30),
-    );
-    assert_eq!(code, Some(0), "add: {out}");
-    let id = out.trim().to_owned();
+    let id = added(cli(
+        &fx.cluster,
+        &queues,
+        &[
+            "add",
+            "--resource",
+            "slurm",
+            "--resource-args",
+            "time=2",
+            "--config",
+            "lr=0.1",
+            "--run-id",
+            "slurmrun1",
+            "--",
+            "sh",
+            "-c",
+            r#"echo "config=$WANDB_CONFIG run=$WANDB_RUN_ID job=$SLURM_JOB_ID"; exit 4"#,
+        ],
+    ));
     let (code, out) = finish(
         cli(
             &fx.cluster,
@@ -467,24 +483,19 @@ fn the_agent_runs_a_queued_slurm_job_with_its_config_to_its_exit_code() {
 fn cancel_through_the_cli_stops_the_slurm_job_with_sigterm_and_the_item_ends_cancelled() {
     let Some(fx) = fixture() else { return };
     let queues = fx.dir.path().join("queues");
-    let (code, out) = finish(
-        cli(
-            &fx.cluster,
-            &queues,
-            &[
-                "add",
-                "--resource",
-                "slurm",
-                "--",
-                "sh",
-                "-c",
-                "trap 'echo got-sigterm; exit 143' TERM; echo started; while :; do sleep 0.2; done",
-            ],
-        ),
-        Duration::from_secs(30),
-    );
-    assert_eq!(code, Some(0), "add: {out}");
-    let id = out.trim().to_owned();
+    let id = added(cli(
+        &fx.cluster,
+        &queues,
+        &[
+            "add",
+            "--resource",
+            "slurm",
+            "--",
+            "sh",
+            "-c",
+            "trap 'echo got-sigterm; exit 143' TERM; echo started; while :; do sleep 0.2; done",
+        ],
+    ));
     let mut agent = cli(
         &fx.cluster,
         &queues,
@@ -502,16 +513,8 @@ fn cancel_through_the_cli_stops_the_slurm_job_with_sigterm_and_the_item_ends_can
         finish(agent, JOB_BOUND)
     });
     // Wait for the job to run (its log says so), then cancel the item.
-    let deadline = Instant::now() + LOG_BOUND;
-    let log = loop {
-        let item = show(&fx.cluster, &queues, &id);
-        let log = PathBuf::from(item["record"]["log"].as_str().unwrap_or_default());
-        if read(&log).contains("started") {
-            break log;
-        }
-        assert!(Instant::now() < deadline, "the job never started: {item}");
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let item = started(&fx.cluster, &queues, &id);
+    let log = PathBuf::from(item["record"]["log"].as_str().unwrap_or_default());
     let (code, out) = finish(
         cli(&fx.cluster, &queues, &["cancel", &id]),
         Duration::from_secs(30),
@@ -583,9 +586,7 @@ run.finish()
         ],
     );
     add.env_remove("WANDB_DIR").env_remove("WANDB_CONFIG");
-    let (code, out) = finish(add, Duration::from_secs(30));
-    assert_eq!(code, Some(0), "add: {out}");
-    let id = out.trim().to_owned();
+    let id = added(add);
     let mut agent = cli(
         &fx.cluster,
         &queues,
@@ -905,24 +906,19 @@ fn run_with_the_slurm_resource_waits_for_the_job_and_exits_with_its_code() {
 fn an_agent_killed_with_sigkill_leaves_its_slurm_job_to_the_next_agent_which_follows_it() {
     let Some(fx) = fixture() else { return };
     let queues = fx.dir.path().join("queues");
-    let (code, out) = finish(
-        cli(
-            &fx.cluster,
-            &queues,
-            &[
-                "add",
-                "--resource",
-                "slurm",
-                "--",
-                "sh",
-                "-c",
-                "echo started; sleep 15; echo done",
-            ],
-        ),
-        Duration::from_secs(30),
-    );
-    assert_eq!(code, Some(0), "add: {out}");
-    let id = out.trim().to_owned();
+    let id = added(cli(
+        &fx.cluster,
+        &queues,
+        &[
+            "add",
+            "--resource",
+            "slurm",
+            "--",
+            "sh",
+            "-c",
+            "echo started; sleep 15; echo done",
+        ],
+    ));
     let agent_args = [
         "agent",
         "--poll",
@@ -936,16 +932,7 @@ fn an_agent_killed_with_sigkill_leaves_its_slurm_job_to_the_next_agent_which_fol
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap_or_else(|e| panic!("agent: {e}"));
-    let deadline = Instant::now() + LOG_BOUND;
-    let item = loop {
-        let item = show(&fx.cluster, &queues, &id);
-        let log = PathBuf::from(item["record"]["log"].as_str().unwrap_or_default());
-        if read(&log).contains("started") {
-            break item;
-        }
-        assert!(Instant::now() < deadline, "the job never started: {item}");
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let item = started(&fx.cluster, &queues, &id);
     let job_id = item["record"]["external_id"]
         .as_str()
         .unwrap_or_default()
