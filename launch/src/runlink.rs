@@ -36,10 +36,35 @@ pub fn find_run_dirs(wandb_dir: &Path, run_id: &str) -> Vec<PathBuf> {
     dirs
 }
 
-/// The `.wandb` files of a run folder, in name order.
+/// The `.wandb` files of a run folder, in name order (fragments of a resumed run in order).
 fn wandb_files(run_dir: &Path) -> Vec<PathBuf> {
-    let resolved = wandb_format::inputs::resolve(&[run_dir.to_path_buf()]);
-    resolved.files.into_iter().map(|input| input.path).collect()
+    let mut files: Vec<PathBuf> = wandb_format::inputs::resolve(&[run_dir.to_path_buf()])
+        .files
+        .into_iter()
+        .map(|input| input.path)
+        .collect();
+    files.sort();
+    files
+}
+
+/// Calls `each` with the record type of every record of the `.wandb` files of `run_dirs` (in
+/// order). Damaged spans are skipped; an unreadable file gives what was read before it (a run
+/// still being written is read up to its last whole record).
+pub(crate) fn for_each_record(run_dirs: &[PathBuf], mut each: impl FnMut(RecordType)) {
+    for dir in run_dirs {
+        for file in wandb_files(dir) {
+            let Ok(log) = LogFile::open(&file) else {
+                continue;
+            };
+            for entry in log.records(Recovery::SkipCorrupt) {
+                if let Ok(Entry::Record { record, .. }) = entry
+                    && let Some(record_type) = record.record_type
+                {
+                    each(record_type);
+                }
+            }
+        }
+    }
 }
 
 /// A run's final summary: every key's last value (summary records, over the last history
@@ -48,40 +73,28 @@ fn wandb_files(run_dir: &Path) -> Vec<PathBuf> {
 pub fn final_summary(run_dirs: &[PathBuf]) -> serde_json::Map<String, serde_json::Value> {
     let mut history = serde_json::Map::new();
     let mut summary = serde_json::Map::new();
-    for dir in run_dirs {
-        for file in wandb_files(dir) {
-            let Ok(log) = LogFile::open(&file) else {
-                continue;
-            };
-            for entry in log.records(Recovery::SkipCorrupt) {
-                let Ok(Entry::Record { record, .. }) = entry else {
-                    continue;
-                };
-                match record.record_type {
-                    Some(RecordType::Summary(s)) => {
-                        for item in s.update {
-                            let key = key_of(&item.key, &item.nested_key);
-                            if let Ok(value) = serde_json::from_str(&item.value_json) {
-                                summary.insert(key, value);
-                            }
-                        }
-                        for item in s.remove {
-                            summary.remove(&key_of(&item.key, &item.nested_key));
-                        }
-                    }
-                    Some(RecordType::History(h)) => {
-                        for item in h.item {
-                            let key = key_of(&item.key, &item.nested_key);
-                            if let Ok(value) = serde_json::from_str(&item.value_json) {
-                                history.insert(key, value);
-                            }
-                        }
-                    }
-                    _ => {}
+    for_each_record(run_dirs, |record_type| match record_type {
+        RecordType::Summary(s) => {
+            for item in s.update {
+                let key = key_of(&item.key, &item.nested_key);
+                if let Ok(value) = serde_json::from_str(&item.value_json) {
+                    summary.insert(key, value);
+                }
+            }
+            for item in s.remove {
+                summary.remove(&key_of(&item.key, &item.nested_key));
+            }
+        }
+        RecordType::History(h) => {
+            for item in h.item {
+                let key = key_of(&item.key, &item.nested_key);
+                if let Ok(value) = serde_json::from_str(&item.value_json) {
+                    history.insert(key, value);
                 }
             }
         }
-    }
+        _ => {}
+    });
     for (key, value) in history {
         summary.entry(key).or_insert(value);
     }
@@ -89,7 +102,8 @@ pub fn final_summary(run_dirs: &[PathBuf]) -> serde_json::Map<String, serde_json
 }
 
 /// An item's path as one string: `nested_key` joined with dots when present, else `key`.
-fn key_of(key: &str, nested_key: &[String]) -> String {
+/// An item's path in a record: `nested_key` joined with dots when present, else `key`.
+pub(crate) fn key_of(key: &str, nested_key: &[String]) -> String {
     if nested_key.is_empty() {
         key.to_owned()
     } else {
