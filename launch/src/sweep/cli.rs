@@ -11,7 +11,7 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 use wandb_sweeps::{Sweep, SweepConfig, SweepOptions, SweepState};
 
-use super::controller::{ControllerOptions, TickReport, observe_runs, run_controller};
+use super::controller::{ControllerOptions, TickReport, eprint_tick, observe_runs, run_controller};
 use super::error::{Error, Result};
 use super::files::write_sweep_files;
 use super::store::{SWEEP_DOC_VERSION, SweepDoc, SweepStore, find_sweep};
@@ -234,25 +234,8 @@ fn create(args: CreateArgs) -> Result<ExitCode> {
 fn print_tick(report: &TickReport, json_out: bool) {
     if json_out {
         print_json("tick", serde_json::to_value(report).unwrap_or_default());
-        return;
-    }
-    for run in &report.started {
-        eprintln!(
-            "wandb-launch: sweep {}: run {} queued (item {}): {}",
-            report.sweep,
-            run.run_id,
-            run.item,
-            serde_json::Value::Object(run.params.clone())
-        );
-    }
-    for (run, item) in &report.stopped {
-        eprintln!(
-            "wandb-launch: sweep {}: run {run} stopped (item {item})",
-            report.sweep
-        );
-    }
-    for error in &report.errors {
-        eprintln!("wandb-launch: sweep {}: {error}", report.sweep);
+    } else {
+        eprint_tick(report, true);
     }
 }
 

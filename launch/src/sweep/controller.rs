@@ -403,26 +403,35 @@ impl SweepDriver {
     }
 }
 
+/// Tells stderr what a tick did: the runs it queued (with their params when `with_params`),
+/// the runs it stopped and its errors, a line each.
+pub(crate) fn eprint_tick(report: &TickReport, with_params: bool) {
+    for run in &report.started {
+        let params = if with_params {
+            format!(": {}", serde_json::Value::Object(run.params.clone()))
+        } else {
+            String::new()
+        };
+        eprintln!(
+            "wandb-launch: sweep {}: run {} queued (item {}){params}",
+            report.sweep, run.run_id, run.item
+        );
+    }
+    for (run, item) in &report.stopped {
+        eprintln!(
+            "wandb-launch: sweep {}: run {run} stopped (item {item})",
+            report.sweep
+        );
+    }
+    for error in &report.errors {
+        eprintln!("wandb-launch: sweep {}: {error}", report.sweep);
+    }
+}
+
 fn report_ticks(results: Vec<Result<TickReport>>) {
     for result in results {
         match result {
-            Ok(report) => {
-                for run in &report.started {
-                    eprintln!(
-                        "wandb-launch: sweep {}: run {} queued (item {})",
-                        report.sweep, run.run_id, run.item
-                    );
-                }
-                for (run, item) in &report.stopped {
-                    eprintln!(
-                        "wandb-launch: sweep {}: run {run} stopped (item {item})",
-                        report.sweep
-                    );
-                }
-                for error in &report.errors {
-                    eprintln!("wandb-launch: sweep {}: {error}", report.sweep);
-                }
-            }
+            Ok(report) => eprint_tick(&report, false),
             Err(e) => eprintln!("wandb-launch: sweep: error: {e}"),
         }
     }
