@@ -110,13 +110,10 @@ pub struct SweepStore {
     queue: Queue,
 }
 
-/// True for a sweep id this crate makes or accepts: 1 to 64 of `[a-z0-9]`.
+/// True for a sweep id this crate makes or accepts: 1 to 64 of `[a-z0-9]`, the rule of an
+/// item id ([`crate::queue::valid_id`]).
 pub fn valid_sweep_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    crate::queue::valid_id(id)
 }
 
 impl SweepStore {
