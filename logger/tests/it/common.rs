@@ -238,3 +238,49 @@ pub(crate) fn find_run(dir: &Path, id: &str) -> PathBuf {
         .unwrap_or_else(|| panic!("no run {id} in {}", wandb.display()));
     entry.join(format!("run-{id}.wandb"))
 }
+
+/// Runs a Python `script` with the official SDK in `cwd` (also its home), the caller's `WANDB_*`
+/// variables removed and `vars` set (silent, no system stats); the script prints `RUNDIR <run.dir>`.
+/// Returns the path of the run's `.wandb` file.
+pub(crate) fn sdk_script_log(
+    python: &Path,
+    script: &str,
+    cwd: &Path,
+    vars: &[(&str, &str)],
+) -> PathBuf {
+    let mut command = Command::new(python);
+    command
+        .arg("-c")
+        .arg(script)
+        .current_dir(cwd)
+        .env("HOME", cwd);
+    for (name, _) in std::env::vars() {
+        if name.starts_with("WANDB_") && name != "WANDB_SDK_PYTHON" {
+            command.env_remove(name);
+        }
+    }
+    command
+        .env("WANDB_SILENT", "true")
+        .env("WANDB_X_DISABLE_STATS", "true");
+    for (name, value) in vars {
+        command.env(name, value);
+    }
+    let output = command.output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the SDK script failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let files_dir = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("RUNDIR "))
+        .map(PathBuf::from)
+        .unwrap();
+    let run_dir = files_dir.parent().unwrap();
+    std::fs::read_dir(run_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "wandb"))
+        .unwrap()
+}

@@ -2,14 +2,13 @@
 //! SDK script (offline) and to our logger yields the same run id, project and config.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use wandb_format::json;
 use wandb_format::proto::record::RecordType;
 use wandb_logger::{InitOptions, Setup, SetupOptions};
 
-use crate::common::{context, log_path, read_records};
+use crate::common::{context, log_path, read_records, sdk_script_log};
 
 /// The script's side of the comparison, run by the official SDK in offline mode: `init` with a
 /// project, an id and a config, then an update (with `allow_val_change`, so that it works with
@@ -107,42 +106,7 @@ fn outcome(path: &Path) -> Outcome {
 /// Runs the SDK script with `vars` in a fresh folder; returns the outcome.
 fn sdk_outcome(python: &Path, vars: &[(&str, &str)]) -> Outcome {
     let dir = tempfile::tempdir().unwrap();
-    let mut command = Command::new(python);
-    command
-        .arg("-c")
-        .arg(SDK_SCRIPT)
-        .current_dir(dir.path())
-        .env("HOME", dir.path())
-        .env("WANDB_SILENT", "true")
-        .env("WANDB_X_DISABLE_STATS", "true");
-    for (name, _) in std::env::vars() {
-        if name.starts_with("WANDB_") && name != "WANDB_SDK_PYTHON" {
-            command.env_remove(name);
-        }
-    }
-    command.env("WANDB_SILENT", "true");
-    for (name, value) in vars {
-        command.env(name, value);
-    }
-    let output = command.output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "the SDK script failed: {stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let files_dir = stdout
-        .lines()
-        .find_map(|line| line.strip_prefix("RUNDIR "))
-        .map(PathBuf::from)
-        .unwrap();
-    let run_dir = files_dir.parent().unwrap();
-    let file = std::fs::read_dir(run_dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|e| e == "wandb"))
-        .unwrap();
-    outcome(&file)
+    outcome(&sdk_script_log(python, SDK_SCRIPT, dir.path(), vars))
 }
 
 /// Runs the same program with our logger, its environment injected.
