@@ -1,5 +1,6 @@
 //! Writes one synthetic run file with a long history, for the viewer's benchmarks:
-//! `gen_history <out.wandb> <rows> [metrics]` (10 metrics by default, at most 10).
+//! `gen_history <out.wandb> <rows> [metrics]` (10 metrics by default, at most 10). The viewer
+//! benchmark includes this file for its [`generate`].
 //!
 //! Rows are shaped as the logger writes them: `_step`, `_runtime`, `_timestamp` and float
 //! metrics as one-part `nested_key` items with `value_json` in W&B's float format, the step in
@@ -80,7 +81,8 @@ fn history(step: i64, metrics: usize) -> Record {
     }
 }
 
-fn generate(path: &Path, rows: i64, metrics: usize) -> Result<(), wandb_format::Error> {
+/// Writes `rows` history rows of `metrics` metrics (at most 10) to a new run file at `path`.
+pub fn generate(path: &Path, rows: i64, metrics: usize) -> Result<(), wandb_format::Error> {
     let mut writer = wandb_format::Writer::create(path)?;
     writer.append_record(&Record {
         num: 1,
