@@ -127,6 +127,30 @@ impl Submitted {
         }
     }
 
+    /// `scontrol requeue`s the job, waits (at most [`LOG_BOUND`]) until it is pending again,
+    /// polls saying all along that it still runs, then lets it start at once (SLURM holds a
+    /// requeued job back with a BeginTime for a while).
+    fn requeue_and_release(&mut self) {
+        let job_id = self.job_id.clone();
+        let requeue = self
+            .cluster
+            .run("scontrol", &["requeue", &job_id], Duration::from_secs(30));
+        assert!(requeue.is_ok(), "{requeue:?}");
+        let deadline = Instant::now() + LOG_BOUND;
+        while self.scontrol_field("JobState") != "PENDING" {
+            assert_eq!(self.running.poll().ok().flatten(), None);
+            assert!(Instant::now() < deadline, "job {job_id} not pending again");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        assert_eq!(self.running.poll().ok(), Some(None));
+        let release = self.cluster.run(
+            "scontrol",
+            &["update", &format!("JobId={job_id}"), "StartTime=now"],
+            Duration::from_secs(30),
+        );
+        assert!(release.is_ok(), "{release:?}");
+    }
+
     /// A field of `scontrol -o show job` for this job (e.g. `JobState`).
     fn scontrol_field(&self, key: &str) -> String {
         let out = self
@@ -300,26 +324,7 @@ fn a_requeued_job_runs_again_with_the_same_run_id_and_resumes() {
         );
     let mut submitted = fx.start(&job);
     submitted.wait_for_log("attempt restart=0");
-    let job_id = submitted.job_id.clone();
-    let requeue = fx
-        .cluster
-        .run("scontrol", &["requeue", &job_id], Duration::from_secs(30));
-    assert!(requeue.is_ok(), "{requeue:?}");
-    // SLURM holds a requeued job back (BeginTime) for a while; let it start again now. Until
-    // then the job is not over: polls say it still runs.
-    let deadline = Instant::now() + LOG_BOUND;
-    while submitted.scontrol_field("JobState") != "PENDING" {
-        assert_eq!(submitted.running.poll().ok().flatten(), None);
-        assert!(Instant::now() < deadline, "job {job_id} not pending again");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    assert_eq!(submitted.running.poll().ok(), Some(None));
-    let release = fx.cluster.run(
-        "scontrol",
-        &["update", &format!("JobId={job_id}"), "StartTime=now"],
-        Duration::from_secs(30),
-    );
-    assert!(release.is_ok(), "{release:?}");
+    submitted.requeue_and_release();
     let outcome = submitted.wait();
     let log = read(&submitted.log);
     assert_eq!(outcome, JobOutcome::exited(0), "{log}");
@@ -664,24 +669,9 @@ fn a_requeued_wandb_logger_job_writes_preempting_and_resumes_its_run_as_one_sync
     );
     let mut submitted = fx.start(&job);
     submitted.wait_for_log("first attempt logged 3 rows");
-    let job_id = submitted.job_id.clone();
     // A requeue: SLURM sends SIGTERM (the logger writes a preempting record and ends the run
     // with 143), then runs the script again under the same job id.
-    let requeue = fx
-        .cluster
-        .run("scontrol", &["requeue", &job_id], Duration::from_secs(30));
-    assert!(requeue.is_ok(), "{requeue:?}");
-    let deadline = Instant::now() + LOG_BOUND;
-    while submitted.scontrol_field("JobState") != "PENDING" {
-        assert!(Instant::now() < deadline, "job {job_id} not pending again");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let release = fx.cluster.run(
-        "scontrol",
-        &["update", &format!("JobId={job_id}"), "StartTime=now"],
-        Duration::from_secs(30),
-    );
-    assert!(release.is_ok(), "{release:?}");
+    submitted.requeue_and_release();
     let outcome = submitted.wait();
     let log = read(&submitted.log);
     assert_eq!(outcome, JobOutcome::exited(0), "{log}");
