@@ -90,23 +90,23 @@ impl Drop for Agent {
     }
 }
 
+/// `sweep controller ID` started with 100 ms ticks and `--max-pending max_pending`.
+fn spawn_controller(dir: &Path, id: &str, max_pending: &str) -> Child {
+    let args = [
+        "sweep",
+        "controller",
+        id,
+        "--poll",
+        "100ms",
+        "--max-pending",
+        max_pending,
+    ];
+    command(dir, &args).stdout(Stdio::null()).spawn().unwrap()
+}
+
 /// Runs `sweep controller ID` until it exits (the sweep is done), at most [`SWEEP_BOUND`].
 fn control(dir: &Path, id: &str, max_pending: &str) {
-    let mut child = command(
-        dir,
-        &[
-            "sweep",
-            "controller",
-            id,
-            "--poll",
-            "100ms",
-            "--max-pending",
-            max_pending,
-        ],
-    )
-    .stdout(Stdio::null())
-    .spawn()
-    .unwrap();
+    let mut child = spawn_controller(dir, id, max_pending);
     let deadline = Instant::now() + SWEEP_BOUND;
     loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -596,6 +596,24 @@ fn sweep_logger_child() {
     run.finish().unwrap();
 }
 
+/// Writes `train_py` to `dir/train.py` and creates the sweep of `yaml` with `python` as its
+/// interpreter and `project` as its runs' project; the sweep id.
+fn create_sdk_sweep(
+    dir: &Path,
+    python: &Path,
+    train_py: &str,
+    yaml: &str,
+    project: &str,
+) -> String {
+    std::fs::write(dir.join("train.py"), train_py).unwrap();
+    let interpreter = python.to_str().unwrap();
+    create(
+        dir,
+        yaml,
+        &["--interpreter", interpreter, "--project", project],
+    )
+}
+
 #[test]
 fn an_official_sdk_script_finds_its_params_in_wandb_config() {
     let Some(python) = wandb_testkit::sdk_python() else {
@@ -603,25 +621,17 @@ fn an_official_sdk_script_finds_its_params_in_wandb_config() {
     };
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    std::fs::write(
-        d.join("train.py"),
+    let id = create_sdk_sweep(
+        d,
+        &python,
         "import wandb\n\
          run = wandb.init()\n\
          for step in range(3):\n    run.log({'loss': run.config.lr * (3 - step)})\n\
          print('sweep', run.sweep_id, 'lr', run.config.lr, 'layers', run.config.layers)\n\
          run.finish()\n",
-    )
-    .unwrap();
-    let id = create(
-        d,
         "program: train.py\nmethod: grid\nmetric:\n  name: loss\n\
          parameters:\n  lr:\n    values: [0.1, 0.2]\n  layers:\n    value: 4\n",
-        &[
-            "--interpreter",
-            python.to_str().unwrap(),
-            "--project",
-            "sdk-sweep",
-        ],
+        "sdk-sweep",
     );
     let _agent = Agent::start(d, &["--max-jobs", "2"], &[]);
     control(d, &id, "2");
@@ -745,43 +755,21 @@ fn the_documentation_example_runs_offline_until_stopped() {
     };
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    std::fs::write(
-        d.join("train.py"),
+    let yaml = include_str!("../../sweeps/tests/configs/docs_basic.yaml");
+    let id = create_sdk_sweep(
+        d,
+        &python,
         "import wandb\n\
          run = wandb.init()\n\
          c = run.config\n\
          for epoch in range(3):\n    \
              run.log({'validation_loss': abs(c.learning_rate - 0.05) + c.batch_size / 1000 + 0.1 / (epoch + 1)})\n\
          run.finish()\n",
-    )
-    .unwrap();
-    let yaml = include_str!("../../sweeps/tests/configs/docs_basic.yaml");
-    let id = create(
-        d,
         yaml,
-        &[
-            "--interpreter",
-            python.to_str().unwrap(),
-            "--project",
-            "docs",
-        ],
+        "docs",
     );
     let _agent = Agent::start(d, &["--max-jobs", "2"], &[]);
-    let mut controller = command(
-        d,
-        &[
-            "sweep",
-            "controller",
-            &id,
-            "--poll",
-            "100ms",
-            "--max-pending",
-            "2",
-        ],
-    )
-    .stdout(Stdio::null())
-    .spawn()
-    .unwrap();
+    let mut controller = spawn_controller(d, &id, "2");
     let deadline = Instant::now() + SWEEP_BOUND;
     while status(d, &id)["runs_by_state"]["finished"]
         .as_u64()
