@@ -43,14 +43,7 @@ where
     } else {
         1
     };
-    let mut scan = file
-        .scan(Recovery::SkipCorrupt)
-        .filter_map(|item| match item {
-            Ok(item) => Some(item),
-            // `SkipCorrupt` reports damage as items, never as errors; keep it as damage anyway.
-            Err(wandb_format::Error::Corrupt { damage, .. }) => Some(ScanItem::Damage(damage)),
-            Err(_) => None,
-        });
+    let mut scan = scan_items(file);
     let mut batch: Vec<ScanItem<'a>> = Vec::with_capacity(BATCH_RECORDS);
     let mut done = !fill(&mut scan, &mut batch);
     if n_slices == 1 {
@@ -98,13 +91,7 @@ where
     C: FnMut(R) + Send,
 {
     let n_slices = rayon::current_num_threads().max(1) * 4;
-    let mut scan = file
-        .scan(Recovery::SkipCorrupt)
-        .filter_map(|item| match item {
-            Ok(item) => Some(item),
-            Err(wandb_format::Error::Corrupt { damage, .. }) => Some(ScanItem::Damage(damage)),
-            Err(_) => None,
-        });
+    let mut scan = scan_items(file);
     let mut batch: Vec<ScanItem<'a>> = Vec::with_capacity(BATCH_RECORDS);
     let mut next: Vec<ScanItem<'a>> = Vec::with_capacity(BATCH_RECORDS);
     let mut done = !fill(&mut scan, &mut batch);
@@ -133,6 +120,17 @@ where
         std::mem::swap(&mut batch, &mut next);
         done = !more;
     }
+}
+
+/// The file's items under `SkipCorrupt`.
+fn scan_items(file: &LogFile) -> impl Iterator<Item = ScanItem<'_>> {
+    file.scan(Recovery::SkipCorrupt)
+        .filter_map(|item| match item {
+            Ok(item) => Some(item),
+            // `SkipCorrupt` reports damage as items, never as errors; keep it as damage anyway.
+            Err(wandb_format::Error::Corrupt { damage, .. }) => Some(ScanItem::Damage(damage)),
+            Err(_) => None,
+        })
 }
 
 /// Clears `batch` and fills it with the next items: at most [`BATCH_RECORDS`] of them, or about
