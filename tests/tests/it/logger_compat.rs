@@ -8,6 +8,8 @@ use wandb_logger::{InitOptions, Metric, SavePolicy, SummaryStat, row};
 use wandb_settings::Secret;
 use wandb_sync::{RunResult, SyncOptions, sync_paths};
 use wandb_testkit::TestBackend;
+
+use crate::common::official_sync_of_a_copy;
 use wandb_testkit::compare::{assert_same, essence};
 
 const ROWS: usize = 500;
@@ -61,25 +63,7 @@ fn official_and_our_sync_reconstruct_the_same_run_from_our_logger() {
     let run_dir = log_run(scratch.path());
 
     // The official client first, on a copy (it writes its own markers next to the file).
-    let theirs_dir = scratch
-        .path()
-        .join("theirs")
-        .join(run_dir.file_name().unwrap());
-    wandb_integration_tests::copy_tree(&run_dir, &theirs_dir).unwrap();
-    let theirs = TestBackend::start().unwrap();
-    let out = wandb_integration_tests::official_sync(
-        &python,
-        &theirs_dir,
-        &theirs.base_url(),
-        theirs.api_key(),
-        scratch.path(),
-    )
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "wandb sync failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let theirs = official_sync_of_a_copy(&python, &run_dir, scratch.path());
 
     let ours = TestBackend::start().unwrap();
     let mut options = SyncOptions::new(

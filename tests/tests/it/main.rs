@@ -2,6 +2,9 @@
 
 #![allow(clippy::unwrap_used)]
 
+/// Helpers the themes share.
+mod common;
+
 /// Files written by our writer, uploaded by the official `wandb sync` to our test backend.
 mod official_sync;
 

@@ -16,6 +16,8 @@ use wandb_settings::Secret;
 use wandb_sync::{RunResult, SyncOptions, sync_paths};
 use wandb_testkit::TestBackend;
 
+use crate::common::official_sync_of_a_copy;
+
 /// The inputs of `media_sdk/write_media.py`.
 struct Inputs {
     rgb: Vec<u8>,
@@ -359,25 +361,7 @@ fn both_syncs_upload_our_media() {
     let run_dir = log_ours(scratch.path(), &photo, "mediasyn");
     let (rows, files) = read_run(&run_dir);
 
-    let theirs_dir = scratch
-        .path()
-        .join("theirs")
-        .join(run_dir.file_name().unwrap());
-    wandb_integration_tests::copy_tree(&run_dir, &theirs_dir).unwrap();
-    let theirs = TestBackend::start().unwrap();
-    let out = wandb_integration_tests::official_sync(
-        &python,
-        &theirs_dir,
-        &theirs.base_url(),
-        theirs.api_key(),
-        scratch.path(),
-    )
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "wandb sync failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let theirs = official_sync_of_a_copy(&python, &run_dir, scratch.path());
 
     let ours = TestBackend::start().unwrap();
     let mut options = SyncOptions::new(

@@ -13,6 +13,8 @@ use wandb_sync::{RunResult, SyncOptions, sync_paths};
 use wandb_testkit::RunState;
 use wandb_testkit::TestBackend;
 
+use crate::common::official_sync_ok;
+
 const FIRST_ROWS: u64 = 40;
 const SECOND_ROWS: u64 = 25;
 
@@ -163,20 +165,7 @@ fn the_official_sync_uploads_a_resumed_run_as_one_run_too() {
     let theirs = TestBackend::start().unwrap();
     // One `wandb sync` per fragment, in start order, as a user would run them.
     for fragment in [&first, &second] {
-        let out = wandb_integration_tests::official_sync(
-            &python,
-            fragment,
-            &theirs.base_url(),
-            theirs.api_key(),
-            scratch.path(),
-        )
-        .unwrap();
-        assert!(
-            out.status.success(),
-            "wandb sync {} failed: {}",
-            fragment.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        official_sync_ok(&python, fragment, &theirs, scratch.path());
     }
     let run = theirs
         .find_run("resumed1")
