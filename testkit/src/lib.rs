@@ -62,7 +62,7 @@ pub use error::TestkitError;
 pub use faults::{FaultAction, FaultRule, Faults, InjectedFault, Route};
 pub use graphql::{DEFAULT_PROJECT, SUPPORTED_OPERATIONS};
 pub use link::LinkModel;
-pub use sdk::{sdk_python, skip};
+pub use sdk::{python_script, sdk_python, skip};
 pub use slurm::{DEFAULT_SLURM_CONF, SlurmCluster, slurm_cluster};
 pub use state::{
     Alert, BackendState, Counters, RequestLogEntry, RunCounters, RunState, UploadedFile,

@@ -99,3 +99,39 @@ fn resolve(path: PathBuf) -> PathBuf {
     let from_root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(&path);
     if from_root.exists() { from_root } else { path }
 }
+
+/// Runs `python -c script` with `input` on its stdin (written from a second thread, so a script
+/// that prints before it has read everything cannot block) and returns its stdout.
+///
+/// # Errors
+///
+/// When the interpreter cannot be started or waited for, or the script exits unsuccessfully (the
+/// error then holds its exit status and stderr).
+pub fn python_script(python: &Path, script: &str, input: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::process::Stdio;
+    let mut child = Command::new(python)
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let mut stdin = child
+        .stdin
+        .take()
+        .ok_or_else(|| std::io::Error::other("no stdin pipe"))?;
+    let output = std::thread::scope(|scope| {
+        let writer = scope.spawn(move || stdin.write_all(input));
+        let output = child.wait_with_output();
+        // A script that exits without reading all its input breaks the pipe: its status says more.
+        let _ = writer.join();
+        output
+    })?;
+    if !output.status.success() {
+        return Err(std::io::Error::other(format!(
+            "python script failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        )));
+    }
+    Ok(output.stdout)
+}

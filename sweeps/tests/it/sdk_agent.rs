@@ -3,8 +3,7 @@
 //! our float formatting against Python's `repr`, and our reading of the example configurations
 //! against PyYAML's (which `wandb sweep` uses).
 
-use std::io::Write as _;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use rand::{RngExt, SeedableRng};
 use serde_json::{Map, Value, json};
@@ -65,21 +64,9 @@ fn arguments_match_the_sdk_agent() {
         f64::MAX,
     ]);
     let input = json!({"cases": cases, "floats": floats});
-    let mut child = Command::new(&python)
-        .args(["-c", SCRIPT])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.to_string().as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "the SDK's script failed");
-    let sdk: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let stdout = wandb_testkit::python_script(&python, SCRIPT, input.to_string().as_bytes())
+        .unwrap_or_else(|e| panic!("the SDK's script: {e}"));
+    let sdk: Value = serde_json::from_slice(&stdout).unwrap();
 
     let ours: Vec<String> = floats.iter().map(|f| python_float(*f)).collect();
     let theirs: Vec<String> = serde_json::from_value(sdk["floats"].clone()).unwrap();

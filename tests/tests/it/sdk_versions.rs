@@ -228,26 +228,10 @@ fn run_essence(python: &Path, state: &BackendState, run_id: &str) -> Value {
 }
 
 fn parse_yaml(python: &Path, text: &str) -> Value {
-    use std::io::Write as _;
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(python)
-        .args([
-            "-c",
-            "import sys, json, yaml; print(json.dumps(yaml.safe_load(sys.stdin.read())))",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "cannot parse config.yaml:\n{text}");
-    normalize_config(serde_json::from_slice(&out.stdout).unwrap())
+    let script = "import sys, json, yaml; print(json.dumps(yaml.safe_load(sys.stdin.read())))";
+    let stdout = wandb_testkit::python_script(python, script, text.as_bytes())
+        .unwrap_or_else(|e| panic!("cannot parse config.yaml ({e}):\n{text}"));
+    normalize_config(serde_json::from_slice(&stdout).unwrap())
 }
 
 /// The parts of an artifact both clients must agree on: not the server ids or the client ids
