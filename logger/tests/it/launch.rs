@@ -2,7 +2,7 @@
 //! SDK script (offline) and to our logger yields the same run id, project and config.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use wandb_format::json;
 use wandb_format::proto::record::RecordType;
@@ -109,14 +109,14 @@ fn sdk_outcome(python: &Path, vars: &[(&str, &str)]) -> Outcome {
     outcome(&sdk_script_log(python, SDK_SCRIPT, dir.path(), vars))
 }
 
-/// Runs the same program with our logger, its environment injected.
-fn our_outcome(vars: &[(&str, &str)]) -> Outcome {
-    let dir = tempfile::tempdir().unwrap();
-    let setup = Setup::new(SetupOptions::default().context(context(dir.path(), vars))).unwrap();
+/// An SDK script's program with our logger: `init` with project `scriptproj`, id `scriptid0` and
+/// config `lr` 0.1, `batch` 32, `nested` (JSON text), then an update of `lr` to 0.5 and a new
+/// `extra`. Returns the run's log path and files folder.
+pub(crate) fn log_script_program(setup: &Setup, nested: &str) -> (PathBuf, PathBuf) {
     let mut config = BTreeMap::new();
     config.insert("lr", json::parse("0.1").unwrap());
     config.insert("batch", json::parse("32").unwrap());
-    config.insert("nested", json::parse(r#"{"a": 1, "b": 2}"#).unwrap());
+    config.insert("nested", json::parse(nested).unwrap());
     let run = setup
         .init(
             InitOptions::new()
@@ -130,6 +130,14 @@ fn our_outcome(vars: &[(&str, &str)]) -> Outcome {
     run.config_update(&json::parse(r#"{"lr": 0.5, "extra": 7}"#).unwrap())
         .unwrap();
     run.finish().unwrap();
+    (path, files_dir)
+}
+
+/// Runs the same program with our logger, its environment injected.
+fn our_outcome(vars: &[(&str, &str)]) -> Outcome {
+    let dir = tempfile::tempdir().unwrap();
+    let setup = Setup::new(SetupOptions::default().context(context(dir.path(), vars))).unwrap();
+    let (path, files_dir) = log_script_program(&setup, r#"{"a": 1, "b": 2}"#);
     if let Some((_, file)) = vars.iter().find(|(k, _)| *k == "WANDB_LAUNCH_CONFIG_PATH") {
         // Saved with the run, as the SDK does.
         let name = Path::new(file).file_name().unwrap();

@@ -3,15 +3,14 @@
 //! the same run id, project, sweep id in the run record and config (the sweep's values beat the
 //! script's and stay locked against a later update).
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use wandb_format::json;
 use wandb_format::proto::record::RecordType;
 use wandb_logger::{InitOptions, Setup, SetupOptions};
 
-use crate::common::{context, log_path, read_records, sdk_script_log};
-use crate::launch::canonical;
+use crate::common::{context, read_records, sdk_script_log};
+use crate::launch::{canonical, log_script_program};
 
 /// The script, run by the official SDK offline: `init` with a project, an id and a config, then
 /// an update of a swept key and a new one. Prints the run folder.
@@ -86,22 +85,7 @@ fn sdk_outcome(python: &Path, vars: &[(&str, &str)], cwd: &Path) -> Outcome {
 
 fn our_outcome(vars: &[(&str, &str)], cwd: &Path) -> Outcome {
     let setup = Setup::new(SetupOptions::default().context(context(cwd, vars))).unwrap();
-    let mut config = BTreeMap::new();
-    config.insert("lr", json::parse("0.1").unwrap());
-    config.insert("batch", json::parse("32").unwrap());
-    config.insert("nested", json::parse(r#"{"a": 1}"#).unwrap());
-    let run = setup
-        .init(
-            InitOptions::new()
-                .project("scriptproj")
-                .id("scriptid0")
-                .config(&config),
-        )
-        .unwrap();
-    let path = log_path(&run);
-    run.config_update(&json::parse(r#"{"lr": 0.5, "extra": 7}"#).unwrap())
-        .unwrap();
-    run.finish().unwrap();
+    let (path, _) = log_script_program(&setup, r#"{"a": 1}"#);
     outcome(&path)
 }
 
