@@ -60,14 +60,8 @@ where
     let mut next: Vec<ScanItem<'a>> = Vec::with_capacity(BATCH_RECORDS);
     let mut results = Vec::with_capacity(n_slices);
     loop {
-        let slice_len = batch.len().div_ceil(n_slices).max(64);
         let (_, more) = rayon::join(
-            || {
-                batch
-                    .par_chunks(slice_len)
-                    .map(&work)
-                    .collect_into_vec(&mut results)
-            },
+            || work_slices(&batch, n_slices, &work, &mut results),
             || !done && fill(&mut scan, &mut next),
         );
         for result in results.drain(..) {
@@ -99,14 +93,8 @@ where
     let mut pending: Vec<R> = Vec::with_capacity(n_slices);
     let mut results: Vec<R> = Vec::with_capacity(n_slices);
     loop {
-        let slice_len = batch.len().div_ceil(n_slices).max(64);
         let (_, more) = rayon::join(
-            || {
-                batch
-                    .par_chunks(slice_len)
-                    .map(&work)
-                    .collect_into_vec(&mut results)
-            },
+            || work_slices(&batch, n_slices, &work, &mut results),
             || {
                 pending.drain(..).for_each(&mut consume);
                 !done && fill(&mut scan, &mut next)
@@ -120,6 +108,20 @@ where
         std::mem::swap(&mut batch, &mut next);
         done = !more;
     }
+}
+
+/// `work` on `batch` cut in about `n_slices` slices (of at least 64 items) on the pool, the
+/// results in slice order into `results`.
+fn work_slices<'a, R, W>(batch: &[ScanItem<'a>], n_slices: usize, work: &W, results: &mut Vec<R>)
+where
+    R: Send,
+    W: Fn(&[ScanItem<'a>]) -> R + Sync,
+{
+    let slice_len = batch.len().div_ceil(n_slices).max(64);
+    batch
+        .par_chunks(slice_len)
+        .map(work)
+        .collect_into_vec(results);
 }
 
 /// The file's items under `SkipCorrupt`.
