@@ -553,8 +553,7 @@ fn log_artifact(
                 return Ok(());
             }
             let text = manifest_json(record, &state.files, &mut outcome.warnings);
-            let digest =
-                base64::engine::general_purpose::STANDARD.encode(Md5::digest(text.as_bytes()));
+            let digest = wandb_format::artifact::file_digest(text.as_bytes());
             let slot = if patch {
                 update_manifest(api, ctx, &manifest_id, &digest)?
             } else {
