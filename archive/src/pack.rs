@@ -477,6 +477,21 @@ fn old_file(old: &Archive) -> Result<File> {
     File::open(old.path()).map_err(|e| Error::io(old.path(), "open", e))
 }
 
+/// The frame the index member starts, else the number of frames.
+fn index_frame(archive: &Archive) -> usize {
+    archive
+        .frames()
+        .iter()
+        .position(|f| {
+            archive
+                .member_at(f.d_offset)
+                .ok()
+                .flatten()
+                .is_some_and(|m| m.name == INDEX_NAME)
+        })
+        .unwrap_or(archive.frames().len())
+}
+
 /// For each run of the index, the range of frames that holds it (runs start frames).
 fn run_frame_ranges(archive: &Archive) -> Vec<std::ops::Range<usize>> {
     let Some(index) = archive.index() else {
@@ -487,17 +502,7 @@ fn run_frame_ranges(archive: &Archive) -> Vec<std::ops::Range<usize>> {
         .iter()
         .map(|r| usize::try_from(r.frame).unwrap_or(0))
         .collect();
-    let index_frame = archive
-        .frames()
-        .iter()
-        .position(|f| {
-            archive
-                .member_at(f.d_offset)
-                .ok()
-                .flatten()
-                .is_some_and(|m| m.name == INDEX_NAME)
-        })
-        .unwrap_or(archive.frames().len());
+    let index_frame = index_frame(archive);
     // Sweep folders follow every run.
     let index_frame = index
         .sweeps
@@ -524,17 +529,7 @@ fn sweep_frame_ranges(archive: &Archive) -> Vec<std::ops::Range<usize>> {
     let Some(index) = archive.index() else {
         return Vec::new();
     };
-    let index_frame = archive
-        .frames()
-        .iter()
-        .position(|f| {
-            archive
-                .member_at(f.d_offset)
-                .ok()
-                .flatten()
-                .is_some_and(|m| m.name == INDEX_NAME)
-        })
-        .unwrap_or(archive.frames().len());
+    let index_frame = index_frame(archive);
     let starts: Vec<usize> = index
         .sweeps
         .iter()

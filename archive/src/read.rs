@@ -15,7 +15,7 @@ use std::sync::Arc;
 use sha2::{Digest as _, Sha256};
 
 use crate::error::{Error, Result};
-use crate::index::{INDEX_NAME, Index, MAX_INDEX_LEN};
+use crate::index::{FileEntry, INDEX_NAME, Index, MAX_INDEX_LEN};
 use crate::seekable::{self, FOOTER_LEN, Frame, MAX_FRAME_CONTENT, WINDOW_LOG_MAX};
 use crate::tarfmt::{self, BLOCK, Block, Kind, MAX_NAME_LEN, MAX_PAX_LEN};
 
@@ -951,6 +951,21 @@ fn unreachable_empty() -> &'static Vec<u8> {
     &EMPTY
 }
 
+/// The member a file entry of the index (a run's or a sweep folder's) stands for.
+fn file_member(file: &FileEntry) -> Member {
+    Member {
+        name: file.path.clone(),
+        kind: Kind::File,
+        link: String::new(),
+        size: file.size,
+        header_offset: file.header_offset,
+        data_offset: file.data_offset,
+        sha256: Some(file.sha256.clone()),
+        mode: file.mode,
+        mtime: file.mtime,
+    }
+}
+
 fn members_of(index: &Index) -> Vec<Member> {
     index
         .runs
@@ -967,32 +982,14 @@ fn members_of(index: &Index) -> Vec<Member> {
                 mode: 0o755,
                 mtime: 0,
             });
-            let files = run.files.iter().map(|file| Member {
-                name: file.path.clone(),
-                kind: Kind::File,
-                link: String::new(),
-                size: file.size,
-                header_offset: file.header_offset,
-                data_offset: file.data_offset,
-                sha256: Some(file.sha256.clone()),
-                mode: file.mode,
-                mtime: file.mtime,
-            });
-            dirs.chain(files)
+            dirs.chain(run.files.iter().map(file_member))
         })
-        .chain(index.sweeps.iter().flat_map(|sweep| {
-            sweep.files.iter().map(|file| Member {
-                name: file.path.clone(),
-                kind: Kind::File,
-                link: String::new(),
-                size: file.size,
-                header_offset: file.header_offset,
-                data_offset: file.data_offset,
-                sha256: Some(file.sha256.clone()),
-                mode: file.mode,
-                mtime: file.mtime,
-            })
-        }))
+        .chain(
+            index
+                .sweeps
+                .iter()
+                .flat_map(|sweep| sweep.files.iter().map(file_member)),
+        )
         .collect()
 }
 
