@@ -25,16 +25,25 @@ const BIG: usize = (16 << 20) + 4321;
 
 fn pack_to(inputs: Vec<PathBuf>, output: &Path) {
     std::fs::create_dir_all(output.parent().unwrap()).unwrap();
+    pack_runs(inputs, output, false);
+}
+
+/// Packs `inputs` into `output` at level 1 (`remove_source` as asked) and returns the report.
+fn pack_runs(
+    inputs: Vec<PathBuf>,
+    output: &Path,
+    remove_source: bool,
+) -> wandb_archive::PackReport {
     pack(&PackOptions {
         inputs,
         output: output.to_path_buf(),
         level: 1,
         threads: 2,
-        remove_source: false,
+        remove_source,
         repack: false,
         progress: None,
     })
-    .unwrap();
+    .unwrap()
 }
 
 /// A run with saved files: a small one, a large one and one linked from outside the run.
@@ -210,16 +219,7 @@ fn staged_artifact_files_travel_in_the_archive() {
     }
     writer.close().unwrap();
     let archive = home.path().join("runs.tar.zst");
-    pack(&PackOptions {
-        inputs: vec![dir],
-        output: archive.clone(),
-        level: 1,
-        threads: 1,
-        remove_source: true,
-        repack: false,
-        progress: None,
-    })
-    .unwrap();
+    pack_runs(vec![dir], &archive, true);
     // The staged file is gone from this machine, as on the machine the archive was carried to.
     std::fs::remove_file(&staged).unwrap();
     let backend = TestBackend::start().unwrap();
@@ -453,16 +453,7 @@ fn a_table_staged_inside_the_run_is_packed_once_and_synced_from_the_archive() {
     let (_, staged) = crate::artifacts::record_and_staged(&run_dir);
     let bytes = std::fs::read(&staged).unwrap();
     let archive = home.path().join("runs.tar.zst");
-    pack(&PackOptions {
-        inputs: vec![run_dir.clone()],
-        output: archive.clone(),
-        level: 1,
-        threads: 1,
-        remove_source: true,
-        repack: false,
-        progress: None,
-    })
-    .unwrap();
+    pack_runs(vec![run_dir.clone()], &archive, true);
     assert!(!run_dir.exists(), "the run folder was not removed");
 
     // One member holds the staged file: the run's own, standing for its `local_path`.
@@ -529,16 +520,7 @@ fn a_table_of_a_run_moved_before_it_was_packed_syncs_from_the_archive() {
     let (_, staged) = crate::artifacts::record_and_staged(&moved);
     let bytes = std::fs::read(&staged).unwrap();
     let archive = home.path().join("runs.tar.zst");
-    let report = pack(&PackOptions {
-        inputs: vec![moved.clone()],
-        output: archive.clone(),
-        level: 1,
-        threads: 1,
-        remove_source: false,
-        repack: false,
-        progress: None,
-    })
-    .unwrap();
+    let report = pack_runs(vec![moved.clone()], &archive, false);
     // Its `local_path` names the old place: the run's own staged file stands for it.
     assert!(report.refused.is_empty(), "{report:?}");
     let opened = Archive::open(&archive).unwrap();
@@ -673,16 +655,11 @@ fn runs_of_a_sweep_sync_from_the_archive_to_one_sweep() {
     // Without the sweep folder, pack warns, naming the sweep and the folder, and goes on.
     let aside = home.path().join("aside");
     std::fs::rename(&sweep_dir, &aside).unwrap();
-    let report = pack(&PackOptions {
-        inputs: vec![root.join("wandb")],
-        output: home.path().join("nosweep.tar.zst"),
-        level: 1,
-        threads: 1,
-        remove_source: false,
-        repack: false,
-        progress: None,
-    })
-    .unwrap();
+    let report = pack_runs(
+        vec![root.join("wandb")],
+        &home.path().join("nosweep.tar.zst"),
+        false,
+    );
     assert_eq!(report.packed.len(), 3);
     let warning = report.warnings.iter().find(|w| w.contains(SWEEP_ID));
     assert!(
