@@ -9,7 +9,6 @@
 //! Exit codes: 0 success; 1 a job failed or an agent saw errors; 2 usage or queue errors
 //! (the message names the item, path or option); `run` exits with its job's status.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -311,9 +310,7 @@ pub fn run(cli: Cli) -> ExitCode {
 
 fn print_json(kind: &str, data: serde_json::Value) {
     let line = json!({"type": kind, "data": data});
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
+    out!("{line}");
 }
 
 /// A stop handle that SIGTERM and SIGINT trigger.
@@ -359,7 +356,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                            "path": queue.item_path(&item.id)}),
                 );
             } else {
-                println!("{}", item.id);
+                out!("{}", item.id);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -467,9 +464,15 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 statuses.extend(queue.list()?.into_iter().map(|s| (name.as_str(), s)));
             }
             if !args.json {
-                println!(
+                out!(
                     "{:<12}  {:<12}  {:<9}  {:<8}  {:>7}  {:<8}  {:<22}  RUN FOLDER",
-                    "QUEUE", "ID", "STATE", "PRIORITY", "ATTEMPT", "RUN ID", "METRIC"
+                    "QUEUE",
+                    "ID",
+                    "STATE",
+                    "PRIORITY",
+                    "ATTEMPT",
+                    "RUN ID",
+                    "METRIC"
                 );
             }
             for (queue, status) in &statuses {
@@ -490,7 +493,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                         .and_then(|r| r.run_dirs.last())
                         .map(|d| d.display().to_string())
                         .unwrap_or_else(|| "-".to_owned());
-                    println!(
+                    out!(
                         "{:<12}  {:<12}  {:<9}  {:<8}  {:>7}  {:<8}  {:<22}  {}",
                         queue,
                         status.id,
@@ -514,7 +517,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 print_json("item", data);
             } else {
                 let text = serde_json::to_string_pretty(&data).unwrap_or_default();
-                println!("{text}");
+                out!("{text}");
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -531,7 +534,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                     json!({"id": args.id, "now": done == Cancelled::Now}),
                 );
             } else {
-                println!("{}: {how}", args.id);
+                out!("{}: {how}", args.id);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -541,7 +544,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             if args.json {
                 print_json("requeued", json!({"id": args.id}));
             } else {
-                println!("{}: back in the queue", args.id);
+                out!("{}: back in the queue", args.id);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -569,6 +572,26 @@ fn queue_names(root: &Path) -> Result<Vec<String>> {
         ));
     }
     Ok(names)
+}
+
+/// Writes one line of the command's output to standard output: a reader that has gone (`| head`,
+/// `EPIPE`) ends the process with status 0, as a Unix tool does, and any other write error ends it
+/// with status 1 and the error on stderr; `println!` would panic in both cases. Used by `out!`.
+#[doc(hidden)]
+pub fn print_out(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    let written = stdout
+        .write_fmt(args)
+        .and_then(|()| stdout.write_all(b"\n"))
+        .and_then(|()| stdout.flush());
+    if let Err(error) = written {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("wandb-launch: cannot write to standard output: {error}");
+        std::process::exit(1);
+    }
 }
 
 /// Opens a queue that must exist already (reading commands do not create queues).

@@ -8,6 +8,17 @@
 //! command is `launch` (synchronous), and the agent is `LaunchAgent`. The queue's layout, its
 //! state machine and its guarantees are written down in `launch/QUEUE.md`.
 
+/// `println!` for the CLI's output: a closed standard output (`| head`) ends the command quietly
+/// with status 0 instead of a panic, another write error ends it with status 1 (`cli::print_out`).
+macro_rules! out {
+    () => {
+        $crate::cli::print_out(::std::format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::print_out(::std::format_args!($($arg)*))
+    };
+}
+
 pub mod agent;
 pub mod cli;
 pub mod env;

@@ -527,3 +527,15 @@ fn list_without_a_queue_shows_every_queue() {
     // One queue named still lists only that one.
     assert_eq!(place.list("gpu").len(), 1);
 }
+
+#[test]
+fn a_closed_standard_output_ends_list_quietly() {
+    let place = Place::new();
+    place.add(&["--", "true"]);
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader); // As `| head` that has gone: every write is EPIPE.
+    let out = place.cmd(&["list"]).stdout(writer).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}: {err}", out.status);
+    assert!(!err.contains("panicked"), "{err}");
+}

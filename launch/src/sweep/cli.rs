@@ -142,7 +142,7 @@ pub fn run(args: SweepArgs) -> ExitCode {
 }
 
 fn print_json(kind: &str, data: serde_json::Value) {
-    println!("{}", json!({"type": kind, "data": data}));
+    out!("{}", json!({"type": kind, "data": data}));
 }
 
 /// A seed from a base-36 sweep id.
@@ -222,7 +222,7 @@ fn create(args: CreateArgs) -> Result<ExitCode> {
                    "sweep_dir": doc.sweep_dir()}),
         );
     } else {
-        println!("{id}");
+        out!("{id}");
         eprintln!(
             "wandb-launch: sweep {id} on queue {}: run `wandb-launch sweep controller {id}` (or `agent --sweeps`)",
             args.queue
@@ -298,7 +298,7 @@ fn status(args: SweepIdArgs) -> Result<ExitCode> {
         print_json("status", data);
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    out!(
         "sweep {} ({}, queue {})",
         status.id,
         status.method.as_str(),
@@ -308,13 +308,13 @@ fn status(args: SweepIdArgs) -> Result<ExitCode> {
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default();
-    println!("state: {state}");
+    out!("state: {state}");
     let by_state: Vec<String> = status
         .runs_by_state
         .iter()
         .map(|(k, v)| format!("{k} {v}"))
         .collect();
-    println!(
+    out!(
         "runs: {}",
         if by_state.is_empty() {
             "none".to_owned()
@@ -333,22 +333,25 @@ fn status(args: SweepIdArgs) -> Result<ExitCode> {
                     wandb_sweeps::Goal::Maximize => "maximize",
                     wandb_sweeps::Goal::Minimize => "minimize",
                 });
-            println!(
+            out!(
                 "best: run {} {metric}={} ({goal}) {}",
                 best.id,
                 best.metric,
                 serde_json::Value::Object(best.params.clone())
             );
         }
-        (Some(metric), None) => println!("best: none yet ({metric})"),
-        (None, _) => println!("best: no metric in the configuration"),
+        (Some(metric), None) => out!("best: none yet ({metric})"),
+        (None, _) => out!("best: no metric in the configuration"),
     }
     if !runs.is_empty() {
         let goal = doc.sweep.config.metric.as_ref().map(|m| m.goal);
-        println!();
-        println!(
+        out!();
+        out!(
             "{:<8}  {:<10}  {:<12}  {:<12}  PARAMS",
-            "RUN ID", "STATE", "ITEM", "METRIC"
+            "RUN ID",
+            "STATE",
+            "ITEM",
+            "METRIC"
         );
         for run in &runs {
             let item = doc
@@ -363,7 +366,7 @@ fn status(args: SweepIdArgs) -> Result<ExitCode> {
             let metric = goal
                 .and_then(|g| run.best(g))
                 .map_or_else(|| "-".to_owned(), |v| format!("{v:.6}"));
-            println!(
+            out!(
                 "{:<8}  {:<10}  {:<12}  {:<12}  {}",
                 run.id,
                 state,
@@ -418,7 +421,7 @@ fn change(args: SweepIdArgs, what: &str) -> Result<ExitCode> {
             json!({"id": args.id, "state": name, "cancelled_runs": cancelled}),
         );
     } else {
-        println!("{}: {name}", args.id);
+        out!("{}: {name}", args.id);
     }
     Ok(ExitCode::SUCCESS)
 }
