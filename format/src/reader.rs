@@ -463,6 +463,17 @@ impl Follower {
                 .take(file_len - read_from)
                 .read_to_end(&mut self.tail.buffer)
                 .map_err(|e| Error::io(&self.path, "read", e))?;
+            // A truncation racing the read can hand back zeros for the pages it is removing; the
+            // new length is already visible once the read returns, so bytes past it are dropped
+            // (or, past records already returned, reported as `FileShrank`) before any scan.
+            let after = self
+                .file
+                .metadata()
+                .map_err(|e| Error::io(&self.path, "stat", e))?
+                .len();
+            if after < file_len {
+                self.tail.set_len(&self.path, after)?;
+            }
         }
         Ok(())
     }

@@ -337,7 +337,10 @@ fn follower_raced_by_truncation_many_times_never_crashes() {
             match entry {
                 Entry::Record { offset, .. } => assert!(seen.insert(*offset, ()).is_none()),
                 Entry::Damage(damage) => {
-                    assert!(damage.offset <= cut || damage.end() <= cut + 7);
+                    assert!(
+                        damage.offset <= cut || damage.end() <= cut + 7,
+                        "round {round}: cut at {cut}, damage {damage:?}"
+                    );
                     if let DamageReason::FileShrank { to, .. } = damage.reason {
                         assert_eq!(damage.offset, cut);
                         assert_eq!(to, cut);
