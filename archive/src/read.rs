@@ -303,8 +303,8 @@ impl Archive {
                         });
                         Arc::make_mut(&mut self.known).push(known);
                     }
-                    d_offset += d_len;
-                    pos += c_len;
+                    d_offset = d_offset.saturating_add(d_len);
+                    pos = pos.saturating_add(c_len);
                 }
                 Ok(None) => break,
                 Err(reason) => {
