@@ -303,8 +303,18 @@ impl Archive {
                         });
                         Arc::make_mut(&mut self.known).push(known);
                     }
-                    d_offset = d_offset.saturating_add(d_len);
-                    pos = pos.saturating_add(c_len);
+                    let (Some(next_d), Some(next_pos)) =
+                        (d_offset.checked_add(d_len), pos.checked_add(c_len))
+                    else {
+                        self.note(Damage {
+                            offset: pos,
+                            frame: Some(self.frames.len()),
+                            reason: "frame sizes add up past 2^64 bytes".to_owned(),
+                        });
+                        break;
+                    };
+                    d_offset = next_d;
+                    pos = next_pos;
                 }
                 Ok(None) => break,
                 Err(reason) => {
