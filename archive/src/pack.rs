@@ -641,30 +641,10 @@ fn pack_sweep(
             }
         };
         let name = format!("{folder}/{file_name}");
-        let size = meta.len();
-        let mtime = u64::try_from(meta.mtime()).unwrap_or(0);
-        let mode = meta.mode() & 0o7777;
-        let header = tarfmt::file_header(&name, size, mode, mtime);
-        packer.start_member(header.len() as u64 + size);
-        let frame = packer.n_frames();
-        let header_offset = packer.stream_pos();
-        packer.write(&header)?;
-        let data_offset = packer.stream_pos();
-        let sha = copy_content(packer, &file, size, &name, progress)?;
-        packer.pad()?;
-        report.bytes_in += size;
-        entry.files.push(FileEntry {
-            path: name,
-            size,
-            sha256: sha,
-            header_offset,
-            data_offset,
-            frame,
-            origin: Origin::Run,
-            source: None,
-            mtime,
-            mode,
-        });
+        let member = (&file, &meta, Origin::Run, None);
+        entry
+            .files
+            .push(write_file_member(packer, name, member, progress, report)?);
     }
     Ok(Some(entry))
 }
@@ -799,30 +779,10 @@ fn pack_run(
     }
     for file in chosen {
         let name = format!("{}/{}", run.name, file.name);
-        let size = file.meta.len();
-        let mtime = u64::try_from(file.meta.mtime()).unwrap_or(0);
-        let mode = file.meta.mode() & 0o7777;
-        let header = tarfmt::file_header(&name, size, mode, mtime);
-        packer.start_member(header.len() as u64 + size);
-        let frame = packer.n_frames();
-        let header_offset = packer.stream_pos();
-        packer.write(&header)?;
-        let data_offset = packer.stream_pos();
-        let sha = copy_content(packer, &file.file, size, &name, progress)?;
-        packer.pad()?;
-        report.bytes_in += size;
-        entry.files.push(FileEntry {
-            path: name,
-            size,
-            sha256: sha,
-            header_offset,
-            data_offset,
-            frame,
-            origin: file.origin,
-            source: file.source,
-            mtime,
-            mode,
-        });
+        let member = (&file.file, &file.meta, file.origin, file.source);
+        entry
+            .files
+            .push(write_file_member(packer, name, member, progress, report)?);
     }
     for refused in &entry.refused {
         report.refused.push((
@@ -852,6 +812,41 @@ fn run_member_named(chosen: &[Chosen], rel: &str) -> Option<usize> {
 }
 
 /// Streams `size` bytes of `file` into the packer, hashing them; a file that shrank is an error.
+/// Writes one regular-file member `name` (its tar header, then the content of the open file with
+/// its metadata, origin and source) and returns its index entry; counts its bytes in `report`.
+fn write_file_member(
+    packer: &mut Packer,
+    name: String,
+    (file, meta, origin, source): (&File, &std::fs::Metadata, Origin, Option<String>),
+    progress: Option<&Progress>,
+    report: &mut PackReport,
+) -> Result<FileEntry> {
+    let size = meta.len();
+    let mtime = u64::try_from(meta.mtime()).unwrap_or(0);
+    let mode = meta.mode() & 0o7777;
+    let header = tarfmt::file_header(&name, size, mode, mtime);
+    packer.start_member(header.len() as u64 + size);
+    let frame = packer.n_frames();
+    let header_offset = packer.stream_pos();
+    packer.write(&header)?;
+    let data_offset = packer.stream_pos();
+    let sha256 = copy_content(packer, file, size, &name, progress)?;
+    packer.pad()?;
+    report.bytes_in += size;
+    Ok(FileEntry {
+        path: name,
+        size,
+        sha256,
+        header_offset,
+        data_offset,
+        frame,
+        origin,
+        source,
+        mtime,
+        mode,
+    })
+}
+
 fn copy_content(
     packer: &mut Packer,
     file: &File,
