@@ -1,17 +1,17 @@
 //! Allocation-free decoding of the records that make up the bulk of a `.wandb` file: history
-//! rows and summary updates whose items have a plain key (or a single `nested_key` part) and a
-//! `value_json`.
+//! rows whose items have a plain key (or a single `nested_key` part) and summary updates with
+//! any key path (the SDK's `_wandb.runtime` has two parts), all with a `value_json`.
 //!
-//! [`parse`] reads the record with format's zero-copy views ([`wandb_format::RecordView`], on
-//! `wandb_format::wire`'s cursor), which accept exactly what `prost` accepts and read the same
-//! values. It takes history and summary records whose items all have at most one key part and
-//! no typed value, and only when the whole record is valid; anything else returns `None` and the
-//! caller decodes the record with `prost`, which also words the error for damaged records.
+//! [`parse_reusing`] reads the record with format's zero-copy views ([`wandb_format::RecordView`],
+//! on `wandb_format::wire`'s cursor), which accept exactly what `prost` accepts and read the same
+//! values. It takes history and summary records whose items have no typed value, and only when
+//! the whole record is valid; anything else returns `None` and the caller decodes the record with
+//! `prost`, which also words the error for damaged records.
 
 use wandb_format::{Change, ItemView, RecordView};
 
 /// One history or summary item, borrowed from the payload.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct FastItem<'a> {
     /// The `key` field ("" when absent).
     pub(crate) key: &'a str,
@@ -19,12 +19,44 @@ pub(crate) struct FastItem<'a> {
     pub(crate) nested: Option<&'a str>,
     /// The `value_json` field.
     pub(crate) value_json: &'a str,
+    /// The item, when its `nested_key` has two parts or more (summary items only).
+    pub(crate) long_path: Option<ItemView<'a>>,
 }
 
+impl PartialEq for FastItem<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+            && self.nested == other.nested
+            && self.value_json == other.value_json
+            && self.long_path.map(|v| v.path().collect::<Vec<_>>())
+                == other.long_path.map(|v| v.path().collect::<Vec<_>>())
+    }
+}
+
+impl Eq for FastItem<'_> {}
+
 impl<'a> FastItem<'a> {
-    /// The item's one-segment path (`nested_key` wins over `key`, as in [`crate::jsonbuild::Path::of`]).
+    /// The item's one-segment path (`nested_key` wins over `key`, as in [`crate::jsonbuild::Path::of`]);
+    /// meaningless when [`FastItem::long_path`] is set.
     pub(crate) fn segment(&self) -> &'a str {
         self.nested.unwrap_or(self.key)
+    }
+
+    /// Calls `f` with the item's key path (a stack array for paths of up to eight parts).
+    pub(crate) fn with_path<R>(&self, f: impl FnOnce(&[&str]) -> R) -> R {
+        let Some(view) = self.long_path else {
+            return f(&[self.segment()]);
+        };
+        let mut parts = [""; 8];
+        let mut n = 0;
+        for part in view.path() {
+            if n == parts.len() {
+                return f(&view.path().collect::<Vec<_>>());
+            }
+            parts[n] = part;
+            n += 1;
+        }
+        f(&parts[..n])
     }
 
     /// The size estimate the full decoder's path uses for this item.
@@ -45,12 +77,29 @@ pub(crate) struct FastRecord<'a> {
 }
 
 /// Parses a valid history or summary record with plain items; `None` for anything else.
+#[cfg(test)]
 pub(crate) fn parse(payload: &[u8]) -> Option<FastRecord<'_>> {
+    parse_reusing(payload, &mut Vec::new())
+}
+
+/// [`parse`], with the item list in `spare`'s allocation; hand it back with [`FastRecord::recycle`]
+/// so that a scan allocates it once rather than once a record.
+pub(crate) fn parse_reusing<'a>(
+    payload: &'a [u8],
+    spare: &mut Vec<FastItem<'static>>,
+) -> Option<FastRecord<'a>> {
     let view = RecordView::parse(payload).ok()?;
+    let mut items = relabel(std::mem::take(spare));
+    if items.capacity() == 0 {
+        items.reserve(16);
+    }
     if let Some(history) = view.history() {
-        let mut items = Vec::with_capacity(16);
         for item in history.items() {
-            items.push(plain(item.ok()?)?);
+            let Some(item) = item.ok().and_then(|i| plain(i, false)) else {
+                *spare = relabel(items);
+                return None;
+            };
+            items.push(item);
         }
         return Some(FastRecord {
             history: true,
@@ -58,19 +107,22 @@ pub(crate) fn parse(payload: &[u8]) -> Option<FastRecord<'_>> {
             removes: Vec::new(),
         });
     }
-    if view.field != 3 {
+    let summary = if view.field == 3 { view.updates() } else { None };
+    let Some(summary) = summary else {
+        *spare = relabel(items);
         return None;
-    }
-    let summary = view.updates()?;
+    };
     let mut record = FastRecord {
         history: false,
-        items: Vec::with_capacity(16),
+        items,
         removes: Vec::new(),
     };
     // Walking the items to the end checks the whole record.
     for change in summary.changes() {
-        let (change, item) = change.ok()?;
-        let item = plain(item)?;
+        let Some((change, item)) = change.ok().and_then(|(c, i)| Some((c, plain(i, true)?))) else {
+            record.recycle(spare);
+            return None;
+        };
         match change {
             Change::Update => record.items.push(item),
             Change::Remove => record.removes.push(item),
@@ -79,21 +131,37 @@ pub(crate) fn parse(payload: &[u8]) -> Option<FastRecord<'_>> {
     Some(record)
 }
 
-/// An item with at most one key part and no typed value.
+impl FastRecord<'_> {
+    /// Hands the item list's allocation back for the next [`parse_reusing`].
+    pub(crate) fn recycle(self, spare: &mut Vec<FastItem<'static>>) {
+        *spare = relabel(self.items);
+    }
+}
+
+/// The same (emptied) allocation with another lifetime: collecting an emptied vector into one of
+/// the same layout reuses its buffer.
+fn relabel<'b>(mut items: Vec<FastItem<'_>>) -> Vec<FastItem<'b>> {
+    items.clear();
+    items.into_iter().filter_map(|_| None).collect()
+}
+
+/// An item with no typed value and at most one key part, or any number of parts with `long`.
 #[inline]
-fn plain<'a>(item: ItemView<'a>) -> Option<FastItem<'a>> {
+fn plain(item: ItemView<'_>, long: bool) -> Option<FastItem<'_>> {
     if item.typed.is_some() {
         return None;
     }
-    let nested = match item.nested_len() {
-        0 => None,
-        1 => item.only_part(),
+    let (nested, long_path) = match item.nested_len() {
+        0 => (None, None),
+        1 => (item.only_part(), None),
+        _ if long => (None, Some(item)),
         _ => return None,
     };
     Some(FastItem {
         key: item.key,
         nested,
         value_json: item.value_json,
+        long_path,
     })
 }
 
@@ -175,6 +243,25 @@ mod tests {
             ..Default::default()
         };
         assert!(parse(&nested.encode_to_vec()).is_none());
+        let nested_summary = Record {
+            record_type: Some(RecordType::Summary(SummaryRecord {
+                update: vec![SummaryItem {
+                    nested_key: vec!["_wandb".into(), "runtime".into()],
+                    value_json: "4".into(),
+                    ..Default::default()
+                }],
+                remove: vec![SummaryItem {
+                    nested_key: vec!["a".into(), "b".into(), "c".into()],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        let bytes = nested_summary.encode_to_vec();
+        let fast = parse(&bytes).unwrap();
+        fast.items[0].with_path(|p| assert_eq!(p, ["_wandb", "runtime"]));
+        fast.removes[0].with_path(|p| assert_eq!(p, ["a", "b", "c"]));
         let mut with_uuid = history.clone();
         with_uuid.uuid = "u".into();
         assert_eq!(
@@ -212,8 +299,12 @@ mod fixture_tests {
         assert_eq!(fast.len(), full.len());
         for (f, (key, nested, value)) in fast.iter().zip(full) {
             assert_eq!(f.key, key);
-            assert_eq!(f.nested, nested.first().map(String::as_str));
-            assert!(nested.len() <= 1);
+            let want: Vec<&str> = if nested.is_empty() {
+                vec![key]
+            } else {
+                nested.iter().map(String::as_str).collect()
+            };
+            f.with_path(|path| assert_eq!(path, want.as_slice()));
             assert_eq!(f.value_json, value);
         }
     }

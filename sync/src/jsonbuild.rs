@@ -11,6 +11,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashSet;
+use std::hash::BuildHasher as _;
 
 use indexmap::IndexMap;
 use wandb_format::json::{self, Value};
@@ -41,54 +42,46 @@ fn is_canonical(b: &[u8]) -> bool {
 
 /// Whether `b` is a number exactly as Go's `strconv.FormatFloat(f, 'g', -1, 64)` (or integer
 /// formatting) writes it. Digits are assumed shortest (Python and Go both write shortest
-/// round-trip digits); only the layout is checked.
+/// round-trip digits); only the layout is checked, in one pass over the bytes.
 fn is_canonical_number(b: &[u8]) -> bool {
     let body = b.strip_prefix(b"-").unwrap_or(b);
-    let (mantissa, exponent) = match body.iter().position(|&c| c == b'e') {
-        Some(p) => (&body[..p], Some(&body[p + 1..])),
-        None => (body, None),
-    };
-    let (int_part, frac_part) = match mantissa.iter().position(|&c| c == b'.') {
-        Some(p) => (&mantissa[..p], Some(&mantissa[p + 1..])),
-        None => (mantissa, None),
-    };
-    if int_part.is_empty() || !int_part.iter().all(u8::is_ascii_digit) {
+    let digits_from = |i: usize| i + digit_run(body.get(i..).unwrap_or_default());
+    let int_len = digits_from(0);
+    if int_len == 0 || (int_len > 1 && body[0] == b'0') {
         return false;
     }
-    if int_part.len() > 1 && int_part[0] == b'0' {
-        return false;
+    let zero_int = int_len == 1 && body[0] == b'0';
+    let mut at = int_len;
+    // The fraction's digits, when there is a fraction.
+    let mut frac: Option<&[u8]> = None;
+    if body.get(at) == Some(&b'.') {
+        let end = digits_from(at + 1);
+        let digits = &body[at + 1..end];
+        if digits.is_empty() || digits.ends_with(b"0") {
+            return false;
+        }
+        frac = Some(digits);
+        at = end;
     }
-    if let Some(frac) = frac_part
-        && (frac.is_empty() || !frac.iter().all(u8::is_ascii_digit) || frac.ends_with(b"0"))
-    {
-        return false;
-    }
-    match exponent {
-        None => {
-            if frac_part.is_none() {
-                // An integer: canonical when it fits i64 (wider ones become floats).
-                return int_part.len() < 19
-                    || std::str::from_utf8(b).is_ok_and(|s| s.parse::<i64>().is_ok());
-            }
+    match body.get(at) {
+        None => match frac {
+            // An integer: canonical when it fits i64 (wider ones become floats).
+            None => int_len < 19 || std::str::from_utf8(b).is_ok_and(|s| s.parse::<i64>().is_ok()),
             // Plain float: the decimal exponent must be in [-4, 6).
-            if int_part == b"0" {
-                let frac = frac_part.unwrap_or_default();
+            Some(frac) if zero_int => {
                 let leading_zeros = frac.iter().take_while(|&&c| c == b'0').count();
                 leading_zeros < 4 && leading_zeros < frac.len()
-            } else {
-                int_part.len() <= 6
             }
-        }
-        Some(exp) => {
-            // Exponent form: one mantissa digit, `e+dd` / `e-dd`, exponent < -4 or >= 6.
-            if int_part.len() != 1 || int_part[0] == b'0' {
-                return false;
-            }
-            let (sign, digits) = match exp {
-                [b'+', rest @ ..] => (1i32, rest),
-                [b'-', rest @ ..] => (-1, rest),
+            Some(_) => int_len <= 6,
+        },
+        // Exponent form: one mantissa digit, `e+dd` / `e-dd`, exponent < -4 or >= 6.
+        Some(b'e') if int_len == 1 && !zero_int => {
+            let sign = match body.get(at + 1) {
+                Some(b'+') => 1i32,
+                Some(b'-') => -1,
                 _ => return false,
             };
+            let digits = &body[at + 2..];
             if digits.len() < 2 || !digits.iter().all(u8::is_ascii_digit) {
                 return false;
             }
@@ -98,10 +91,37 @@ fn is_canonical_number(b: &[u8]) -> bool {
             let value: i32 = digits.iter().fold(0i32, |acc, &d| {
                 acc.saturating_mul(10).saturating_add(i32::from(d - b'0'))
             });
-            let e = sign * value;
-            !(-4..6).contains(&e)
+            !(-4..6).contains(&(sign * value))
         }
+        Some(_) => false,
     }
+}
+
+/// The number of ASCII digits `b` starts with, eight bytes at a time.
+#[inline]
+fn digit_run(b: &[u8]) -> usize {
+    const LOW: u64 = u64::from_ne_bytes([0x7f; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    let mut chunks = b.chunks_exact(8);
+    let mut done = 0;
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        // Digits become 0..=9; adding 0x76 to the low seven bits sets a byte's high bit exactly
+        // when it is 10 or more, and a byte that was 0x80 or more has it set already. No carry
+        // crosses bytes: 0x7f + 0x76 < 0x100.
+        let x = u64::from_le_bytes(word) ^ u64::from_ne_bytes([b'0'; 8]);
+        let not_digit = (((x & LOW) + u64::from_ne_bytes([0x76; 8])) | x) & HIGH;
+        if not_digit != 0 {
+            return done + (not_digit.trailing_zeros() / 8) as usize;
+        }
+        done += 8;
+    }
+    done + chunks
+        .remainder()
+        .iter()
+        .position(|c| !c.is_ascii_digit())
+        .unwrap_or(chunks.remainder().len())
 }
 
 /// One history or summary item as found in a record.
@@ -176,20 +196,71 @@ pub(crate) fn build_object(items: &[Item<'_>], out: &mut String) {
     tree.write(out);
 }
 
+/// Appends the JSON string literal of the history line of `items`: what
+/// `json::write_str(out, &line)` appends after `build_object(items, &mut line)`, written in one
+/// pass for the usual flat line (`scratch` is used otherwise).
+pub(crate) fn write_object_literal(items: &[Item<'_>], scratch: &mut String, out: &mut String) {
+    let flat = items.iter().all(|i| i.path.len() == 1);
+    if !flat || has_duplicate_keys(items) {
+        scratch.clear();
+        build_object(items, scratch);
+        json::write_str(out, scratch);
+        return;
+    }
+    out.push_str("\"{");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let key = item.path.first();
+        if json::is_plain(key) {
+            out.push_str("\\\"");
+            out.push_str(key);
+            out.push_str("\\\":");
+        } else {
+            scratch.clear();
+            json::write_str(scratch, key);
+            json::write_str_body(out, scratch);
+            out.push(':');
+        }
+        // Numbers and the literals never hold a byte that needs escaping; strings, arrays and
+        // objects may.
+        match item.value.as_bytes().first() {
+            Some(b'"' | b'[' | b'{') => json::write_str_body(out, &item.value),
+            _ => out.push_str(&item.value),
+        }
+    }
+    out.push_str("}\"");
+}
+
+/// Whether two items have the same first key part. Keys are compared by a seeded hash first, so
+/// a row of n keys costs n hashes and n²/2 integer comparisons rather than string comparisons.
 fn has_duplicate_keys(items: &[Item<'_>]) -> bool {
-    if items.len() <= 24 {
-        for (i, a) in items.iter().enumerate() {
-            let key = a.path.first();
-            if items.iter().skip(i + 1).any(|b| b.path.first() == key) {
-                return true;
+    const SMALL: usize = 32;
+    let hasher = &*KEY_HASHER;
+    if items.len() <= SMALL {
+        let mut hashes = [0u64; SMALL];
+        for (i, item) in items.iter().enumerate() {
+            let key = item.path.first();
+            let hash = hasher.hash_one(key);
+            for (j, &earlier) in hashes[..i].iter().enumerate() {
+                if earlier == hash && items[j].path.first() == key {
+                    return true;
+                }
             }
+            hashes[i] = hash;
         }
         false
     } else {
-        let mut seen = HashSet::with_capacity(items.len());
+        let mut seen: HashSet<&str, foldhash::fast::RandomState> =
+            HashSet::with_capacity_and_hasher(items.len(), hasher.clone());
         !items.iter().all(|item| seen.insert(item.path.first()))
     }
 }
+
+/// The per-process seeded hasher for keys.
+static KEY_HASHER: std::sync::LazyLock<foldhash::fast::RandomState> =
+    std::sync::LazyLock::new(foldhash::fast::RandomState::default);
 
 /// A node of a [`JsonTree`]: canonical JSON text, or an object.
 #[derive(Debug, Clone, PartialEq)]
@@ -201,7 +272,7 @@ pub(crate) enum Node {
 /// A JSON object whose leaves are kept as canonical text, in insertion order.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct JsonTree {
-    entries: IndexMap<String, Node>,
+    entries: IndexMap<String, Node, foldhash::fast::RandomState>,
 }
 
 impl JsonTree {
@@ -393,6 +464,144 @@ mod tests {
             assert_eq!(canonical(input).unwrap(), want, "{input}");
         }
         assert!(canonical("nope").is_err());
+    }
+
+    /// The layout rules of Go's `'g'` formatting, written as separate passes: the oracle the
+    /// one-pass [`is_canonical_number`] is checked against.
+    fn canonical_number_oracle(b: &[u8]) -> bool {
+        let body = b.strip_prefix(b"-").unwrap_or(b);
+        let (mantissa, exponent) = match body.iter().position(|&c| c == b'e') {
+            Some(p) => (&body[..p], Some(&body[p + 1..])),
+            None => (body, None),
+        };
+        let (int_part, frac) = match mantissa.iter().position(|&c| c == b'.') {
+            Some(p) => (&mantissa[..p], Some(&mantissa[p + 1..])),
+            None => (mantissa, None),
+        };
+        let digits = |d: &[u8]| !d.is_empty() && d.iter().all(u8::is_ascii_digit);
+        if !digits(int_part) || (int_part.len() > 1 && int_part[0] == b'0') {
+            return false;
+        }
+        if frac.is_some_and(|f| !digits(f) || f.ends_with(b"0")) {
+            return false;
+        }
+        match (exponent, frac) {
+            (None, None) => std::str::from_utf8(b).is_ok_and(|s| s.parse::<i64>().is_ok()),
+            (None, Some(f)) if int_part == b"0" => {
+                let zeros = f.iter().take_while(|&&c| c == b'0').count();
+                zeros < 4 && zeros < f.len()
+            }
+            (None, Some(_)) => int_part.len() <= 6,
+            (Some(e), _) => {
+                if int_part.len() != 1 || int_part[0] == b'0' || e.len() < 3 {
+                    return false;
+                }
+                let sign = match e[0] {
+                    b'+' => 1,
+                    b'-' => -1,
+                    _ => return false,
+                };
+                let d = &e[1..];
+                if !digits(d) || (d.len() > 2 && d[0] == b'0') {
+                    return false;
+                }
+                let v: i64 = std::str::from_utf8(d).ok().and_then(|s| s.parse().ok()).unwrap_or(i64::MAX);
+                !(-4..6).contains(&(sign * v.min(1 << 20)))
+            }
+        }
+    }
+
+    #[test]
+    fn one_pass_number_check_agrees_with_the_oracle() {
+        // Every string of up to 5 bytes over the number alphabet, plus longer shapes.
+        let alphabet = b"0123-.e+9";
+        let mut texts: Vec<Vec<u8>> = vec![Vec::new()];
+        let mut checked = 0;
+        for _ in 0..5 {
+            let mut next = Vec::new();
+            for text in &texts {
+                for &c in alphabet {
+                    let mut t = text.clone();
+                    t.push(c);
+                    assert_eq!(
+                        is_canonical_number(&t),
+                        canonical_number_oracle(&t),
+                        "{}",
+                        String::from_utf8_lossy(&t)
+                    );
+                    checked += 1;
+                    next.push(t);
+                }
+            }
+            texts = next;
+        }
+        for text in [
+            "0.9799081901468851",
+            "1.7953149106683292e+09",
+            "-1.5e-07",
+            "123456.5",
+            "1234567.5",
+            "0.00012",
+            "0.000012",
+            "9223372036854775807",
+            "9223372036854775808",
+            "-9223372036854775808",
+            "1e+100",
+            "1e+0100",
+            "1e+05",
+            "1e-05",
+            "5e-324",
+        ] {
+            assert_eq!(
+                is_canonical_number(text.as_bytes()),
+                canonical_number_oracle(text.as_bytes()),
+                "{text}"
+            );
+        }
+        assert!(checked > 60_000);
+    }
+
+    #[test]
+    fn digit_runs_are_counted_eight_bytes_at_a_time() {
+        for text in ["", "7", "0123456789", "12345678x", "1234567/", "123456789:", "00000000000000000e"] {
+            let want = text.bytes().take_while(u8::is_ascii_digit).count();
+            assert_eq!(digit_run(text.as_bytes()), want, "{text}");
+        }
+        for byte in 0..=255u8 {
+            let mut text = *b"0000000000000000";
+            text[5] = byte;
+            let want = if byte.is_ascii_digit() { 16 } else { 5 };
+            assert_eq!(digit_run(&text), want, "{byte:#x}");
+        }
+    }
+
+    #[test]
+    fn the_one_pass_literal_is_the_escaped_line() {
+        let nested = vec!["a".to_owned(), "b".to_owned()];
+        let cases: Vec<Vec<(Path<'_>, &str)>> = vec![
+            vec![(Path::Key("_step"), "3"), (Path::Key("loss"), "0.5")],
+            vec![(Path::Key("t\"q\\k\n"), "\"a\\\"b\""), (Path::Key("é/<"), "[1,\"x\"]")],
+            vec![(Path::Key("o"), "{\"k\":\"v\\n\"}"), (Path::Key("n"), "NaN")],
+            vec![(Path::Key("x"), "1"), (Path::Key("x"), "2")],
+            vec![(Path::Nested(&nested), "1"), (Path::Key("y"), "\"s\"")],
+            vec![],
+        ];
+        for case in cases {
+            let items: Vec<Item<'_>> = case
+                .iter()
+                .map(|(path, value)| Item {
+                    path: *path,
+                    value: Cow::Borrowed(*value),
+                })
+                .collect();
+            let mut line = String::new();
+            build_object(&items, &mut line);
+            let mut want = String::from("[");
+            json::write_str(&mut want, &line);
+            let mut got = String::from("[");
+            write_object_literal(&items, &mut String::new(), &mut got);
+            assert_eq!(got, want);
+        }
     }
 
     #[test]

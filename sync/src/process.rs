@@ -19,7 +19,7 @@ use wandb_format::proto::{
 use crate::artifacts::ArtifactItem;
 use crate::console::{Stream, Terminal};
 use crate::fastrec::{FastItem, FastRecord};
-use crate::jsonbuild::{Item, JsonTree, Node, Path, build_object, canonical};
+use crate::jsonbuild::{Item, JsonTree, Node, Path, canonical, write_object_literal};
 use crate::runconfig::RunConfig;
 use wandb_format::json::write_str;
 
@@ -172,7 +172,7 @@ pub(crate) struct Processor {
     last_step: String,
     /// Where temporary files go (unused for now; the system temp dir is used).
     _temp_dir: Option<PathBuf>,
-    /// Reused for each history line.
+    /// Scratch text for history lines that take the general path (nested or repeated keys).
     line_buf: String,
     /// Reused (empty) allocation for each history line's items.
     items_buf: Vec<Item<'static>>,
@@ -303,12 +303,12 @@ impl Processor {
         }
         for item in &record.items {
             match canonical(item.value_json) {
-                Ok(value) => self.summary.set(&[item.segment()], &value),
+                Ok(value) => item.with_path(|path| self.summary.set(path, &value)),
                 Err(_) => self.n_invalid_values += 1,
             }
         }
         for item in &record.removes {
-            self.summary.remove(&[item.segment()]);
+            item.with_path(|path| self.summary.remove(path));
         }
         self.summary_version += 1;
     }
@@ -355,17 +355,13 @@ impl Processor {
 
     /// Builds the line of `items` and adds it to the chunk as history line `index`.
     fn emit_history_line(&mut self, items: Vec<Item<'_>>, index: u64, chunk: &mut Chunk) {
-        let mut line = std::mem::take(&mut self.line_buf);
-        line.clear();
-        build_object(&items, &mut line);
-        self.items_buf = recycle(items);
         if chunk.n_history == 0 {
             chunk.history_start = index;
         } else {
             chunk.history.push(',');
         }
-        write_str(&mut chunk.history, &line);
-        self.line_buf = line;
+        write_object_literal(&items, &mut self.line_buf, &mut chunk.history);
+        self.items_buf = recycle(items);
         chunk.n_history += 1;
     }
 

@@ -254,6 +254,8 @@ struct RunSync<'a> {
     deadline: Instant,
     processor: Processor,
     chunk: Chunk,
+    /// The fast path's item list, reused from record to record.
+    spare_items: Vec<fastrec::FastItem<'static>>,
     shared: Arc<Shared>,
     /// Records starting before this offset were acknowledged earlier: replay only.
     skip_until: u64,
@@ -312,6 +314,7 @@ impl<'a> RunSync<'a> {
             deadline: started + opts.run_timeout,
             processor: Processor::new(carry),
             chunk: Chunk::default(),
+            spare_items: Vec::new(),
             shared: Arc::new(Shared {
                 ledger: Mutex::new(ledger),
                 error: Mutex::new(None),
@@ -470,9 +473,14 @@ impl<'a> RunSync<'a> {
                     });
                     return Ok(());
                 }
-                if let Some(fast) = fastrec::parse(&raw.payload) {
-                    self.fast_record(raw.offset, raw.length, &fast)?;
+                let mut spare = std::mem::take(&mut self.spare_items);
+                if let Some(fast) = fastrec::parse_reusing(&raw.payload, &mut spare) {
+                    let outcome = self.fast_record(raw.offset, raw.length, &fast);
+                    fast.recycle(&mut spare);
+                    self.spare_items = spare;
+                    outcome?;
                 } else {
+                    self.spare_items = spare;
                     match decode(&raw) {
                         Ok(record) => self.record(raw.offset, raw.length, &record)?,
                         Err(damage) => self.damage(&damage),
