@@ -547,6 +547,54 @@ pub struct ItemView<'a> {
 impl<'a> ItemView<'a> {
     #[inline]
     pub(crate) fn parse(body: &'a [u8], kind: ItemKind, depth: u32) -> ViewResult<Self> {
+        if let Some(item) = Self::parse_common(body) {
+            return Ok(item);
+        }
+        Self::parse_general(body, kind, depth)
+    }
+
+    /// The layout the SDK and this project's writer give every item: `key` (field 1) or
+    /// `nested_key` parts (2), and `value_json` (16), each with a one-byte length. `None` for
+    /// anything else (other fields, longer strings, text that is not UTF-8, damage), which
+    /// [`Self::parse_general`] reads; for the bytes it accepts it reads the same item.
+    #[inline(always)]
+    fn parse_common(body: &'a [u8]) -> Option<Self> {
+        let mut item = ItemView {
+            key: "",
+            value_json: "",
+            typed: None,
+            body,
+            first_nested: "",
+            n_nested: 0,
+        };
+        let mut rest = body;
+        loop {
+            let (tag_len, field) = match rest {
+                [] => return Some(item),
+                [0x0a, ..] => (1, 1),
+                [0x12, ..] => (1, 2),
+                [0x82, 0x01, ..] => (2, 16),
+                _ => return None,
+            };
+            let len = usize::from(*rest.get(tag_len).filter(|&&b| b < 0x80)?);
+            let text = rest.get(tag_len + 1..tag_len + 1 + len)?;
+            let text = crate::wire::utf8(text).ok()?;
+            rest = &rest[tag_len + 1 + len..];
+            match field {
+                1 => item.key = text,
+                2 => {
+                    if item.n_nested == 0 {
+                        item.first_nested = text;
+                    }
+                    item.n_nested += 1;
+                }
+                _ => item.value_json = text,
+            }
+        }
+    }
+
+    /// Any item, field by field.
+    fn parse_general(body: &'a [u8], kind: ItemKind, depth: u32) -> ViewResult<Self> {
         let mut item = ItemView {
             key: "",
             value_json: "",
@@ -583,6 +631,20 @@ impl<'a> ItemView<'a> {
             cursor: Cursor::new(self.body),
             single,
             remaining: self.n_nested.max(1),
+        }
+    }
+
+    /// The item's encoded bytes.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.body
+    }
+
+    /// The `nested_key` parts of the item encoded in `bytes` (an [`ItemView::bytes`]).
+    pub fn nested_parts(bytes: &'a [u8]) -> KeyPath<'a> {
+        KeyPath {
+            cursor: Cursor::new(bytes),
+            single: None,
+            remaining: usize::MAX,
         }
     }
 
@@ -681,6 +743,10 @@ impl<'a> Iterator for KeyPath<'a> {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
+        if self.remaining == usize::MAX {
+            // [`ItemView::nested_parts`]: as many as the bytes hold.
+            return (0, None);
+        }
         (self.remaining, Some(self.remaining))
     }
 }

@@ -19,8 +19,8 @@ pub(crate) struct FastItem<'a> {
     pub(crate) nested: Option<&'a str>,
     /// The `value_json` field.
     pub(crate) value_json: &'a str,
-    /// The item, when its `nested_key` has two parts or more (summary items only).
-    pub(crate) long_path: Option<ItemView<'a>>,
+    /// The item's bytes, when its `nested_key` has two parts or more (summary items only).
+    pub(crate) long_path: Option<&'a [u8]>,
 }
 
 impl PartialEq for FastItem<'_> {
@@ -28,8 +28,8 @@ impl PartialEq for FastItem<'_> {
         self.key == other.key
             && self.nested == other.nested
             && self.value_json == other.value_json
-            && self.long_path.map(|v| v.path().collect::<Vec<_>>())
-                == other.long_path.map(|v| v.path().collect::<Vec<_>>())
+            && self.long_path.map(|b| ItemView::nested_parts(b).collect::<Vec<_>>())
+                == other.long_path.map(|b| ItemView::nested_parts(b).collect::<Vec<_>>())
     }
 }
 
@@ -44,14 +44,14 @@ impl<'a> FastItem<'a> {
 
     /// Calls `f` with the item's key path (a stack array for paths of up to eight parts).
     pub(crate) fn with_path<R>(&self, f: impl FnOnce(&[&str]) -> R) -> R {
-        let Some(view) = self.long_path else {
+        let Some(bytes) = self.long_path else {
             return f(&[self.segment()]);
         };
         let mut parts = [""; 8];
         let mut n = 0;
-        for part in view.path() {
+        for part in ItemView::nested_parts(bytes) {
             if n == parts.len() {
-                return f(&view.path().collect::<Vec<_>>());
+                return f(&ItemView::nested_parts(bytes).collect::<Vec<_>>());
             }
             parts[n] = part;
             n += 1;
@@ -154,7 +154,7 @@ fn plain(item: ItemView<'_>, long: bool) -> Option<FastItem<'_>> {
     let (nested, long_path) = match item.nested_len() {
         0 => (None, None),
         1 => (item.only_part(), None),
-        _ if long => (None, Some(item)),
+        _ if long => (None, Some(item.bytes())),
         _ => return None,
     };
     Some(FastItem {
