@@ -202,6 +202,50 @@ impl<'a> Body<'a> {
         }
     }
 
+    /// Walks the message when it is in the layout writers give it: one occurrence, and only
+    /// item fields (1 and 2, one-byte keys, lengths under 16384) whose items
+    /// [`ItemView::parse_common`] reads; field 2 of a history record is its step, checked as
+    /// [`HistoryView::step`] checks it. Calls `f` with each item and its field number, and
+    /// returns `false` as soon as anything else is met (after calling `f` for the items before
+    /// it): the caller then reads the message with [`Items`], which accepts and rejects exactly
+    /// what prost does. For a message it walks to the end it yields the items [`Items`] yields.
+    #[inline]
+    fn walk_common(&self, history: bool, mut f: impl FnMut(u32, ItemView<'a>)) -> bool {
+        if !self.more.is_empty() || self.depth < 2 {
+            return false;
+        }
+        let mut rest = self.first;
+        while let [key, tail @ ..] = rest {
+            let field = match key {
+                0x0a => 1,
+                0x12 => 2,
+                _ => return false,
+            };
+            let (len, tail) = match *tail {
+                [low, ref tail @ ..] if low < 0x80 => (usize::from(low), tail),
+                [low, high, ref tail @ ..] if high < 0x80 => {
+                    (usize::from(low & 0x7f) | usize::from(high) << 7, tail)
+                }
+                _ => return false,
+            };
+            let Some(bytes) = tail.get(..len) else {
+                return false;
+            };
+            rest = &tail[len..];
+            if history && field == 2 {
+                if read_step(bytes, self.depth - 1, &mut 0).is_err() {
+                    return false;
+                }
+                continue;
+            }
+            let Some(item) = ItemView::parse_common(bytes) else {
+                return false;
+            };
+            f(field, item);
+        }
+        true
+    }
+
     /// Checks the whole message, where the views know its schema (`noop_link_artifact`, empty, is
     /// checked as it is read).
     fn check(&self) -> ViewResult<()> {
@@ -336,6 +380,14 @@ impl<'a> HistoryView<'a> {
     pub fn items(&self) -> Items<'a> {
         Items::new(self.body, ItemKind::History, 1)
     }
+
+    /// The row's items through `f` when the record is in the layout every writer uses (see
+    /// [`UpdatesView::walk_common`]); `false` when it is not, after `f` saw some items or none:
+    /// then read it with [`HistoryView::items`].
+    #[inline]
+    pub fn walk_common(&self, mut f: impl FnMut(ItemView<'a>)) -> bool {
+        self.body.walk_common(true, |_, item| f(item))
+    }
 }
 
 /// A `SummaryRecord` or `ConfigRecord`: field 1 holds updates, field 2 removals.
@@ -374,6 +426,20 @@ impl<'a> UpdatesView<'a> {
         Changes {
             items: Items::new(self.body, ItemKind::Plain, BOTH),
         }
+    }
+
+    /// [`UpdatesView::changes`] through `f`, when the record is in the layout every writer uses:
+    /// one occurrence of the record, only `update` and `remove` fields with one-byte keys and
+    /// lengths under 16384, and items with a `key` or `nested_key` parts and a `value_json`, each
+    /// with a one-byte length and UTF-8 text. Returns `false` as soon as anything else is met,
+    /// after `f` saw the items before it: then read the record with [`UpdatesView::changes`],
+    /// which also words any error. For a record it walks to the end, `f` sees what
+    /// [`UpdatesView::changes`] yields.
+    #[inline]
+    pub fn walk_common(&self, mut f: impl FnMut(Change, ItemView<'a>)) -> bool {
+        self.body.walk_common(false, |field, item| {
+            f(if field == 1 { Change::Update } else { Change::Remove }, item)
+        })
     }
 }
 
@@ -558,7 +624,7 @@ impl<'a> ItemView<'a> {
     /// anything else (other fields, longer strings, text that is not UTF-8, damage), which
     /// [`Self::parse_general`] reads; for the bytes it accepts it reads the same item.
     #[inline(always)]
-    fn parse_common(body: &'a [u8]) -> Option<Self> {
+    pub(crate) fn parse_common(body: &'a [u8]) -> Option<Self> {
         let mut item = ItemView {
             key: "",
             value_json: "",

@@ -94,6 +94,23 @@ pub(crate) fn parse_reusing<'a>(
         items.reserve(16);
     }
     if let Some(history) = view.history() {
+        let mut plain_items = true;
+        let common = history.walk_common(|item| match plain(item, false) {
+            Some(item) if plain_items => items.push(item),
+            _ => plain_items = false,
+        });
+        if common || !plain_items {
+            if !plain_items {
+                *spare = relabel(items);
+                return None;
+            }
+            return Some(FastRecord {
+                history: true,
+                items,
+                removes: Vec::new(),
+            });
+        }
+        items.clear();
         for item in history.items() {
             let Some(item) = item.ok().and_then(|i| plain(i, false)) else {
                 *spare = relabel(items);
@@ -117,6 +134,23 @@ pub(crate) fn parse_reusing<'a>(
         items,
         removes: Vec::new(),
     };
+    let mut plain_items = true;
+    let common = summary.walk_common(|change, item| match plain(item, true) {
+        Some(item) if plain_items => match change {
+            Change::Update => record.items.push(item),
+            Change::Remove => record.removes.push(item),
+        },
+        _ => plain_items = false,
+    });
+    if common || !plain_items {
+        if !plain_items {
+            record.recycle(spare);
+            return None;
+        }
+        return Some(record);
+    }
+    record.items.clear();
+    record.removes.clear();
     // Walking the items to the end checks the whole record.
     for change in summary.changes() {
         let Some((change, item)) = change.ok().and_then(|(c, i)| Some((c, plain(i, true)?))) else {
@@ -243,6 +277,23 @@ mod tests {
             ..Default::default()
         };
         assert!(parse(&nested.encode_to_vec()).is_none());
+        // Values of 128 bytes or more (two-byte lengths) take the general walk, to the same items.
+        let long = "7".repeat(300);
+        let long_value = Record {
+            record_type: Some(RecordType::History(HistoryRecord {
+                item: vec![HistoryItem {
+                    key: "k".into(),
+                    value_json: long.clone(),
+                    ..Default::default()
+                }],
+                step: Some(HistoryStep { num: 1 }),
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        let bytes = long_value.encode_to_vec();
+        let fast = parse(&bytes).unwrap();
+        assert_eq!(fast.items[0].value_json, long);
         let nested_summary = Record {
             record_type: Some(RecordType::Summary(SummaryRecord {
                 update: vec![SummaryItem {

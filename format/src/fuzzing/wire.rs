@@ -233,7 +233,18 @@ fn prost_updates<'a, I: 'a>(
 }
 
 fn view_history(view: &HistoryView<'_>) -> Result<Content, String> {
-    let items = view_items(view.items())?;
+    let items = view_items(view.items());
+    // A record the common-layout walk reads to the end is one the items read, to the same items.
+    let mut walked = Vec::new();
+    if view.walk_common(|item| walked.push(item_of(&item))) {
+        assert_eq!(
+            items.as_ref().ok(),
+            Some(&walked),
+            "walk_common read a history record the items read otherwise"
+        );
+        assert!(view.step().is_ok(), "walk_common passed a history record with a bad step");
+    }
+    let items = items?;
     let step = view.step().map_err(|e| e.to_string())?;
     Ok(Content::History { step, items })
 }
@@ -264,6 +275,17 @@ fn view_updates(view: &UpdatesView<'_>) -> Result<Content, String> {
     );
     if let (Ok(separate), Ok(one_pass)) = (&separate, &one_pass) {
         assert_eq!(separate, one_pass, "changes() reads other items");
+    }
+    let (mut updates, mut removes) = (Vec::new(), Vec::new());
+    if view.walk_common(|change, item| match change {
+        Change::Update => updates.push(item_of(&item)),
+        Change::Remove => removes.push(item_of(&item)),
+    }) {
+        assert_eq!(
+            one_pass.as_ref().ok(),
+            Some(&Content::Updates { updates, removes }),
+            "walk_common read a summary or config record the changes read otherwise"
+        );
     }
     separate
 }
