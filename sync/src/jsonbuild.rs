@@ -196,41 +196,72 @@ pub(crate) fn build_object(items: &[Item<'_>], out: &mut String) {
     tree.write(out);
 }
 
-/// Appends the JSON string literal of the history line of `items`: what
-/// `json::write_str(out, &line)` appends after `build_object(items, &mut line)`, written in one
-/// pass for the usual flat line (`scratch` is used otherwise).
-pub(crate) fn write_object_literal(items: &[Item<'_>], scratch: &mut String, out: &mut String) {
-    let flat = items.iter().all(|i| i.path.len() == 1);
-    if !flat || has_duplicate_keys(items) {
-        scratch.clear();
-        build_object(items, scratch);
-        json::write_str(out, scratch);
-        return;
+/// Writes history lines as JSON string literals: what `json::write_str(out, &line)` appends
+/// after `build_object(items, &mut line)`, in one pass for the usual flat line.
+///
+/// Rows of one run nearly always have the keys of the row before, so the writer keeps the last
+/// flat row's keys (checked for repeats once) with each key's piece of the literal already
+/// escaped twice; a row with the same keys is then written by comparing keys and copying.
+#[derive(Debug, Default)]
+pub(crate) struct LineWriter {
+    /// Text for lines that take the general path (nested or repeated keys).
+    scratch: String,
+    /// The keys of the last flat row without repeats.
+    keys: Vec<String>,
+    /// For each of `keys`, `"key":` as it appears inside the line's string literal.
+    pieces: Vec<String>,
+}
+
+impl LineWriter {
+    /// Appends the string literal of the line of `items` to `out`.
+    pub(crate) fn write(&mut self, items: &[Item<'_>], out: &mut String) {
+        let same_keys = items.len() == self.keys.len()
+            && items
+                .iter()
+                .zip(&self.keys)
+                .all(|(item, key)| item.path.len() == 1 && item.path.first() == key);
+        if !same_keys {
+            let flat = items.iter().all(|i| i.path.len() == 1);
+            if !flat || has_duplicate_keys(items) {
+                self.scratch.clear();
+                build_object(items, &mut self.scratch);
+                json::write_str(out, &self.scratch);
+                return;
+            }
+            self.keys.clear();
+            self.pieces.clear();
+            for item in items {
+                let key = item.path.first();
+                let mut piece = String::with_capacity(key.len() + 5);
+                if json::is_plain(key) {
+                    piece.push_str("\\\"");
+                    piece.push_str(key);
+                    piece.push_str("\\\":");
+                } else {
+                    self.scratch.clear();
+                    json::write_str(&mut self.scratch, key);
+                    json::write_str_body(&mut piece, &self.scratch);
+                    piece.push(':');
+                }
+                self.keys.push(key.to_owned());
+                self.pieces.push(piece);
+            }
+        }
+        out.push_str("\"{");
+        for (i, (item, piece)) in items.iter().zip(&self.pieces).enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(piece);
+            // Numbers and the literals never hold a byte that needs escaping; strings, arrays and
+            // objects may.
+            match item.value.as_bytes().first() {
+                Some(b'"' | b'[' | b'{') => json::write_str_body(out, &item.value),
+                _ => out.push_str(&item.value),
+            }
+        }
+        out.push_str("}\"");
     }
-    out.push_str("\"{");
-    for (i, item) in items.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        let key = item.path.first();
-        if json::is_plain(key) {
-            out.push_str("\\\"");
-            out.push_str(key);
-            out.push_str("\\\":");
-        } else {
-            scratch.clear();
-            json::write_str(scratch, key);
-            json::write_str_body(out, scratch);
-            out.push(':');
-        }
-        // Numbers and the literals never hold a byte that needs escaping; strings, arrays and
-        // objects may.
-        match item.value.as_bytes().first() {
-            Some(b'"' | b'[' | b'{') => json::write_str_body(out, &item.value),
-            _ => out.push_str(&item.value),
-        }
-    }
-    out.push_str("}\"");
 }
 
 /// Whether two items have the same first key part. Keys are compared by a seeded hash first, so
@@ -318,6 +349,36 @@ impl JsonTree {
             None => {
                 node.entries
                     .insert((*last).to_owned(), Node::Raw(value.to_owned()));
+            }
+        }
+    }
+
+    /// Sets the top-level `key` to the canonical JSON `value` (what `set(&[key], value)` does) and
+    /// returns the key's index. The member at index `guess` is tried first: a summary update sets
+    /// the keys of the update before it, in the order they were first inserted, so the index after
+    /// the previous item's is usually right and no hash is computed.
+    pub(crate) fn set_top_near(&mut self, key: &str, value: &str, guess: usize) -> usize {
+        if let Some((existing_key, Node::Raw(existing))) = self.entries.get_index_mut(guess)
+            && existing_key == key
+        {
+            existing.clear();
+            existing.push_str(value);
+            return guess;
+        }
+        match self.entries.get_full_mut(key) {
+            Some((index, _, Node::Raw(existing))) => {
+                existing.clear();
+                existing.push_str(value);
+                index
+            }
+            Some((index, _, other)) => {
+                *other = Node::Raw(value.to_owned());
+                index
+            }
+            None => {
+                self.entries
+                    .insert_full(key.to_owned(), Node::Raw(value.to_owned()))
+                    .0
             }
         }
     }
@@ -586,6 +647,7 @@ mod tests {
             vec![(Path::Nested(&nested), "1"), (Path::Key("y"), "\"s\"")],
             vec![],
         ];
+        let mut writer = LineWriter::default();
         for case in cases {
             let items: Vec<Item<'_>> = case
                 .iter()
@@ -598,9 +660,16 @@ mod tests {
             build_object(&items, &mut line);
             let mut want = String::from("[");
             json::write_str(&mut want, &line);
+            // A fresh writer, and one that wrote each earlier case first (a row with the keys of
+            // the row before takes the remembered pieces).
             let mut got = String::from("[");
-            write_object_literal(&items, &mut String::new(), &mut got);
+            LineWriter::default().write(&items, &mut got);
             assert_eq!(got, want);
+            for _ in 0..2 {
+                let mut again = String::from("[");
+                writer.write(&items, &mut again);
+                assert_eq!(again, want);
+            }
         }
     }
 
@@ -639,6 +708,36 @@ mod tests {
         let mut out = String::new();
         build_object(&dup, &mut out);
         assert_eq!(out, r#"{"x":2}"#);
+    }
+
+    #[test]
+    fn setting_near_an_index_is_setting_the_key() {
+        let mut near = JsonTree::default();
+        let mut plain = JsonTree::default();
+        let rows = [
+            vec![("a", "1"), ("b", "2"), ("c", "3")],
+            vec![("a", "4"), ("b", "5"), ("c", "6")],
+            vec![("c", "7"), ("x", "8"), ("a", "9")],
+        ];
+        plain.set(&["b"], r#"{"inner":1}"#);
+        plain.set(&["b", "inner"], "2");
+        near.set(&["b"], r#"{"inner":1}"#);
+        near.set(&["b", "inner"], "2");
+        for row in rows {
+            let mut at = usize::MAX;
+            for (key, value) in row {
+                at = near.set_top_near(key, value, at.wrapping_add(1));
+                plain.set(&[key], value);
+                assert_eq!(near.entries.get_index_of(key), Some(at));
+            }
+        }
+        // A guess at a member of another key, or past the end, looks the key up.
+        near.set_top_near("x", "10", 0);
+        near.set_top_near("y", "11", 99);
+        plain.set(&["x"], "10");
+        plain.set(&["y"], "11");
+        assert_eq!(near.to_json(), plain.to_json());
+        assert_eq!(near.to_json(), r#"{"b":5,"a":9,"c":7,"x":10,"y":11}"#);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use wandb_format::proto::{
 use crate::artifacts::ArtifactItem;
 use crate::console::{Stream, Terminal};
 use crate::fastrec::{FastItem, FastRecord};
-use crate::jsonbuild::{Item, JsonTree, Node, Path, canonical, write_object_literal};
+use crate::jsonbuild::{Item, JsonTree, LineWriter, Node, Path, canonical};
 use crate::runconfig::RunConfig;
 use wandb_format::json::write_str;
 
@@ -172,8 +172,8 @@ pub(crate) struct Processor {
     last_step: String,
     /// Where temporary files go (unused for now; the system temp dir is used).
     _temp_dir: Option<PathBuf>,
-    /// Scratch text for history lines that take the general path (nested or repeated keys).
-    line_buf: String,
+    /// Writes the history lines.
+    lines: LineWriter,
     /// Reused (empty) allocation for each history line's items.
     items_buf: Vec<Item<'static>>,
 }
@@ -202,7 +202,7 @@ impl Processor {
             spool_error: None,
             last_step: String::new(),
             _temp_dir: None,
-            line_buf: String::new(),
+            lines: LineWriter::default(),
             items_buf: Vec::new(),
         }
     }
@@ -301,9 +301,19 @@ impl Processor {
             self.history_fast(&record.items, emit, chunk);
             return;
         }
+        // The index of the member the previous item set: the next item's key is usually next.
+        let mut at = usize::MAX;
         for item in &record.items {
             match canonical(item.value_json) {
-                Ok(value) => item.with_path(|path| self.summary.set(path, &value)),
+                Ok(value) if item.long_path.is_none() => {
+                    at = self
+                        .summary
+                        .set_top_near(item.segment(), &value, at.wrapping_add(1));
+                }
+                Ok(value) => {
+                    item.with_path(|path| self.summary.set(path, &value));
+                    at = usize::MAX;
+                }
                 Err(_) => self.n_invalid_values += 1,
             }
         }
@@ -360,7 +370,7 @@ impl Processor {
         } else {
             chunk.history.push(',');
         }
-        write_object_literal(&items, &mut self.line_buf, &mut chunk.history);
+        self.lines.write(&items, &mut chunk.history);
         self.items_buf = recycle(items);
         chunk.n_history += 1;
     }
