@@ -30,12 +30,14 @@ pub(crate) fn canonical(text: &str) -> Result<Cow<'_, str>, json::JsonError> {
 
 /// Cheap check for the common canonical shapes: integers, Go-formatted floats, the literals,
 /// and strings without escapes or control characters.
+#[inline]
 fn is_canonical(b: &[u8]) -> bool {
     match b {
-        [] => false,
+        // Numbers first: nearly every value is one.
+        [b'0'..=b'9', ..] => is_canonical_number(b),
         b"null" | b"true" | b"false" | b"NaN" | b"Infinity" | b"-Infinity" => true,
+        [b'-', ..] => is_canonical_number(b),
         [b'"', inner @ .., b'"'] => inner.iter().all(|&c| c >= 0x20 && c != b'\\' && c != b'"'),
-        [b'-' | b'0'..=b'9', ..] => is_canonical_number(b),
         _ => false,
     }
 }
@@ -102,11 +104,8 @@ fn is_canonical_number(b: &[u8]) -> bool {
 fn digit_run(b: &[u8]) -> usize {
     const LOW: u64 = u64::from_ne_bytes([0x7f; 8]);
     const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
-    let mut chunks = b.chunks_exact(8);
     let mut done = 0;
-    for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
+    while let Some(&word) = b.get(done..).and_then(|rest| rest.first_chunk::<8>()) {
         // Digits become 0..=9; adding 0x76 to the low seven bits sets a byte's high bit exactly
         // when it is 10 or more, and a byte that was 0x80 or more has it set already. No carry
         // crosses bytes: 0x7f + 0x76 < 0x100.
@@ -117,11 +116,10 @@ fn digit_run(b: &[u8]) -> usize {
         }
         done += 8;
     }
-    done + chunks
-        .remainder()
-        .iter()
-        .position(|c| !c.is_ascii_digit())
-        .unwrap_or(chunks.remainder().len())
+    while b.get(done).is_some_and(u8::is_ascii_digit) {
+        done += 1;
+    }
+    done
 }
 
 /// One history or summary item as found in a record.
