@@ -1318,7 +1318,7 @@ fn handle_work(
                     .update(|d| d.alerts_sent = d.alerts_sent.max(sent))?;
             }
             let n_history = chunk.n_history;
-            let bodies = chunk_bodies(&chunk, summary.as_deref(), target);
+            let bodies = chunk_bodies(&mut chunk, summary.as_deref(), target);
             drop(chunk);
             for body in bodies {
                 let len = body.len() as u64;
@@ -1382,8 +1382,10 @@ fn handle_work(
 }
 
 /// The file_stream bodies for one chunk: history, events, summary and the first consecutive
-/// run of console lines in the first body; further console runs in bodies of their own.
-fn chunk_bodies(chunk: &Chunk, summary: Option<&str>, target: &Target) -> Vec<String> {
+/// run of console lines in the first body; further console runs in bodies of their own. The
+/// first body is built in the history text's own buffer (the header moved in front of it), so
+/// the megabytes of a chunk are not copied into fresh memory.
+fn chunk_bodies(chunk: &mut Chunk, summary: Option<&str>, target: &Target) -> Vec<String> {
     let mut runs: Vec<Vec<(&u64, &String)>> = Vec::new();
     for (line_no, text) in &chunk.console {
         match runs.last_mut() {
@@ -1395,9 +1397,22 @@ fn chunk_bodies(chunk: &Chunk, summary: Option<&str>, target: &Target) -> Vec<St
     }
     let mut runs = runs.into_iter();
     let mut bodies = Vec::new();
-    let mut body = String::with_capacity(chunk.size() + 256);
-    body.push_str("{\"files\":{");
     let mut first = true;
+    let mut body = if chunk.n_history > 0 {
+        first = false;
+        let mut body = std::mem::take(&mut chunk.history);
+        let header = format!(
+            "{{\"files\":{{\"wandb-history.jsonl\":{{\"offset\":{},\"content\":[",
+            target.history_base + chunk.history_start
+        );
+        body.insert_str(0, &header);
+        body.push_str("]}");
+        body
+    } else {
+        let mut body = String::with_capacity(chunk.size() + 256);
+        body.push_str("{\"files\":{");
+        body
+    };
     let mut section = |body: &mut String, name: &str, offset: u64, content: &str| {
         if !first {
             body.push(',');
@@ -1407,14 +1422,6 @@ fn chunk_bodies(chunk: &Chunk, summary: Option<&str>, target: &Target) -> Vec<St
         body.push_str(content);
         body.push_str("]}");
     };
-    if chunk.n_history > 0 {
-        section(
-            &mut body,
-            "wandb-history.jsonl",
-            target.history_base + chunk.history_start,
-            &chunk.history,
-        );
-    }
     if chunk.n_events > 0 {
         section(
             &mut body,
