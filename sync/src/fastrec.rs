@@ -28,8 +28,12 @@ impl PartialEq for FastItem<'_> {
         self.key == other.key
             && self.nested == other.nested
             && self.value_json == other.value_json
-            && self.long_path.map(|b| ItemView::nested_parts(b).collect::<Vec<_>>())
-                == other.long_path.map(|b| ItemView::nested_parts(b).collect::<Vec<_>>())
+            && self
+                .long_path
+                .map(|b| ItemView::nested_parts(b).collect::<Vec<_>>())
+                == other
+                    .long_path
+                    .map(|b| ItemView::nested_parts(b).collect::<Vec<_>>())
     }
 }
 
@@ -124,7 +128,11 @@ pub(crate) fn parse_reusing<'a>(
             removes: Vec::new(),
         });
     }
-    let summary = if view.field == 3 { view.updates() } else { None };
+    let summary = if view.field == 3 {
+        view.updates()
+    } else {
+        None
+    };
     let Some(summary) = summary else {
         *spare = relabel(items);
         return None;

@@ -564,7 +564,10 @@ mod tests {
                 if !digits(d) || (d.len() > 2 && d[0] == b'0') {
                     return false;
                 }
-                let v: i64 = std::str::from_utf8(d).ok().and_then(|s| s.parse().ok()).unwrap_or(i64::MAX);
+                let v: i64 = std::str::from_utf8(d)
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(i64::MAX);
                 !(-4..6).contains(&(sign * v.min(1 << 20)))
             }
         }
@@ -622,7 +625,15 @@ mod tests {
 
     #[test]
     fn digit_runs_are_counted_eight_bytes_at_a_time() {
-        for text in ["", "7", "0123456789", "12345678x", "1234567/", "123456789:", "00000000000000000e"] {
+        for text in [
+            "",
+            "7",
+            "0123456789",
+            "12345678x",
+            "1234567/",
+            "123456789:",
+            "00000000000000000e",
+        ] {
             let want = text.bytes().take_while(u8::is_ascii_digit).count();
             assert_eq!(digit_run(text.as_bytes()), want, "{text}");
         }
@@ -639,8 +650,14 @@ mod tests {
         let nested = vec!["a".to_owned(), "b".to_owned()];
         let cases: Vec<Vec<(Path<'_>, &str)>> = vec![
             vec![(Path::Key("_step"), "3"), (Path::Key("loss"), "0.5")],
-            vec![(Path::Key("t\"q\\k\n"), "\"a\\\"b\""), (Path::Key("é/<"), "[1,\"x\"]")],
-            vec![(Path::Key("o"), "{\"k\":\"v\\n\"}"), (Path::Key("n"), "NaN")],
+            vec![
+                (Path::Key("t\"q\\k\n"), "\"a\\\"b\""),
+                (Path::Key("é/<"), "[1,\"x\"]"),
+            ],
+            vec![
+                (Path::Key("o"), "{\"k\":\"v\\n\"}"),
+                (Path::Key("n"), "NaN"),
+            ],
             vec![(Path::Key("x"), "1"), (Path::Key("x"), "2")],
             vec![(Path::Nested(&nested), "1"), (Path::Key("y"), "\"s\"")],
             vec![],
