@@ -180,9 +180,10 @@ impl FastRecord<'_> {
     }
 }
 
-/// The same (emptied) allocation with another lifetime: collecting an emptied vector into one of
-/// the same layout reuses its buffer.
-fn relabel<'b>(mut items: Vec<FastItem<'_>>) -> Vec<FastItem<'b>> {
+/// The same allocation, emptied, as a vector of another element type (in the hot paths, the same
+/// type with another lifetime): collecting an emptied vector into one of the same element layout
+/// reuses its buffer.
+pub(crate) fn relabel<T, U>(mut items: Vec<T>) -> Vec<U> {
     items.clear();
     items.into_iter().filter_map(|_| None).collect()
 }

@@ -337,7 +337,7 @@ impl Processor {
         if !emit {
             return;
         }
-        let mut items = recycle(std::mem::take(&mut self.items_buf));
+        let mut items = crate::fastrec::relabel(std::mem::take(&mut self.items_buf));
         items.reserve(fast.len());
         for item in fast {
             match canonical(item.value_json) {
@@ -371,7 +371,7 @@ impl Processor {
             chunk.history.push(',');
         }
         self.lines.write(&items, &mut chunk.history);
-        self.items_buf = recycle(items);
+        self.items_buf = crate::fastrec::relabel(items);
         chunk.n_history += 1;
     }
 
@@ -475,7 +475,7 @@ impl Processor {
             }
         }
         let mut typed = typed_values.iter();
-        let mut items = recycle(std::mem::take(&mut self.items_buf));
+        let mut items = crate::fastrec::relabel(std::mem::take(&mut self.items_buf));
         items.reserve(history.item.len());
         for item in &history.item {
             let value = if item.value_json.is_empty() && item.value.is_some() {
@@ -600,17 +600,6 @@ impl Processor {
         summary.set(&["_step"], &self.last_step);
         summary.to_json()
     }
-}
-
-/// Empties `items` and hands its allocation over with another lifetime (the in-place collect
-/// keeps the buffer: the element type has the same layout).
-#[expect(
-    clippy::unnecessary_filter_map,
-    reason = "`filter_map` to `None` changes the element lifetime without producing an element"
-)]
-fn recycle<'b>(mut items: Vec<Item<'_>>) -> Vec<Item<'b>> {
-    items.clear();
-    items.into_iter().filter_map(|_| None).collect()
 }
 
 /// The only segment of a one-segment path (the common case, no allocation).

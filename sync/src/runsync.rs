@@ -186,6 +186,20 @@ impl Shared {
 }
 
 /// Work for the sender thread, in order.
+/// A run's last chunk, held back to go with the final file_stream request.
+struct LastChunk {
+    chunk: Chunk,
+    record_offset: u64,
+    history_end: u64,
+    events_end: u64,
+}
+
+/// What the final file_stream request adds after the files: the uploaded names, and the exit.
+struct Ending<'a> {
+    uploaded: &'a [String],
+    exit_code: Option<i32>,
+}
+
 enum Work {
     Chunk {
         chunk: Chunk,
@@ -196,6 +210,9 @@ enum Work {
     },
     Upsert(Box<UpsertParams>),
     Final {
+        /// The run's last lines, sent in the same request when they fit (see
+        /// [`RunSync::take_last_chunk`]).
+        last: Option<Box<LastChunk>>,
         summary: String,
         uploaded: Vec<String>,
         exit_code: Option<i32>,
@@ -967,6 +984,39 @@ impl<'a> RunSync<'a> {
         Ok(())
     }
 
+    /// The run's last chunk, when it can go in the final file_stream request: one request fewer a
+    /// run. Not when it holds alerts (they are sent before its lines), console lines in more
+    /// than one stretch (more than one request), or more than half a request's budget (the
+    /// final request adds the summary and the uploaded names); not in a dry run. `None` leaves
+    /// the chunk to [`Self::flush`].
+    fn take_last_chunk(&mut self) -> Option<Box<LastChunk>> {
+        if self.opts.dry_run || self.target.is_none() || self.threads.sender.is_none() {
+            return None;
+        }
+        let chunk = &self.chunk;
+        let console_stretches = chunk
+            .console
+            .keys()
+            .zip(chunk.console.keys().skip(1))
+            .filter(|(a, b)| **a + 1 != **b)
+            .count()
+            + usize::from(!chunk.console.is_empty());
+        if chunk.is_empty()
+            || !chunk.alerts.is_empty()
+            || console_stretches > 1
+            || chunk.size() > MAX_REQUEST_BYTES / 2
+        {
+            return None;
+        }
+        self.summary_sent_version = self.processor.summary_version;
+        Some(Box::new(LastChunk {
+            chunk: std::mem::take(&mut self.chunk),
+            record_offset: self.next_offset.max(self.skip_until),
+            history_end: self.processor.n_history,
+            events_end: self.processor.n_events,
+        }))
+    }
+
     /// Sends the config again if it changed (in live mode at most every 5 s unless `force`).
     fn maybe_upsert_config(&mut self, force: bool) {
         if self.processor.config.version() == self.config_sent_version {
@@ -1002,7 +1052,10 @@ impl<'a> RunSync<'a> {
         if let Some(e) = self.processor.spool_error.take() {
             return Err(Error::io(std::env::temp_dir(), "write console spool", e));
         }
-        self.flush(self.next_offset.max(self.skip_until))?;
+        let last = self.take_last_chunk();
+        if last.is_none() {
+            self.flush(self.next_offset.max(self.skip_until))?;
+        }
 
         // Generated files, and the files saved with policy "end": one batch, so one
         // `CreateRunFiles` and the PUTs in parallel.
@@ -1096,6 +1149,7 @@ impl<'a> RunSync<'a> {
             if let Some(tx) = &self.threads.sender
                 && tx
                     .send(Work::Final {
+                        last,
                         summary,
                         uploaded,
                         exit_code,
@@ -1318,7 +1372,7 @@ fn handle_work(
                     .update(|d| d.alerts_sent = d.alerts_sent.max(sent))?;
             }
             let n_history = chunk.n_history;
-            let bodies = chunk_bodies(&mut chunk, summary.as_deref(), target);
+            let bodies = chunk_bodies(&mut chunk, summary.as_deref(), target, None);
             drop(chunk);
             for body in bodies {
                 let len = body.len() as u64;
@@ -1344,38 +1398,55 @@ fn handle_work(
             api.upsert_bucket(&params, deadline)?;
         }
         Work::Final {
+            last,
             summary,
             uploaded,
             exit_code,
         } => {
-            let mut body =
-                String::from("{\"files\":{\"wandb-summary.json\":{\"offset\":0,\"content\":[");
-            write_str(&mut body, &summary);
-            body.push_str("]}},\"uploaded\":[");
-            for (i, name) in uploaded.iter().enumerate() {
-                if i > 0 {
-                    body.push(',');
+            let ending = Ending {
+                uploaded: &uploaded,
+                exit_code,
+            };
+            let (mut chunk, acked) = match last {
+                Some(last) => {
+                    let LastChunk {
+                        chunk,
+                        record_offset,
+                        history_end,
+                        events_end,
+                    } = *last;
+                    (chunk, Some((record_offset, history_end, events_end)))
                 }
-                write_str(&mut body, name);
+                None => (Chunk::default(), None),
+            };
+            let n_history = chunk.n_history;
+            // One body: the chunk was held back only when its lines fit one request.
+            for body in chunk_bodies(&mut chunk, Some(&summary), target, Some(&ending)) {
+                let len = body.len() as u64;
+                api.file_stream(
+                    &dest.entity,
+                    &dest.project,
+                    &dest.run_id,
+                    bytes::Bytes::from(body.into_bytes()),
+                    deadline,
+                )?;
+                shared.bytes_sent.fetch_add(len, Ordering::SeqCst);
             }
-            body.push(']');
-            if let Some(code) = exit_code {
-                body.push_str(&format!(",\"complete\":true,\"exitcode\":{code}"));
-            }
-            body.push('}');
-            let len = body.len() as u64;
-            api.file_stream(
-                &dest.entity,
-                &dest.project,
-                &dest.run_id,
-                bytes::Bytes::from(body.into_bytes()),
-                deadline,
-            )?;
-            shared.bytes_sent.fetch_add(len, Ordering::SeqCst);
-            shared.ledger().update_relaxed(|d| {
+            shared.rows_sent.fetch_add(n_history, Ordering::SeqCst);
+            let update = |d: &mut crate::ledger::LedgerData| {
+                if let Some((record_offset, history_end, events_end)) = acked {
+                    d.record_offset = d.record_offset.max(record_offset);
+                    d.history_acked = d.history_acked.max(history_end);
+                    d.events_acked = d.events_acked.max(events_end);
+                }
                 d.complete = true;
                 d.exit_code = exit_code;
-            })?;
+            };
+            if acked.is_some() {
+                shared.ledger().update(update)?;
+            } else {
+                shared.ledger().update_relaxed(update)?;
+            }
         }
     }
     Ok(())
@@ -1385,7 +1456,15 @@ fn handle_work(
 /// run of console lines in the first body; further console runs in bodies of their own. The
 /// first body is built in the history text's own buffer (the header moved in front of it), so
 /// the megabytes of a chunk are not copied into fresh memory.
-fn chunk_bodies(chunk: &mut Chunk, summary: Option<&str>, target: &Target) -> Vec<String> {
+///
+/// With an `ending` (the final request), the first body also holds the uploaded names and the
+/// exit, and is sent even when it has no lines.
+fn chunk_bodies(
+    chunk: &mut Chunk,
+    summary: Option<&str>,
+    target: &Target,
+    ending: Option<&Ending<'_>>,
+) -> Vec<String> {
     let mut runs: Vec<Vec<(&u64, &String)>> = Vec::new();
     for (line_no, text) in &chunk.console {
         match runs.last_mut() {
@@ -1443,6 +1522,20 @@ fn chunk_bodies(chunk: &mut Chunk, summary: Option<&str>, target: &Target) -> Ve
     body.push('}');
     if chunk.preempting {
         body.push_str(",\"preempting\":true");
+        header_only = false;
+    }
+    if let Some(ending) = ending {
+        body.push_str(",\"uploaded\":[");
+        for (i, name) in ending.uploaded.iter().enumerate() {
+            if i > 0 {
+                body.push(',');
+            }
+            write_str(&mut body, name);
+        }
+        body.push(']');
+        if let Some(code) = ending.exit_code {
+            body.push_str(&format!(",\"complete\":true,\"exitcode\":{code}"));
+        }
         header_only = false;
     }
     body.push('}');

@@ -24,7 +24,7 @@ fn sync_to(backend: &TestBackend) -> wandb_sync::Report {
     let home = tempfile::tempdir().unwrap();
     let path = write_run(&home.path().join("wandb"), &spec());
     let mut opts = options(backend, vec![path]);
-    opts.chunk_bytes = 16 << 10;
+    opts.chunk_bytes = 8 << 10;
     sync_paths(&opts).unwrap()
 }
 
@@ -179,7 +179,7 @@ fn an_exhausted_budget_fails_the_run_and_a_rerun_completes_it() {
             .times(u32::MAX),
     );
     let mut opts = options(&backend, vec![path.clone()]);
-    opts.chunk_bytes = 16 << 10;
+    opts.chunk_bytes = 8 << 10;
     opts.run_timeout = Duration::from_secs(2);
     let report = sync_paths(&opts).unwrap();
     assert_eq!(report.runs[0].result, RunResult::Failed);
