@@ -82,6 +82,10 @@ pub const WANDB_X_DISABLE_STATS: &str = "WANDB_X_DISABLE_STATS";
 /// Private spelling of [`WANDB_X_DISABLE_STATS`].
 pub const WANDB__DISABLE_STATS: &str = "WANDB__DISABLE_STATS";
 
+/// Send file_stream bodies uncompressed even when the server accepts gzip (setting
+/// `x_file_stream_no_gzip`).
+pub const WANDB_X_FILE_STREAM_NO_GZIP: &str = "WANDB_X_FILE_STREAM_NO_GZIP";
+
 /// Suffix appended to run directory names (setting `x_sync_dir_suffix`).
 pub const WANDB_X_SYNC_DIR_SUFFIX: &str = "WANDB_X_SYNC_DIR_SUFFIX";
 

@@ -198,6 +198,8 @@ settings_keys! {
     x_stats_sampling_interval: String, XStatsSamplingInterval, env::WANDB_X_STATS_SAMPLING_INTERVAL;
     /// Whether system metrics are off (boolean).
     x_disable_stats: String, XDisableStats, env::WANDB_X_DISABLE_STATS;
+    /// Whether file_stream bodies go uncompressed even to a server that accepts gzip (boolean).
+    x_file_stream_no_gzip: String, XFileStreamNoGzip, env::WANDB_X_FILE_STREAM_NO_GZIP;
     /// Server API URL (default `https://api.wandb.ai`).
     base_url: String, BaseUrl, env::WANDB_BASE_URL;
     /// API key.

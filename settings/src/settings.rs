@@ -78,6 +78,9 @@ pub struct Settings {
     pub x_stats_sampling_interval: f64,
     /// Whether system metrics are off.
     pub x_disable_stats: bool,
+    /// Whether file_stream bodies go uncompressed to a server that accepts gzip; `None` when no
+    /// source sets it (W&B's SDK then sends them uncompressed; `wandb-sync` compresses them).
+    pub x_file_stream_no_gzip: Option<bool>,
     /// Server API URL without trailing `/` (default `https://api.wandb.ai`).
     pub base_url: String,
     /// API key from the settings sources, if any (sync also looks in `.netrc`; see
@@ -159,6 +162,9 @@ impl Settings {
                 check::boolean(Key::XDisableStats, s)
             })?
             .unwrap_or(false),
+            x_file_stream_no_gzip: opt(&raw.x_file_stream_no_gzip, |s| {
+                check::boolean(Key::XFileStreamNoGzip, s)
+            })?,
             base_url: opt(&raw.base_url, check::base_url)?
                 .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned()),
             api_key: opt(&raw.api_key, check::api_key)?,

@@ -59,6 +59,10 @@ fn validate_key(raw: &RawSettings, key: Key) -> Result<(), SettingsError> {
         Key::XDisableStats => {
             opt(&raw.x_disable_stats, |s| boolean(Key::XDisableStats, s)).map(drop)
         }
+        Key::XFileStreamNoGzip => opt(&raw.x_file_stream_no_gzip, |s| {
+            boolean(Key::XFileStreamNoGzip, s)
+        })
+        .map(drop),
         Key::Silent => opt(&raw.silent, |s| boolean(Key::Silent, s)).map(drop),
         Key::Quiet => opt(&raw.quiet, |s| boolean(Key::Quiet, s)).map(drop),
         Key::UseDotWandb => opt(&raw.use_dot_wandb, |s| boolean(Key::UseDotWandb, s)).map(drop),

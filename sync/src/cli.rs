@@ -105,6 +105,12 @@ pub struct Cli {
     /// Debug messages (retries, skipped files) on stderr.
     #[arg(short, long)]
     pub verbose: bool,
+    /// Send file_stream bodies uncompressed even to a server that accepts gzip (by default they
+    /// are gzipped when the server advertises FILESTREAM_GZIP, which pays on a slow link and costs
+    /// CPU on a fast one). WANDB_X_FILE_STREAM_NO_GZIP=true (W&B's setting) does the same;
+    /// =false keeps gzip.
+    #[arg(long)]
+    pub no_gzip: bool,
     /// Bytes of output per file_stream request (tuning and tests).
     #[arg(long, hide = true)]
     pub chunk_bytes: Option<usize>,
@@ -258,6 +264,7 @@ fn options_from(cli: &Cli) -> Result<SyncOptions, Error> {
         opts.live_poll = Duration::from_millis(50);
     }
     opts.no_follow_links = cli.no_follow_links;
+    opts.no_gzip = cli.no_gzip || settings.x_file_stream_no_gzip == Some(true);
     if let Some(bytes) = cli.multipart_threshold {
         opts.multipart_threshold = bytes;
     }

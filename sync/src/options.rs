@@ -97,6 +97,10 @@ pub struct SyncOptions {
     /// Output gathered per file_stream request before it is sent (bytes). Smaller values give
     /// more, smaller requests (tests use this to get many requests from small runs).
     pub chunk_bytes: usize,
+    /// Send file_stream bodies uncompressed even to a server that advertises `FILESTREAM_GZIP`
+    /// (`--no-gzip`, or the setting `x_file_stream_no_gzip`): on a fast link the compression
+    /// costs more CPU than the bytes it saves.
+    pub no_gzip: bool,
     /// Refuse saved files whose symlink (or hard link) leads out of the run folder, instead of
     /// following it under the owner rule (`--no-follow-links`).
     pub no_follow_links: bool,
@@ -160,6 +164,7 @@ impl SyncOptions {
             host: None,
             program: None,
             chunk_bytes: crate::runsync::CHUNK_BYTES,
+            no_gzip: false,
             no_follow_links: false,
             multipart_threshold: crate::artifacts::MULTIPART_THRESHOLD,
             multipart_part_size: 0,

@@ -118,9 +118,9 @@ pub fn sync_paths(opts: &SyncOptions) -> Result<Report> {
         .collect();
     opts.observer.sync_planned(&planned);
 
-    // One features query for the whole sync, and only when something will be sent.
+    // One features query for the whole sync, when something will be sent and gzip is allowed.
     let api = api.map(|mut api| {
-        if !groups.is_empty() {
+        if !groups.is_empty() && !opts.no_gzip {
             let deadline = Instant::now() + opts.run_timeout;
             api.gzip_file_stream = api
                 .server_features(deadline)

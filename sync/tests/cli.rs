@@ -179,6 +179,66 @@ fn json_report_for_scripts() {
     assert!(backend.state().runs.iter().all(|r| r.project == "other"));
 }
 
+/// To a server that advertises FILESTREAM_GZIP, file_stream bodies go gzipped unless
+/// `--no-gzip` or W&B's setting `x_file_stream_no_gzip` (here its variable) says otherwise; the
+/// setting set to false keeps gzip.
+#[test]
+fn no_gzip_from_the_flag_or_the_wandb_setting() {
+    use wandb_testkit::BackendConfig;
+    /// What is tried, the variables and flags it adds, and whether the bodies are gzipped.
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a [&'a str], bool);
+    let cases: [Case<'_>; 4] = [
+        ("default", &[], &[], true),
+        ("--no-gzip", &[], &["--no-gzip"], false),
+        (
+            "setting true",
+            &[("WANDB_X_FILE_STREAM_NO_GZIP", "true")],
+            &[],
+            false,
+        ),
+        (
+            "setting false",
+            &[("WANDB_X_FILE_STREAM_NO_GZIP", "false")],
+            &[],
+            true,
+        ),
+    ];
+    for (what, envs, flags, gzipped) in cases {
+        let home = tempfile::tempdir().unwrap();
+        let wandb = home.path().join("wandb");
+        write_run(&wandb, &RunSpec::new("gz", 50));
+        let backend = TestBackend::start_with(BackendConfig {
+            features: vec!["FILESTREAM_GZIP".into()],
+            ..BackendConfig::default()
+        })
+        .unwrap();
+        let url = backend.base_url();
+        let mut all_envs = vec![
+            ("WANDB_BASE_URL", url.as_str()),
+            ("WANDB_API_KEY", backend.api_key()),
+        ];
+        all_envs.extend_from_slice(envs);
+        let mut args: Vec<&std::ffi::OsStr> = flags.iter().map(|f| f.as_ref()).collect();
+        args.push(wandb.as_os_str());
+        let out = run(home.path(), &all_envs, &args);
+        assert_eq!(out.status.code(), Some(0), "{what}: {}", text(&out));
+        let state = backend.state();
+        let encodings: Vec<Option<String>> = state
+            .request_log
+            .iter()
+            .filter(|entry| entry.kind == "file_stream")
+            .map(|entry| entry.content_encoding.clone())
+            .collect();
+        assert!(!encodings.is_empty(), "{what}");
+        let want = gzipped.then(|| "gzip".to_owned());
+        assert!(
+            encodings.iter().all(|e| *e == want),
+            "{what}: {encodings:?}"
+        );
+        assert_eq!(state.runs[0].history_raw.len(), 50, "{what}");
+    }
+}
+
 #[path = "../../format/tests/input_rules/table.rs"]
 mod input_rules;
 

@@ -331,7 +331,7 @@ fn runs_at_once_follow_the_link_and_stay_within_jobs() {
 fn file_stream_is_gzipped_only_when_the_server_advertises_it() {
     use wandb_sync::{RunResult, sync_paths};
     use wandb_testkit::BackendConfig;
-    let sync = |features: Vec<String>| {
+    let sync = |features: Vec<String>, no_gzip: bool| {
         let home = tempfile::tempdir().unwrap();
         let wandb = home.path().join("wandb");
         let mut spec = RunSpec::new("gz", 2_000);
@@ -344,6 +344,7 @@ fn file_stream_is_gzipped_only_when_the_server_advertises_it() {
         .unwrap();
         let mut opts = crate::common::options(&backend, vec![wandb]);
         opts.chunk_bytes = 64 << 10;
+        opts.no_gzip = no_gzip;
         let report = sync_paths(&opts).unwrap();
         assert_eq!(report.runs[0].result, RunResult::Synced);
         let state = backend.state();
@@ -357,7 +358,7 @@ fn file_stream_is_gzipped_only_when_the_server_advertises_it() {
         assert!(encodings.len() > 1, "{encodings:?}");
         (state.runs[0].clone(), encodings, state.counters.clone())
     };
-    let (gzipped, encodings, counters) = sync(vec!["FILESTREAM_GZIP".into()]);
+    let (gzipped, encodings, counters) = sync(vec!["FILESTREAM_GZIP".into()], false);
     assert!(
         encodings.iter().all(|e| e.as_deref() == Some("gzip")),
         "{encodings:?}"
@@ -366,9 +367,14 @@ fn file_stream_is_gzipped_only_when_the_server_advertises_it() {
         counters.bytes_received * 2 < counters.bytes_decoded,
         "{counters:?}"
     );
-    let (plain, encodings, counters) = sync(Vec::new());
+    let (plain, encodings, counters) = sync(Vec::new(), false);
     assert!(encodings.iter().all(Option::is_none), "{encodings:?}");
     assert_eq!(counters.gzip_requests, 0);
+    // `--no-gzip` (or `x_file_stream_no_gzip`): plain bodies to a server that accepts gzip.
+    let (refused, encodings, counters) = sync(vec!["FILESTREAM_GZIP".into()], true);
+    assert!(encodings.iter().all(Option::is_none), "{encodings:?}");
+    assert_eq!(counters.gzip_requests, 0);
+    assert_eq!(refused.history_raw, plain.history_raw);
     // The same lines arrive either way.
     assert_eq!(gzipped.history_raw.len(), 2_000);
     assert_eq!(gzipped.history_raw, plain.history_raw);
