@@ -438,7 +438,14 @@ impl<'a> UpdatesView<'a> {
     #[inline]
     pub fn walk_common(&self, mut f: impl FnMut(Change, ItemView<'a>)) -> bool {
         self.body.walk_common(false, |field, item| {
-            f(if field == 1 { Change::Update } else { Change::Remove }, item)
+            f(
+                if field == 1 {
+                    Change::Update
+                } else {
+                    Change::Remove
+                },
+                item,
+            )
         })
     }
 }
@@ -619,20 +626,26 @@ impl<'a> ItemView<'a> {
         Self::parse_general(body, kind, depth)
     }
 
-    /// The layout the SDK and this project's writer give every item: `key` (field 1) or
-    /// `nested_key` parts (2), and `value_json` (16), each with a one-byte length. `None` for
-    /// anything else (other fields, longer strings, text that is not UTF-8, damage), which
-    /// [`Self::parse_general`] reads; for the bytes it accepts it reads the same item.
+    /// An item of `body` with no fields read yet.
     #[inline(always)]
-    pub(crate) fn parse_common(body: &'a [u8]) -> Option<Self> {
-        let mut item = ItemView {
+    fn empty(body: &'a [u8]) -> Self {
+        ItemView {
             key: "",
             value_json: "",
             typed: None,
             body,
             first_nested: "",
             n_nested: 0,
-        };
+        }
+    }
+
+    /// The layout the SDK and this project's writer give every item: `key` (field 1) or
+    /// `nested_key` parts (2), and `value_json` (16), each with a one-byte length. `None` for
+    /// anything else (other fields, longer strings, text that is not UTF-8, damage), which
+    /// [`Self::parse_general`] reads; for the bytes it accepts it reads the same item.
+    #[inline(always)]
+    pub(crate) fn parse_common(body: &'a [u8]) -> Option<Self> {
+        let mut item = ItemView::empty(body);
         let mut rest = body;
         loop {
             let (tag_len, field) = match rest {
@@ -661,14 +674,7 @@ impl<'a> ItemView<'a> {
 
     /// Any item, field by field.
     fn parse_general(body: &'a [u8], kind: ItemKind, depth: u32) -> ViewResult<Self> {
-        let mut item = ItemView {
-            key: "",
-            value_json: "",
-            typed: None,
-            body,
-            first_nested: "",
-            n_nested: 0,
-        };
+        let mut item = ItemView::empty(body);
         let mut cursor = Cursor::new(body);
         while let Some((number, wire_type)) = cursor.next_key()? {
             match number {

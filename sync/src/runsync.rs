@@ -1374,18 +1374,7 @@ fn handle_work(
             let n_history = chunk.n_history;
             let bodies = chunk_bodies(&mut chunk, summary.as_deref(), target, None);
             drop(chunk);
-            for body in bodies {
-                let len = body.len() as u64;
-                api.file_stream(
-                    &dest.entity,
-                    &dest.project,
-                    &dest.run_id,
-                    bytes::Bytes::from(body.into_bytes()),
-                    deadline,
-                )?;
-                shared.bytes_sent.fetch_add(len, Ordering::SeqCst);
-            }
-            shared.rows_sent.fetch_add(n_history, Ordering::SeqCst);
+            send_bodies(api, dest, shared, bodies, n_history, deadline)?;
             shared.ledger().update(|d| {
                 d.record_offset = d.record_offset.max(record_offset);
                 d.history_acked = d.history_acked.max(history_end);
@@ -1421,18 +1410,8 @@ fn handle_work(
             };
             let n_history = chunk.n_history;
             // One body: the chunk was held back only when its lines fit one request.
-            for body in chunk_bodies(&mut chunk, Some(&summary), target, Some(&ending)) {
-                let len = body.len() as u64;
-                api.file_stream(
-                    &dest.entity,
-                    &dest.project,
-                    &dest.run_id,
-                    bytes::Bytes::from(body.into_bytes()),
-                    deadline,
-                )?;
-                shared.bytes_sent.fetch_add(len, Ordering::SeqCst);
-            }
-            shared.rows_sent.fetch_add(n_history, Ordering::SeqCst);
+            let bodies = chunk_bodies(&mut chunk, Some(&summary), target, Some(&ending));
+            send_bodies(api, dest, shared, bodies, n_history, deadline)?;
             let update = |d: &mut crate::ledger::LedgerData| {
                 if let Some((record_offset, history_end, events_end)) = acked {
                     d.record_offset = d.record_offset.max(record_offset);
@@ -1449,6 +1428,30 @@ fn handle_work(
             }
         }
     }
+    Ok(())
+}
+
+/// Posts file_stream `bodies` in order and counts their bytes and the `rows` they carry.
+fn send_bodies(
+    api: &Api,
+    dest: &Destination,
+    shared: &Shared,
+    bodies: Vec<String>,
+    rows: u64,
+    deadline: Instant,
+) -> Result<()> {
+    for body in bodies {
+        let len = body.len() as u64;
+        api.file_stream(
+            &dest.entity,
+            &dest.project,
+            &dest.run_id,
+            bytes::Bytes::from(body.into_bytes()),
+            deadline,
+        )?;
+        shared.bytes_sent.fetch_add(len, Ordering::SeqCst);
+    }
+    shared.rows_sent.fetch_add(rows, Ordering::SeqCst);
     Ok(())
 }
 

@@ -223,12 +223,7 @@ fn no_gzip_from_the_flag_or_the_wandb_setting() {
         let out = run(home.path(), &all_envs, &args);
         assert_eq!(out.status.code(), Some(0), "{what}: {}", text(&out));
         let state = backend.state();
-        let encodings: Vec<Option<String>> = state
-            .request_log
-            .iter()
-            .filter(|entry| entry.kind == "file_stream")
-            .map(|entry| entry.content_encoding.clone())
-            .collect();
+        let encodings = crate::common::file_stream_encodings(&state);
         assert!(!encodings.is_empty(), "{what}");
         let want = gzipped.then(|| "gzip".to_owned());
         assert!(

@@ -349,12 +349,7 @@ fn file_stream_is_gzipped_only_when_the_server_advertises_it() {
         assert_eq!(report.runs[0].result, RunResult::Synced);
         let state = backend.state();
         assert_clean(&state.runs[0]);
-        let encodings: Vec<Option<String>> = state
-            .request_log
-            .iter()
-            .filter(|entry| entry.kind == "file_stream")
-            .map(|entry| entry.content_encoding.clone())
-            .collect();
+        let encodings = crate::common::file_stream_encodings(&state);
         assert!(encodings.len() > 1, "{encodings:?}");
         (state.runs[0].clone(), encodings, state.counters.clone())
     };

@@ -242,7 +242,10 @@ fn view_history(view: &HistoryView<'_>) -> Result<Content, String> {
             Some(&walked),
             "walk_common read a history record the items read otherwise"
         );
-        assert!(view.step().is_ok(), "walk_common passed a history record with a bad step");
+        assert!(
+            view.step().is_ok(),
+            "walk_common passed a history record with a bad step"
+        );
     }
     let items = items?;
     let step = view.step().map_err(|e| e.to_string())?;

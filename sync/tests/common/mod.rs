@@ -320,3 +320,13 @@ pub fn assert_clean(run: &RunState) {
 }
 
 pub use wandb_testkit::sdk_python;
+
+/// The `Content-Encoding` of each file_stream request the backend served, in order.
+pub fn file_stream_encodings(state: &wandb_testkit::BackendState) -> Vec<Option<String>> {
+    state
+        .request_log
+        .iter()
+        .filter(|entry| entry.kind == "file_stream")
+        .map(|entry| entry.content_encoding.clone())
+        .collect()
+}
