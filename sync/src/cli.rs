@@ -80,8 +80,8 @@ pub struct Cli {
     /// Runs to sync at once (default: twice the cores, 2 to 8).
     #[arg(short = 'j', long = "jobs", value_name = "N")]
     pub jobs: Option<usize>,
-    /// Let the runs at once rise up to N while requests wait on a slow link (a server far
-    /// away); by default they stay at --jobs, which keeps a sync to a near server at its speed.
+    /// Let the runs at once rise up to N while requests wait on a slow link (a server far away;
+    /// a near server keeps them at --jobs). Default 32, or --jobs when that is given.
     #[arg(long = "max-jobs", value_name = "N")]
     pub max_jobs: Option<usize>,
     /// Follow runs still being written and upload new records until their exit record.
@@ -199,6 +199,9 @@ fn show_progress(cli: &Cli) -> bool {
         && std::env::var_os(WANDB_SYNC_NO_PROGRESS).is_none()
 }
 
+/// Runs at once on a far server when neither `-j` nor `--max-jobs` is given.
+const DEFAULT_MAX_JOBS: usize = 32;
+
 /// Builds the options from the arguments, the settings files and the environment.
 fn options_from(cli: &Cli) -> Result<SyncOptions, Error> {
     let ctx = LoadContext::from_process().map_err(|source| Error::WorkingDir { source })?;
@@ -245,7 +248,13 @@ fn options_from(cli: &Cli) -> Result<SyncOptions, Error> {
         });
     }
     opts.jobs = cli.jobs.unwrap_or_else(default_jobs);
-    opts.max_jobs = cli.max_jobs.unwrap_or(opts.jobs).max(opts.jobs);
+    // `-j` alone is an upper bound; without it the runs may rise to 32 on a far server.
+    let default_max = if cli.jobs.is_some() {
+        opts.jobs
+    } else {
+        DEFAULT_MAX_JOBS
+    };
+    opts.max_jobs = cli.max_jobs.unwrap_or(default_max).max(opts.jobs);
     opts.live = cli.live;
     opts.dry_run = cli.dry_run;
     opts.wait_locked = cli.wait_locked;

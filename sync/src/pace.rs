@@ -9,7 +9,10 @@
 //! A long wait only means a slow link while the machine's processors have time to spare: when
 //! they are busy (the server on the same machine, or sync itself, parsing and building bodies),
 //! replies are slow because the work waits for a core, and more runs at once would only add to
-//! it, so the number stays at `jobs` while the processors are over [`BUSY_PERMILLE`] busy.
+//! it, so the number stays at `jobs` while the processors are over [`BUSY_PERMILLE`] busy. And a
+//! far server is one whose *fastest* reply takes long too: however busy the machine, a near
+//! server answers some small request quickly, so the number stays at `jobs` once any reply came
+//! in under [`WAIT_PER_EXTRA_RUNS`] (no request to a server 15 ms away returns sooner).
 //! Whatever the number of runs, at most [`MAX_IN_FLIGHT`] requests are in flight at once.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,6 +43,8 @@ pub(crate) struct Pace {
     freed: Condvar,
     /// Smoothed wait for a reply, in microseconds (0 until the first reply).
     wait_micros: AtomicU64,
+    /// The shortest wait for a reply so far, in microseconds (`u64::MAX` until the first).
+    fastest_micros: AtomicU64,
     /// Until when the number of runs stays at `jobs` after a sign of congestion.
     congested_until: Mutex<Option<Instant>>,
     /// The machine's processor use.
@@ -52,6 +57,7 @@ impl Default for Pace {
             in_flight: Mutex::new(0),
             freed: Condvar::new(),
             wait_micros: AtomicU64::new(0),
+            fastest_micros: AtomicU64::new(u64::MAX),
             congested_until: Mutex::new(None),
             cpu: CpuGauge::default(),
         }
@@ -96,6 +102,7 @@ impl Pace {
             old - old / 8 + sample / 8
         };
         self.wait_micros.store(new, Ordering::Relaxed);
+        self.fastest_micros.fetch_min(sample, Ordering::Relaxed);
     }
 
     /// Paces by the reply wait alone from now on, however busy the processors are.
@@ -126,7 +133,9 @@ impl Pace {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .is_some_and(|until| Instant::now() < until);
-        if congested || self.cpu.busy_permille() >= BUSY_PERMILLE {
+        let near =
+            self.fastest_micros.load(Ordering::Relaxed) < WAIT_PER_EXTRA_RUNS.as_micros() as u64;
+        if congested || near || self.cpu.busy_permille() >= BUSY_PERMILLE {
             return jobs;
         }
         let extra = self.reply_wait().as_micros() / WAIT_PER_EXTRA_RUNS.as_micros().max(1);
@@ -250,6 +259,12 @@ mod tests {
         assert_eq!(pace.runs_at_once(4, 32), 4, "no reply yet");
         pace.replied(Duration::from_millis(1));
         assert_eq!(pace.runs_at_once(4, 32), 4, "loopback");
+        // Slow replies from a server that once answered within a millisecond: a near server
+        // slowed by a busy machine, not a far one.
+        for _ in 0..64 {
+            pace.replied(Duration::from_millis(200));
+        }
+        assert_eq!(pace.runs_at_once(4, 32), 4, "near but slowed");
         let pace = pace_with_cpu(0);
         pace.replied(Duration::from_millis(50));
         assert_eq!(pace.runs_at_once(4, 32), 16, "50 ms: 4 x (1 + 3)");

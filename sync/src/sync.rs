@@ -136,12 +136,14 @@ pub fn sync_paths(opts: &SyncOptions) -> Result<Report> {
     let jobs = opts.jobs.max(1);
     let n_workers = opts.max_jobs.max(jobs);
     let active = Admission::default();
+    // Each run gets a client of its own while it runs (a blocking client runs all its requests on
+    // one runtime thread, which would serialise the runs), taken from those earlier runs left:
+    // as many clients are built as runs were ever at once, and their connections are kept alive
+    // from run to run, whichever worker takes the next run.
+    let clients: Mutex<Vec<Api>> = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
         for _ in 0..n_workers {
             scope.spawn(|| {
-                // Each worker gets its own client once it has work: a blocking client runs all
-                // its requests on one runtime thread, which would serialise the workers.
-                let mut own_api: Option<Option<Api>> = None;
                 loop {
                     let pace = api.as_ref().map(|api| api.http.pace());
                     if !active.enter(
@@ -155,27 +157,36 @@ pub fn sync_paths(opts: &SyncOptions) -> Result<Report> {
                     ) {
                         break;
                     }
-                    let group = queue
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .pop_front();
+                    let (group, emptied) = {
+                        let mut queue = queue.lock().unwrap_or_else(PoisonError::into_inner);
+                        (queue.pop_front(), queue.is_empty())
+                    };
+                    if emptied {
+                        // The workers still waiting for a place have nothing left to do.
+                        active.wake_all();
+                    }
                     let Some(group) = group else {
                         active.leave();
                         break;
                     };
-                    let worker_api = own_api
-                        .get_or_insert_with(|| {
-                            api.as_ref().map(|shared| worker_client(opts, shared))
-                        })
-                        .as_ref();
+                    let run_api = api.as_ref().map(|shared| {
+                        let pooled = clients.lock().unwrap_or_else(PoisonError::into_inner).pop();
+                        pooled.unwrap_or_else(|| worker_client(opts, shared))
+                    });
                     let mut carry = Carry::default();
                     for (index, plan) in group {
-                        let (report, next) = sync_file(opts, worker_api, &plan, carry);
+                        let (report, next) = sync_file(opts, run_api.as_ref(), &plan, carry);
                         carry = next;
                         results
                             .lock()
                             .unwrap_or_else(PoisonError::into_inner)
                             .push((index, report));
+                    }
+                    if let Some(run_api) = run_api {
+                        clients
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .push(run_api);
                     }
                     active.leave();
                 }
@@ -252,17 +263,25 @@ impl Admission {
         }
     }
 
+    /// Wakes every waiting worker (there is no more work).
+    fn wake_all(&self) {
+        self.changed.notify_all();
+    }
+
     /// A run ended (or was never started).
     fn leave(&self) {
         let mut active = self.active.lock().unwrap_or_else(PoisonError::into_inner);
         *active = active.saturating_sub(1);
         drop(active);
-        self.changed.notify_all();
+        // One place was freed: one waiting worker takes it (waking them all costs a thread
+        // switch each on a fast link, where most wait for good).
+        self.changed.notify_one();
     }
 }
 
-/// How often a waiting worker looks at the pace again.
-const ADMISSION_POLL: Duration = Duration::from_millis(20);
+/// How often a waiting worker looks at the pace again (a rise of the pace is taken up within
+/// this; a far server's replies take longer than it anyway).
+const ADMISSION_POLL: Duration = Duration::from_millis(100);
 
 /// A client of the worker's own, or the shared one if a new client cannot be built.
 fn worker_client(opts: &SyncOptions, shared: &Api) -> Api {
