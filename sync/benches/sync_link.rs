@@ -10,8 +10,8 @@
 //! `SYNC_LINK_BIN` times another build of `wandb-sync` (e.g. a copy of an older one), and
 //! `SYNC_LINK_FEATURES=FILESTREAM_GZIP` sets the features the backend advertises, and
 //! `SYNC_LINK_LOG=<file>` writes the backend's request log of our last repetition as JSON.
-//! `SYNC_LINK_ARGS` adds arguments to our binary: `SYNC_LINK_ARGS='--max-jobs 32'` lets the runs
-//! at once rise with the link (by default they stay at `-j`).
+//! `SYNC_LINK_ARGS` adds arguments to our binary (`SYNC_LINK_ARGS='-j 4'` keeps the runs at once
+//! at four; by default they rise with the link up to 32).
 //!
 //! `cargo bench -p wandb-sync --bench sync_link`
 
