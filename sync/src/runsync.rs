@@ -185,7 +185,6 @@ impl Shared {
     }
 }
 
-/// Work for the sender thread, in order.
 /// A run's last chunk, held back to go with the final file_stream request.
 struct LastChunk {
     chunk: Chunk,
@@ -200,6 +199,7 @@ struct Ending<'a> {
     exit_code: Option<i32>,
 }
 
+/// Work for the sender thread, in order.
 enum Work {
     Chunk {
         chunk: Chunk,
