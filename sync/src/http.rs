@@ -346,7 +346,7 @@ impl Http {
                     if status == 429 || status >= 500 {
                         self.pace.congested();
                     } else {
-                        permit.replied();
+                        permit.replied(attempt.class != RetryClass::Upload);
                     }
                     let retry_after = parse_retry_after(response.headers());
                     if (200..300).contains(&status) {

@@ -91,8 +91,9 @@ impl Pace {
         }
     }
 
-    /// Notes that a request got a reply `wait` after it was sent.
-    fn replied(&self, wait: Duration) {
+    /// Notes that a request got a reply `wait` after it was sent (to the W&B server itself, or
+    /// to another host such as an upload URL's).
+    fn replied(&self, wait: Duration, to_server: bool) {
         let sample = u64::try_from(wait.as_micros()).unwrap_or(u64::MAX);
         // An exponential average over about eight replies; races only lose a sample.
         let old = self.wait_micros.load(Ordering::Relaxed);
@@ -102,7 +103,9 @@ impl Pace {
             old - old / 8 + sample / 8
         };
         self.wait_micros.store(new, Ordering::Relaxed);
-        self.fastest_micros.fetch_min(sample, Ordering::Relaxed);
+        if to_server {
+            self.fastest_micros.fetch_min(sample, Ordering::Relaxed);
+        }
     }
 
     /// Paces by the reply wait alone from now on, however busy the processors are.
@@ -209,9 +212,11 @@ fn parse_proc_stat(text: &str) -> Option<(u64, u64)> {
 }
 
 impl Permit<'_> {
-    /// The request got a reply (any status): its wait counts towards the pace.
-    pub(crate) fn replied(&self) {
-        self.pace.replied(self.started.elapsed());
+    /// The request got a reply (any status): its wait counts towards the pace. Only a reply of
+    /// the W&B server itself (`to_server`) can show it is near: uploads go to storage URLs, which
+    /// may be nearer than the server.
+    pub(crate) fn replied(&self, to_server: bool) {
+        self.pace.replied(self.started.elapsed(), to_server);
     }
 }
 
@@ -246,10 +251,10 @@ mod tests {
     #[test]
     fn busy_processors_hold_the_runs_at_jobs() {
         let pace = pace_with_cpu(900);
-        pace.replied(Duration::from_millis(150));
+        pace.replied(Duration::from_millis(150), true);
         assert_eq!(pace.runs_at_once(4, 32), 4, "slow replies from busy cores");
         let pace = pace_with_cpu(300);
-        pace.replied(Duration::from_millis(150));
+        pace.replied(Duration::from_millis(150), true);
         assert_eq!(pace.runs_at_once(4, 32), 32, "slow replies, idle cores");
     }
 
@@ -257,20 +262,27 @@ mod tests {
     fn runs_follow_the_reply_wait() {
         let pace = pace_with_cpu(0);
         assert_eq!(pace.runs_at_once(4, 32), 4, "no reply yet");
-        pace.replied(Duration::from_millis(1));
+        pace.replied(Duration::from_millis(1), true);
         assert_eq!(pace.runs_at_once(4, 32), 4, "loopback");
         // Slow replies from a server that once answered within a millisecond: a near server
         // slowed by a busy machine, not a far one.
         for _ in 0..64 {
-            pace.replied(Duration::from_millis(200));
+            pace.replied(Duration::from_millis(200), true);
         }
         assert_eq!(pace.runs_at_once(4, 32), 4, "near but slowed");
+        // A quick upload to a storage host says nothing of the server's distance.
         let pace = pace_with_cpu(0);
-        pace.replied(Duration::from_millis(50));
+        pace.replied(Duration::from_millis(2), false);
+        for _ in 0..64 {
+            pace.replied(Duration::from_millis(150), true);
+        }
+        assert_eq!(pace.runs_at_once(4, 32), 32, "near storage, far server");
+        let pace = pace_with_cpu(0);
+        pace.replied(Duration::from_millis(50), true);
         assert_eq!(pace.runs_at_once(4, 32), 16, "50 ms: 4 x (1 + 3)");
         assert_eq!(pace.runs_at_once(4, 8), 8, "-j caps it");
         let pace = pace_with_cpu(0);
-        pace.replied(Duration::from_millis(150));
+        pace.replied(Duration::from_millis(150), true);
         assert_eq!(pace.runs_at_once(4, 32), 32, "150 ms: the cap");
         pace.congested();
         assert_eq!(pace.runs_at_once(4, 32), 4, "congestion holds it at jobs");
@@ -299,7 +311,7 @@ mod tests {
         std::thread::scope(|scope| {
             let waiter = scope.spawn(|| {
                 let permit = pace.acquire();
-                permit.replied();
+                permit.replied(true);
             });
             drop(permits);
             waiter
