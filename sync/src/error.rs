@@ -43,7 +43,7 @@ pub enum Error {
     NoApiKey {
         /// The server.
         base_url: String,
-        /// The host[:port] looked up in netrc.
+        /// The `host[:port]` looked up in netrc.
         host: String,
     },
     /// The settings (files, `WANDB_*` variables, `--base-url`) are invalid; the message names

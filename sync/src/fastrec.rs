@@ -69,7 +69,7 @@ impl<'a> FastItem<'a> {
     }
 }
 
-/// A record decoded by [`parse`].
+/// A record decoded by [`parse_reusing`].
 #[derive(Debug, Default)]
 pub(crate) struct FastRecord<'a> {
     /// True for a history record, false for a summary record.
@@ -80,14 +80,15 @@ pub(crate) struct FastRecord<'a> {
     pub(crate) removes: Vec<FastItem<'a>>,
 }
 
-/// Parses a valid history or summary record with plain items; `None` for anything else.
+/// [`parse_reusing`] with a fresh item list (tests).
 #[cfg(test)]
 pub(crate) fn parse(payload: &[u8]) -> Option<FastRecord<'_>> {
     parse_reusing(payload, &mut Vec::new())
 }
 
-/// [`parse`], with the item list in `spare`'s allocation; hand it back with [`FastRecord::recycle`]
-/// so that a scan allocates it once rather than once a record.
+/// Parses a valid history or summary record with plain items (`None` for anything else), with the
+/// item list in `spare`'s allocation; hand it back with [`FastRecord::recycle`] so that a scan
+/// allocates it once rather than once a record.
 pub(crate) fn parse_reusing<'a>(
     payload: &'a [u8],
     spare: &mut Vec<FastItem<'static>>,

@@ -294,7 +294,7 @@ impl Processor {
         }
     }
 
-    /// Applies a history or summary record decoded by [`crate::fastrec::parse`]; the same as
+    /// Applies a history or summary record decoded by [`crate::fastrec::parse_reusing`]; the same as
     /// [`Processor::apply`] on the fully decoded record.
     pub(crate) fn apply_fast(&mut self, record: &FastRecord<'_>, emit: bool, chunk: &mut Chunk) {
         if record.history {
