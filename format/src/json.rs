@@ -1365,12 +1365,6 @@ pub fn write_str(out: &mut String, s: &str) {
     out.push('"');
 }
 
-/// Whether [`write_str_body`] appends `s` unchanged: no byte of it needs an escape.
-#[inline]
-pub fn is_plain(s: &str) -> bool {
-    s.bytes().all(|b| ESCAPE[usize::from(b)] == 0)
-}
-
 /// Appends the inside of [`write_str`]'s literal: `s` escaped, without the quotes.
 pub fn write_str_body(out: &mut String, s: &str) {
     let mut run_start = 0;

@@ -11,7 +11,7 @@
 use wandb_format::{Change, ItemView, RecordView};
 
 /// One history or summary item, borrowed from the payload.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct FastItem<'a> {
     /// The `key` field ("" when absent).
     pub(crate) key: &'a str,
@@ -22,22 +22,6 @@ pub(crate) struct FastItem<'a> {
     /// The item's bytes, when its `nested_key` has two parts or more (summary items only).
     pub(crate) long_path: Option<&'a [u8]>,
 }
-
-impl PartialEq for FastItem<'_> {
-    fn eq(&self, other: &Self) -> bool {
-        self.key == other.key
-            && self.nested == other.nested
-            && self.value_json == other.value_json
-            && self
-                .long_path
-                .map(|b| ItemView::nested_parts(b).collect::<Vec<_>>())
-                == other
-                    .long_path
-                    .map(|b| ItemView::nested_parts(b).collect::<Vec<_>>())
-    }
-}
-
-impl Eq for FastItem<'_> {}
 
 impl<'a> FastItem<'a> {
     /// The item's one-segment path (`nested_key` wins over `key`, as in [`crate::jsonbuild::Path::of`]);
@@ -104,11 +88,12 @@ pub(crate) fn parse_reusing<'a>(
             Some(item) if plain_items => items.push(item),
             _ => plain_items = false,
         });
-        if common || !plain_items {
-            if !plain_items {
-                *spare = relabel(items);
-                return None;
-            }
+        // An item that is not plain fails the record either way.
+        if !plain_items {
+            *spare = relabel(items);
+            return None;
+        }
+        if common {
             return Some(FastRecord {
                 history: true,
                 items,
@@ -151,11 +136,11 @@ pub(crate) fn parse_reusing<'a>(
         },
         _ => plain_items = false,
     });
-    if common || !plain_items {
-        if !plain_items {
-            record.recycle(spare);
-            return None;
-        }
+    if !plain_items {
+        record.recycle(spare);
+        return None;
+    }
+    if common {
         return Some(record);
     }
     record.items.clear();

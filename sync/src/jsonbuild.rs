@@ -171,22 +171,9 @@ impl<'a> Path<'a> {
 }
 
 /// Builds one history line (a JSON object) from its items. Later items win over earlier ones
-/// with the same path, as in W&B's map semantics.
+/// with the same path, as in W&B's map semantics. The usual flat line never comes here: the
+/// [`LineWriter`] writes it in one pass.
 pub(crate) fn build_object(items: &[Item<'_>], out: &mut String) {
-    let flat = items.iter().all(|i| i.path.len() == 1);
-    if flat && !has_duplicate_keys(items) {
-        out.push('{');
-        for (i, item) in items.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            json::write_str(out, item.path.first());
-            out.push(':');
-            out.push_str(&item.value);
-        }
-        out.push('}');
-        return;
-    }
     let mut tree = JsonTree::default();
     for item in items {
         tree.set(&item.path.segments(), item.value.as_ref());
@@ -229,18 +216,13 @@ impl LineWriter {
             self.keys.clear();
             self.pieces.clear();
             for item in items {
+                // Done once for each new set of keys: the key's JSON string, escaped again.
                 let key = item.path.first();
                 let mut piece = String::with_capacity(key.len() + 5);
-                if json::is_plain(key) {
-                    piece.push_str("\\\"");
-                    piece.push_str(key);
-                    piece.push_str("\\\":");
-                } else {
-                    self.scratch.clear();
-                    json::write_str(&mut self.scratch, key);
-                    json::write_str_body(&mut piece, &self.scratch);
-                    piece.push(':');
-                }
+                self.scratch.clear();
+                json::write_str(&mut self.scratch, key);
+                json::write_str_body(&mut piece, &self.scratch);
+                piece.push(':');
                 self.keys.push(key.to_owned());
                 self.pieces.push(piece);
             }
