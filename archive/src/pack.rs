@@ -285,37 +285,20 @@ pub fn pack(opts: &PackOptions) -> Result<PackReport> {
 
     // Runs carried over, frames copied as they are.
     if let Some(old) = &old {
-        let frames = old.frames();
-        let run_frames = run_frame_ranges(old);
-        for (old_run, range) in old_runs.iter().zip(run_frames) {
+        for (old_run, range) in old_runs.iter().zip(run_frame_ranges(old)) {
             if replaced.contains(&old_run.name) {
                 continue;
             }
-            let new_start = packer.stream_pos();
-            let new_frame0 = packer.n_frames();
-            let old_start = frames.get(range.start).map_or(0, |f| f.d_offset);
-            for i in range.clone() {
-                let Some(&frame) = frames.get(i) else {
-                    break;
-                };
-                let mut bytes = vec![0u8; usize::try_from(frame.c_len).unwrap_or(0)];
-                old_file(old)?
-                    .read_exact_at(&mut bytes, frame.c_offset)
-                    .map_err(|e| Error::io(&opts.output, "read", e))?;
-                let crc = old.frame_crc(i).map_err(|reason| Error::Frame {
-                    frame: i,
-                    offset: frame.c_offset,
-                    reason,
-                })?;
-                packer.raw_frame(bytes, frame.d_len, crc)?;
-            }
+            let (new_start, new_frame0, old_start) = copy_frames(&mut packer, old, range.clone())?;
             let mut run = old_run.clone();
             run.frame = new_frame0;
-            for file in &mut run.files {
-                file.header_offset = file.header_offset.saturating_sub(old_start) + new_start;
-                file.data_offset = file.data_offset.saturating_sub(old_start) + new_start;
-                file.frame = file.frame.saturating_sub(range.start as u64) + new_frame0;
-            }
+            relocate(
+                &mut run.files,
+                old_start,
+                range.start,
+                new_start,
+                new_frame0,
+            );
             report.kept.push(run.name.clone());
             index.runs.push(run);
         }
@@ -407,11 +390,13 @@ pub fn pack(opts: &PackOptions) -> Result<PackReport> {
             let (new_start, new_frame0, old_start) = copy_frames(&mut packer, old, range.clone())?;
             let mut sweep = old_sweep.clone();
             sweep.frame = new_frame0;
-            for file in &mut sweep.files {
-                file.header_offset = file.header_offset.saturating_sub(old_start) + new_start;
-                file.data_offset = file.data_offset.saturating_sub(old_start) + new_start;
-                file.frame = file.frame.saturating_sub(range.start as u64) + new_frame0;
-            }
+            relocate(
+                &mut sweep.files,
+                old_start,
+                range.start,
+                new_start,
+                new_frame0,
+            );
             index.sweeps.push(sweep);
         }
     }
@@ -574,6 +559,22 @@ fn copy_frames(
         packer.raw_frame(bytes, frame.d_len, crc)?;
     }
     Ok((new_start, new_frame0, old_start))
+}
+
+/// Moves the index entries of `files`, whose frames [`copy_frames`] copied from stream position
+/// `old_start` and frame `old_frame0` to `new_start` and `new_frame0`.
+fn relocate(
+    files: &mut [FileEntry],
+    old_start: u64,
+    old_frame0: usize,
+    new_start: u64,
+    new_frame0: u64,
+) {
+    for file in files {
+        file.header_offset = file.header_offset.saturating_sub(old_start) + new_start;
+        file.data_offset = file.data_offset.saturating_sub(old_start) + new_start;
+        file.frame = file.frame.saturating_sub(old_frame0 as u64) + new_frame0;
+    }
 }
 
 /// The sweep folder of sweep `id` for a run folder: `sweep-<id>/` in the run's wandb folder
