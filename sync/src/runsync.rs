@@ -994,16 +994,9 @@ impl<'a> RunSync<'a> {
             return None;
         }
         let chunk = &self.chunk;
-        let console_stretches = chunk
-            .console
-            .keys()
-            .zip(chunk.console.keys().skip(1))
-            .filter(|(a, b)| **a + 1 != **b)
-            .count()
-            + usize::from(!chunk.console.is_empty());
         if chunk.is_empty()
             || !chunk.alerts.is_empty()
-            || console_stretches > 1
+            || console_stretches(&chunk.console).len() > 1
             || chunk.size() > MAX_REQUEST_BYTES / 2
         {
             return None;
@@ -1431,6 +1424,23 @@ fn handle_work(
     Ok(())
 }
 
+/// A chunk's console lines (`Chunk::console`) in stretches of consecutive line numbers: each stretch goes in one
+/// file_stream request.
+fn console_stretches(
+    console: &std::collections::BTreeMap<u64, String>,
+) -> Vec<Vec<(&u64, &String)>> {
+    let mut runs: Vec<Vec<(&u64, &String)>> = Vec::new();
+    for (line_no, text) in console {
+        match runs.last_mut() {
+            Some(run) if run.last().is_some_and(|(n, _)| **n + 1 == *line_no) => {
+                run.push((line_no, text));
+            }
+            _ => runs.push(vec![(line_no, text)]),
+        }
+    }
+    runs
+}
+
 /// Posts file_stream `bodies` in order and counts their bytes and the `rows` they carry.
 fn send_bodies(
     api: &Api,
@@ -1468,16 +1478,7 @@ fn chunk_bodies(
     target: &Target,
     ending: Option<&Ending<'_>>,
 ) -> Vec<String> {
-    let mut runs: Vec<Vec<(&u64, &String)>> = Vec::new();
-    for (line_no, text) in &chunk.console {
-        match runs.last_mut() {
-            Some(run) if run.last().is_some_and(|(n, _)| **n + 1 == *line_no) => {
-                run.push((line_no, text));
-            }
-            _ => runs.push(vec![(line_no, text)]),
-        }
-    }
-    let mut runs = runs.into_iter();
+    let mut runs = console_stretches(&chunk.console).into_iter();
     let mut bodies = Vec::new();
     let mut first = true;
     let mut body = if chunk.n_history > 0 {
