@@ -11,7 +11,12 @@
 //! `SYNC_LINK_FEATURES=FILESTREAM_GZIP` sets the features the backend advertises, and
 //! `SYNC_LINK_LOG=<file>` writes the backend's request log of our last repetition as JSON.
 //! `SYNC_LINK_ARGS` adds arguments to our binary (`SYNC_LINK_ARGS='-j 4'` keeps the runs at once
-//! at four; by default they rise with the link up to 32).
+//! at four; by default they rise with the link up to 32). `SYNC_LINK_HTTPS=h2` serves HTTPS
+//! offering HTTP/2 and HTTP/1.1 (`SYNC_LINK_HTTPS=http1`: HTTP/1.1 only), with the backend's
+//! authority given to both clients as `REQUESTS_CA_BUNDLE` and `SSL_CERT_FILE`; the rows then
+//! also show the connections each client opened and its requests over HTTP/2.
+//! `SYNC_LINK_H2_WINDOW=<bytes>` sets the backend's HTTP/2 stream window (hyper's 1 MiB by
+//! default).
 //!
 //! `cargo bench -p wandb-sync --bench sync_link`
 
@@ -22,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use wandb_testkit::{BackendConfig, LinkModel, TestBackend};
+use wandb_testkit::{BackendConfig, BackendState, Https, LinkModel, TestBackend};
 
 #[path = "../examples/gen_runs.rs"]
 mod gen_runs;
@@ -84,6 +89,35 @@ struct Timing {
     requests: usize,
     /// Request body bytes on the wire, MB.
     sent_mb: f64,
+    connections: u64,
+    http2_requests: u64,
+}
+
+/// Where the HTTPS backend's authority is written for the clients.
+fn ca_file(home: &Path) -> PathBuf {
+    home.join("ca.pem")
+}
+
+/// The CA variables for a client of `backend`: none on plain HTTP.
+fn ca_env(backend: &TestBackend, home: &Path) -> Vec<(&'static str, PathBuf)> {
+    match backend.ca_pem() {
+        Some(_) => ["REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"]
+            .into_iter()
+            .map(|name| (name, ca_file(home)))
+            .collect(),
+        None => Vec::new(),
+    }
+}
+
+fn timing(state: &BackendState, wall: f64, cpu: f64) -> Timing {
+    Timing {
+        wall,
+        cpu,
+        requests: state.request_log.len(),
+        sent_mb: state.counters.bytes_received as f64 / 1e6,
+        connections: state.counters.connections,
+        http2_requests: state.counters.http2_requests,
+    }
 }
 
 fn time_ours(backend: &TestBackend, wandb: &Path, home: &Path) -> Timing {
@@ -100,6 +134,7 @@ fn time_ours(backend: &TestBackend, wandb: &Path, home: &Path) -> Timing {
         .env("HOME", home)
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("WANDB_API_KEY", backend.api_key())
+        .envs(ca_env(backend, home))
         .arg("--base-url")
         .arg(backend.base_url())
         .arg("--quiet")
@@ -121,12 +156,7 @@ fn time_ours(backend: &TestBackend, wandb: &Path, home: &Path) -> Timing {
         // The request log of the last repetition, for looking at a run's critical path.
         std::fs::write(path, serde_json::to_vec(&state.request_log).unwrap()).unwrap();
     }
-    Timing {
-        wall,
-        cpu: children_cpu() - cpu,
-        requests: state.request_log.len(),
-        sent_mb: state.counters.bytes_received as f64 / 1e6,
-    }
+    timing(&state, wall, children_cpu() - cpu)
 }
 
 fn time_official(python: &Path, backend: &TestBackend, wandb: &Path, home: &Path) -> Timing {
@@ -149,6 +179,7 @@ fn time_official(python: &Path, backend: &TestBackend, wandb: &Path, home: &Path
         .env("WANDB_DATA_DIR", home.join("data"))
         .env("WANDB_BASE_URL", backend.base_url())
         .env("WANDB_API_KEY", backend.api_key())
+        .envs(ca_env(backend, home))
         .args(["-m", "wandb", "sync"])
         .arg(wandb)
         .stdin(Stdio::null())
@@ -158,13 +189,7 @@ fn time_official(python: &Path, backend: &TestBackend, wandb: &Path, home: &Path
         .unwrap();
     let wall = start.elapsed().as_secs_f64();
     assert!(status.success(), "official wandb sync failed: {status}");
-    let state = backend.state();
-    Timing {
-        wall,
-        cpu: children_cpu() - cpu,
-        requests: state.request_log.len(),
-        sent_mb: state.counters.bytes_received as f64 / 1e6,
-    }
+    timing(&backend.state(), wall, children_cpu() - cpu)
 }
 
 fn main() {
@@ -222,9 +247,23 @@ fn main() {
             features: std::env::var("SYNC_LINK_FEATURES")
                 .map(|f| f.split(',').map(str::to_owned).collect())
                 .unwrap_or_default(),
+            https: match std::env::var("SYNC_LINK_HTTPS").as_deref() {
+                Ok("h2") => Some(Https::Http2),
+                Ok("http1") => Some(Https::Http1Only),
+                Ok(other) if !other.is_empty() => {
+                    panic!("SYNC_LINK_HTTPS: h2 or http1, not {other}")
+                }
+                _ => None,
+            },
+            http2_window: std::env::var("SYNC_LINK_H2_WINDOW")
+                .ok()
+                .and_then(|w| w.parse().ok()),
             ..BackendConfig::default()
         })
         .unwrap();
+        if let Some(pem) = backend.ca_pem() {
+            std::fs::write(ca_file(home.path()), pem).unwrap();
+        }
         let ours: Vec<Timing> = (0..reps)
             .map(|_| time_ours(&backend, &wandb, home.path()))
             .collect();
@@ -232,11 +271,23 @@ fn main() {
         let cpu = median(ours.iter().map(|t| t.cpu).collect());
         let requests = ours.last().map_or(0, |t| t.requests);
         let sent = ours.last().map_or(0.0, |t| t.sent_mb);
-        let all: Vec<String> = ours.iter().map(|t| format!("{:.2}", t.wall)).collect();
+        let mut all: Vec<String> = ours.iter().map(|t| format!("{:.2}", t.wall)).collect();
+        if let Some(last) = ours.last().filter(|_| backend.ca_pem().is_some()) {
+            all.push(format!(
+                "; {} connections, {} requests over HTTP/2",
+                last.connections, last.http2_requests
+            ));
+        }
         print!("{name:<16} {wall:>7.2} {cpu:>6.2} {requests:>5} {sent:>6.1} |");
         std::io::stdout().flush().unwrap();
         if let Some(python) = &python {
             let theirs = time_official(python, &backend, &wandb, home.path());
+            if backend.ca_pem().is_some() {
+                all.push(format!(
+                    "; official: {} connections, {} over HTTP/2",
+                    theirs.connections, theirs.http2_requests
+                ));
+            }
             println!(
                 " {:>7.2} {:>6.2} {:>5} {:>6.1} | {:>5.1}x   (ours: {})",
                 theirs.wall,

@@ -111,6 +111,11 @@ pub struct Cli {
     /// =false keeps gzip.
     #[arg(long)]
     pub no_gzip: bool,
+    /// Speak HTTP/1.1 even to a server that offers HTTP/2. By default HTTPS offers both, as
+    /// wandb sync does; on a long link a server's small HTTP/2 flow-control windows can hold
+    /// large bodies back, which HTTP/1.1 over several connections is not.
+    #[arg(long)]
+    pub http1: bool,
     /// Bytes of output per file_stream request (tuning and tests).
     #[arg(long, hide = true)]
     pub chunk_bytes: Option<usize>,
@@ -273,6 +278,7 @@ fn options_from(cli: &Cli) -> Result<SyncOptions, Error> {
         opts.live_poll = Duration::from_millis(50);
     }
     opts.no_follow_links = cli.no_follow_links;
+    opts.http1_only = cli.http1;
     opts.no_gzip = cli.no_gzip || settings.x_file_stream_no_gzip == Some(true);
     if let Some(bytes) = cli.multipart_threshold {
         opts.multipart_threshold = bytes;

@@ -135,12 +135,14 @@ impl std::fmt::Debug for Http {
 }
 
 impl Http {
-    /// Builds the client. `extra_ca` is a PEM bundle added to the system roots.
+    /// Builds the client. `extra_ca` is a PEM bundle added to the system roots. On HTTPS the
+    /// client offers HTTP/2 and HTTP/1.1 by ALPN, as wandb-core does, unless `http1_only`.
     pub(crate) fn new(
         base_url: &str,
         api_key: Option<&Secret>,
         retry: RetryPolicy,
         extra_ca: Option<&Path>,
+        http1_only: bool,
     ) -> Result<Http> {
         let mut builder = Client::builder()
             .user_agent(concat!("wandb-sync/", env!("CARGO_PKG_VERSION")))
@@ -148,6 +150,9 @@ impl Http {
             .timeout(None::<Duration>)
             .pool_max_idle_per_host(64)
             .tcp_nodelay(true);
+        if http1_only {
+            builder = builder.http1_only();
+        }
         if let Some(path) = extra_ca {
             let pem = std::fs::read(path).map_err(|e| Error::io(path, "read CA bundle", e))?;
             let certs =
@@ -478,7 +483,9 @@ enum Unreachable {
 
 fn unreachable_cause(error: &reqwest::Error, text: &str) -> Option<Unreachable> {
     if is_certificate_error(text) {
-        return Some(Unreachable::Tls("TLS certificate not accepted"));
+        return Some(Unreachable::Tls(
+            "TLS certificate not accepted (a private certificate authority: set REQUESTS_CA_BUNDLE or SSL_CERT_FILE to its PEM file)",
+        ));
     }
     if !error.is_connect() {
         return None;

@@ -101,6 +101,10 @@ pub struct SyncOptions {
     /// (`--no-gzip`, or the setting `x_file_stream_no_gzip`): on a fast link the compression
     /// costs more CPU than the bytes it saves.
     pub no_gzip: bool,
+    /// Speak HTTP/1.1 even to a server that offers HTTP/2 (`--http1`). By default HTTPS offers
+    /// both, as wandb-core does; a server's small HTTP/2 flow-control windows can slow large
+    /// bodies on a long link, where HTTP/1.1 over several connections is not held back.
+    pub http1_only: bool,
     /// Refuse saved files whose symlink (or hard link) leads out of the run folder, instead of
     /// following it under the owner rule (`--no-follow-links`).
     pub no_follow_links: bool,
@@ -165,6 +169,7 @@ impl SyncOptions {
             program: None,
             chunk_bytes: crate::runsync::CHUNK_BYTES,
             no_gzip: false,
+            http1_only: false,
             no_follow_links: false,
             multipart_threshold: crate::artifacts::MULTIPART_THRESHOLD,
             multipart_part_size: 0,

@@ -42,6 +42,7 @@ pub fn sync_paths(opts: &SyncOptions) -> Result<Report> {
             Some(key),
             opts.retry.clone(),
             opts.ca_bundle.as_deref(),
+            opts.http1_only,
         )?;
         if opts.pace_ignores_cpu {
             http.pace().ignore_cpu();
@@ -291,6 +292,7 @@ fn worker_client(opts: &SyncOptions, shared: &Api) -> Api {
         key,
         opts.retry.clone(),
         opts.ca_bundle.as_deref(),
+        opts.http1_only,
     ) {
         Ok(http) => Api {
             http: http.sharing_pace(&shared.http),

@@ -22,3 +22,5 @@ mod multipart;
 mod network;
 // Archives written by wandb-archive: synced in place of their folders, state next to them.
 mod archive;
+// HTTPS with a private authority: HTTP/2 when the server offers it, HTTP/1.1 otherwise.
+mod https;

@@ -16,6 +16,7 @@ use crate::faults::Faults;
 use crate::link::{Link, LinkModel};
 use crate::server::{Shared, accept_loop};
 use crate::state::{BackendState, RunKey, RunState, Store};
+use crate::tls::{Https, Tls};
 
 /// The API key accepted by default (40 characters, like a real W&B key).
 pub const DEFAULT_API_KEY: &str = "testkitkey0123456789abcdef0123456789abcd";
@@ -50,6 +51,14 @@ pub struct BackendConfig {
     /// A model of the network between clients and the backend (delay each way, shared
     /// bandwidth); `None` serves at loopback speed.
     pub link: Option<LinkModel>,
+    /// Serve HTTPS, with a certificate from an authority made at start-up
+    /// ([`TestBackend::ca_pem`]), offering these HTTP versions; `None` serves plain HTTP/1.1.
+    pub https: Option<Https>,
+    /// On HTTP/2, each stream's receive window in bytes (the connection's is four times it):
+    /// how much a client may send before the server's next window update. `None` keeps hyper's
+    /// 1 MiB, which caps one upload at 1 MiB a round trip on a long link; a server tuned for
+    /// long links advertises more.
+    pub http2_window: Option<u32>,
 }
 
 impl Default for BackendConfig {
@@ -63,6 +72,8 @@ impl Default for BackendConfig {
             worker_threads: 2,
             record_variables: true,
             link: None,
+            https: None,
+            http2_window: None,
         }
     }
 }
@@ -78,6 +89,8 @@ impl fmt::Debug for BackendConfig {
             .field("worker_threads", &self.worker_threads)
             .field("record_variables", &self.record_variables)
             .field("link", &self.link)
+            .field("https", &self.https)
+            .field("http2_window", &self.http2_window)
             .finish()
     }
 }
@@ -130,16 +143,20 @@ impl TestBackend {
                 source,
             })?;
         let addr = listener.local_addr().map_err(TestkitError::Io)?;
+        let tls = config.https.map(Tls::new).transpose()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let shared = Arc::new(Shared {
             store: Mutex::new(Store::default()),
             faults: Faults::default(),
             features: Mutex::new(config.features.clone()),
             api_key: config.check_auth.then(|| config.api_key.clone()),
             default_entity: config.default_entity.clone(),
-            base_url: format!("http://{addr}"),
+            base_url: format!("{scheme}://{addr}"),
             started: Instant::now(),
             record_variables: config.record_variables,
             link: config.link.map(|model| Arc::new(Link::new(model))),
+            tls,
+            http2_window: config.http2_window,
         });
         let backend = Self {
             shared,
@@ -187,7 +204,14 @@ impl TestBackend {
         Ok(())
     }
 
-    /// The base URL to give clients, e.g. `http://127.0.0.1:41234` (no trailing slash).
+    /// The PEM certificate of the authority that signed an HTTPS backend's certificate (what a
+    /// client adds to its roots, e.g. as `REQUESTS_CA_BUNDLE`); `None` on plain HTTP.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.shared.tls.as_ref().map(|tls| tls.ca_pem.as_str())
+    }
+
+    /// The base URL to give clients, e.g. `http://127.0.0.1:41234` or, on HTTPS,
+    /// `https://127.0.0.1:41234` (no trailing slash).
     pub fn base_url(&self) -> String {
         self.shared.base_url.clone()
     }

@@ -26,6 +26,14 @@ pub enum TestkitError {
     /// The backend's runtime is already gone.
     #[error("the backend is shut down")]
     ShutDown,
+    /// Making the backend's certificates or TLS configuration failed.
+    #[error("could not make the TLS {what}: {message}")]
+    Tls {
+        /// What was being made (the authority, the server certificate, the config).
+        what: &'static str,
+        /// The TLS library's message.
+        message: String,
+    },
     /// Serializing the state failed.
     #[error("could not serialize the state: {0}")]
     Json(#[source] serde_json::Error),

@@ -23,6 +23,10 @@
 //! * `GET /{entity}/{project}/runs/{run}`: the run URL sync tools print, answered with that
 //!   run's [`RunState`] as JSON (404 naming the run when it is unknown).
 //!
+//! With [`BackendConfig::https`] it serves HTTPS instead, with a certificate for `127.0.0.1` and
+//! `localhost` signed by an authority made at start-up ([`TestBackend::ca_pem`]), offering
+//! HTTP/2 and HTTP/1.1 ([`Https::Http2`]) or HTTP/1.1 only by ALPN.
+//!
 //! Everything uploaded is reconstructed per run into a [`RunState`]; see [`faults`] for the
 //! deterministic fault injection. Non-finite numbers in uploaded JSON lines (`NaN`,
 //! `Infinity`, `-Infinity`) are represented as the JSON **strings** `"NaN"`, `"Infinity"`,
@@ -53,6 +57,7 @@ mod server;
 mod slurm;
 mod state;
 mod sweeps;
+mod tls;
 mod urlpath;
 
 pub use artifacts::{ArtifactCounters, ArtifactFile, ArtifactState};
@@ -69,4 +74,5 @@ pub use state::{
     strip_console_prefix,
 };
 pub use sweeps::{SWEEP_STATES, SweepState};
+pub use tls::Https;
 pub use urlpath::{decode_segment, encode_segment};

@@ -21,10 +21,10 @@ use hyper::body::Incoming;
 use hyper::header::{
     AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER, USER_AGENT,
 };
-use hyper::server::conn::http1;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -36,6 +36,7 @@ use crate::faults::{FaultAction, FaultRule, Faults, RequestKind};
 use crate::filestream;
 use crate::graphql;
 use crate::state::{REQUEST_LOG_LIMIT, RequestLogEntry, RunKey, Store};
+use crate::tls::{ALPN_H2, Tls};
 use crate::urlpath::decode_segment;
 
 /// State shared by the handle and every connection task.
@@ -52,6 +53,10 @@ pub(crate) struct Shared {
     pub(crate) record_variables: bool,
     /// The network model connections go through, if any.
     pub(crate) link: Option<Arc<crate::link::Link>>,
+    /// HTTPS: the acceptor and its authority; `None` serves plain HTTP/1.1.
+    pub(crate) tls: Option<Tls>,
+    /// The HTTP/2 receive window of a stream (`None`: hyper's default).
+    pub(crate) http2_window: Option<u32>,
 }
 
 impl Shared {
@@ -226,39 +231,82 @@ pub(crate) async fn accept_loop(
     connections.shutdown().await;
 }
 
+/// How long a client has to finish the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 async fn serve_connection(stream: TcpStream, shared: Arc<Shared>) {
     let _ = stream.set_nodelay(true);
+    shared.store().counters.connections += 1;
     let control = Arc::new(ConnControl::default());
     let socket = ConnIo {
         stream,
         control: Arc::clone(&control),
     };
     match shared.link.clone() {
-        None => serve_io(TokioIo::new(socket), shared, control).await,
+        None => serve_secured(socket, shared, control).await,
         Some(link) => {
-            // The client's bytes reach hyper through the link model's pumps.
+            // The client's bytes (TLS records, on HTTPS) reach hyper through the link model's
+            // pumps.
             let (server_side, link_side) = tokio::io::duplex(256 << 10);
             let carried = tokio::spawn(crate::link::carry(socket, link_side, link));
-            serve_io(TokioIo::new(server_side), shared, control).await;
+            serve_secured(server_side, shared, control).await;
             // Serving ended (or a fault killed the connection): the pumps see the pipe close.
             carried.abort();
         }
     }
 }
 
-async fn serve_io<I>(io: TokioIo<I>, shared: Arc<Shared>, control: Arc<ConnControl>)
+/// Serves `io` as plain HTTP/1.1, or on an HTTPS backend after the TLS handshake, in the
+/// protocol ALPN agreed on.
+async fn serve_secured<I>(io: I, shared: Arc<Shared>, control: Arc<ConnControl>)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let Some(tls) = &shared.tls else {
+        return serve_io(TokioIo::new(io), shared, control, false).await;
+    };
+    let accept = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor.accept(io));
+    // A client that gives up on the handshake (an untrusted certificate, a timeout) is the
+    // client's error to report, not the backend's.
+    let stream = tokio::select! {
+        accepted = accept => match accepted {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(_)) | Err(_) => return,
+        },
+        () = control.notify.notified() => return,
+    };
+    let h2 = stream.get_ref().1.alpn_protocol() == Some(ALPN_H2);
+    shared.store().counters.tls_handshakes += 1;
+    serve_io(TokioIo::new(stream), shared, control, h2).await;
+}
+
+async fn serve_io<I>(io: TokioIo<I>, shared: Arc<Shared>, control: Arc<ConnControl>, h2: bool)
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let handler_control = Arc::clone(&control);
+    let window = shared.http2_window;
     let service =
         service_fn(move |req| handle(req, Arc::clone(&shared), Arc::clone(&handler_control)));
-    let connection = http1::Builder::new()
-        .keep_alive(true)
-        .serve_connection(io, service);
-    tokio::select! {
-        _ = connection => {}
-        () = control.notify.notified() => {}
+    if h2 {
+        // A stream's and the connection's receive windows: hyper's (1 MiB each) unless the
+        // config sets them, as an untuned server and a tuned one.
+        let connection = http2::Builder::new(TokioExecutor::new())
+            .initial_stream_window_size(window)
+            .initial_connection_window_size(window.map(|w| w.saturating_mul(4)))
+            .serve_connection(io, service);
+        tokio::select! {
+            _ = connection => {}
+            () = control.notify.notified() => {}
+        }
+    } else {
+        let connection = http1::Builder::new()
+            .keep_alive(true)
+            .serve_connection(io, service);
+        tokio::select! {
+            _ = connection => {}
+            () = control.notify.notified() => {}
+        }
     }
 }
 
@@ -432,6 +480,7 @@ async fn handle(
     let target = classify(&method, &path);
     let content_encoding = header_string(req.headers(), CONTENT_ENCODING);
     let user_agent = header_string(req.headers(), USER_AGENT);
+    let http_version = format!("{:?}", req.version());
     let authorization = req.headers().get(AUTHORIZATION).cloned();
     let body = match req.into_body().collect().await {
         Ok(collected) => collected.to_bytes(),
@@ -481,6 +530,9 @@ async fn handle(
             store.counters.gzip_requests += 1;
         }
         store.counters.bump(target.label());
+        if http_version == "HTTP/2.0" {
+            store.counters.http2_requests += 1;
+        }
         if let Some(op) = &operation {
             store.counters.bump(&format!("graphql:{op}"));
         }
@@ -496,6 +548,7 @@ async fn handle(
                 bytes: wire_len,
                 content_encoding: content_encoding.clone(),
                 user_agent,
+                http_version,
                 fault: None,
                 variables: match (&target, &parsed) {
                     (Target::Graphql, Ok(body)) if shared.record_variables => {

@@ -376,6 +376,12 @@ pub struct Counters {
     pub faults_injected: u64,
     /// Requests whose body had `Content-Encoding: gzip`.
     pub gzip_requests: u64,
+    /// TCP connections accepted.
+    pub connections: u64,
+    /// TLS handshakes completed (HTTPS backends only).
+    pub tls_handshakes: u64,
+    /// Requests that came over HTTP/2.
+    pub http2_requests: u64,
 }
 
 impl Counters {
@@ -420,6 +426,8 @@ pub struct RequestLogEntry {
     pub content_encoding: Option<String>,
     /// `User-Agent` header, if any.
     pub user_agent: Option<String>,
+    /// The HTTP version the request came in (`HTTP/1.1`, `HTTP/2.0`).
+    pub http_version: String,
     /// The injected fault, if any.
     pub fault: Option<String>,
     /// The GraphQL `variables` of the request (when [`crate::BackendConfig::record_variables`]

@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use wandb_testkit::{BackendConfig, DEFAULT_API_KEY, DEFAULT_ENTITY, LinkModel, TestBackend};
+use wandb_testkit::{
+    BackendConfig, DEFAULT_API_KEY, DEFAULT_ENTITY, Https, LinkModel, TestBackend,
+};
 
 /// W&B-compatible test backend on 127.0.0.1.
 #[derive(Debug, Parser)]
@@ -44,6 +46,23 @@ struct Args {
     /// Model a link of this many Mbit/s in each direction, shared by all connections.
     #[arg(long, value_name = "MBIT")]
     mbit: Option<u64>,
+    /// Serve HTTPS, offering these HTTP versions by ALPN (`h2` offers HTTP/2 and HTTP/1.1),
+    /// with a certificate from an authority made at start-up; see --ca-file.
+    #[arg(long, value_name = "VERSIONS")]
+    https: Option<HttpsArg>,
+    /// Write the HTTPS authority's certificate (PEM) to this file, for the client's
+    /// REQUESTS_CA_BUNDLE or SSL_CERT_FILE.
+    #[arg(long, value_name = "PATH", requires = "https")]
+    ca_file: Option<PathBuf>,
+}
+
+/// The values of `--https`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum HttpsArg {
+    /// HTTP/2 and HTTP/1.1.
+    H2,
+    /// HTTP/1.1 only.
+    Http1,
 }
 
 fn main() -> ExitCode {
@@ -65,9 +84,16 @@ fn run(args: Args) -> Result<(), String> {
         features: args.features,
         port: args.port,
         link: link_model(args.rtt_ms, args.mbit),
+        https: args.https.map(|https| match https {
+            HttpsArg::H2 => Https::Http2,
+            HttpsArg::Http1 => Https::Http1Only,
+        }),
         ..BackendConfig::default()
     };
     let backend = TestBackend::start_with(config).map_err(|e| e.to_string())?;
+    if let (Some(path), Some(pem)) = (&args.ca_file, backend.ca_pem()) {
+        std::fs::write(path, pem).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    }
     let url = backend.base_url();
     {
         let mut stdout = std::io::stdout().lock();
