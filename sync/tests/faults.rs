@@ -1,5 +1,6 @@
 //! After every kind of fault the server ends with the same exact state as a clean sync: no
-//! duplicated, missing or changed history row, the same summary, files and completion.
+//! duplicated, missing or changed history row, the same summary, files and completion, over
+//! HTTP/1.1 and over HTTP/2.
 
 #![allow(clippy::unwrap_used)]
 
@@ -7,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use wandb_sync::{RunResult, sync_paths};
-use wandb_testkit::{FaultAction, FaultRule, Route, TestBackend};
+use wandb_testkit::{BackendConfig, FaultAction, FaultRule, Https, Route, TestBackend};
 
 use crate::common::{RunSpec, assert_clean, assert_same, essence, options, write_run};
 
@@ -100,8 +101,19 @@ fn same_state_after_each_fault() {
             b.faults().rate_limit_next(Route::Upload, 1, 1);
         }),
     ];
-    for (what, plan) in plans {
-        let backend = TestBackend::start().unwrap();
+    // Over HTTP/2 a reset or a dropped reply ends every request in flight on the connection,
+    // not only the faulted one.
+    let servers = [("http", None), ("https h2", Some(Https::Http2))];
+    for ((server, https), (what, plan)) in servers
+        .into_iter()
+        .flat_map(|server| plans.into_iter().map(move |plan| (server, plan)))
+    {
+        let what = &format!("{server}: {what}");
+        let backend = TestBackend::start_with(BackendConfig {
+            https,
+            ..BackendConfig::default()
+        })
+        .unwrap();
         plan(&backend);
         let report = sync_to(&backend);
         assert_eq!(
@@ -115,6 +127,13 @@ fn same_state_after_each_fault() {
             "{what}: no fault injected"
         );
         backend.faults().clear();
+        if https.is_some() {
+            let log = backend.state().request_log;
+            assert!(
+                log.iter().all(|entry| entry.http_version == "HTTP/2.0"),
+                "{what}: not all over HTTP/2"
+            );
+        }
         check_same_state(&backend, &want, what);
     }
 }

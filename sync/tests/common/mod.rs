@@ -257,7 +257,8 @@ fn copy_dir(src: &Path, dst: &Path) {
     }
 }
 
-/// Options for syncing `paths` to `backend`, with tiny retry waits.
+/// Options for syncing `paths` to `backend`, with tiny retry waits (and, for an HTTPS backend,
+/// its authority as the CA bundle).
 pub fn options(backend: &TestBackend, paths: Vec<PathBuf>) -> SyncOptions {
     let mut opts = SyncOptions::new(
         paths,
@@ -268,6 +269,16 @@ pub fn options(backend: &TestBackend, paths: Vec<PathBuf>) -> SyncOptions {
     opts.run_timeout = Duration::from_secs(120);
     opts.live_poll = Duration::from_millis(20);
     opts.host = Some("test-host".into());
+    if let Some(pem) = backend.ca_pem() {
+        // An HTTPS backend: its authority, as a user's REQUESTS_CA_BUNDLE would give it.
+        let path = std::env::temp_dir().join(format!(
+            "wandb-sync-test-ca-{}-{}.pem",
+            std::process::id(),
+            backend.addr().port()
+        ));
+        std::fs::write(&path, pem).unwrap();
+        opts.ca_bundle = Some(path);
+    }
     opts
 }
 
