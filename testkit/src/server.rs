@@ -480,7 +480,7 @@ async fn handle(
     let target = classify(&method, &path);
     let content_encoding = header_string(req.headers(), CONTENT_ENCODING);
     let user_agent = header_string(req.headers(), USER_AGENT);
-    let http_version = format!("{:?}", req.version());
+    let version = req.version();
     let authorization = req.headers().get(AUTHORIZATION).cloned();
     let body = match req.into_body().collect().await {
         Ok(collected) => collected.to_bytes(),
@@ -530,7 +530,7 @@ async fn handle(
             store.counters.gzip_requests += 1;
         }
         store.counters.bump(target.label());
-        if http_version == "HTTP/2.0" {
+        if version == hyper::Version::HTTP_2 {
             store.counters.http2_requests += 1;
         }
         if let Some(op) = &operation {
@@ -548,7 +548,7 @@ async fn handle(
                 bytes: wire_len,
                 content_encoding: content_encoding.clone(),
                 user_agent,
-                http_version,
+                http_version: format!("{version:?}"),
                 fault: None,
                 variables: match (&target, &parsed) {
                     (Target::Graphql, Ok(body)) if shared.record_variables => {
