@@ -24,9 +24,7 @@ fn https_backend(https: Https) -> TestBackend {
 /// Syncs the runs under `home/wandb` to `backend` with the real binary; returns its stderr.
 fn sync(backend: &TestBackend, home: &Path, ca: Option<&Path>, args: &[&str]) -> (bool, String) {
     let mut cmd = sync_command(backend, home);
-    cmd.env_remove("REQUESTS_CA_BUNDLE")
-        .env_remove("SSL_CERT_FILE")
-        .args(["--quiet", "--chunk-bytes", "65536", "--timeout", "60"])
+    cmd.args(["--quiet", "--chunk-bytes", "65536", "--timeout", "60"])
         .args(args)
         .arg(home.join("wandb"));
     if let Some(ca) = ca {
@@ -118,8 +116,6 @@ fn an_untrusted_certificate_is_refused_at_once_with_the_reason() {
     let started = std::time::Instant::now();
     let mut cmd = sync_command(&backend, home.path());
     let out = cmd
-        .env_remove("REQUESTS_CA_BUNDLE")
-        .env_remove("SSL_CERT_FILE")
         .args(["--unreachable-timeout", "3600", "--timeout", "3600"])
         .arg(home.path().join("wandb"))
         .output()

@@ -296,7 +296,7 @@ pub fn kill_when_rows(backend: &TestBackend, mut child: std::process::Child, row
 }
 
 /// The real `wandb-sync` binary, set up to sync to `backend` from `home` (no `WANDB_*` variable
-/// of the test's own environment, no netrc, fast retries, stdin closed).
+/// or CA bundle of the test's own environment, no netrc, fast retries, stdin closed).
 pub fn sync_command(backend: &TestBackend, home: &Path) -> std::process::Command {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_wandb-sync"));
     for (key, _) in std::env::vars_os() {
@@ -305,6 +305,8 @@ pub fn sync_command(backend: &TestBackend, home: &Path) -> std::process::Command
         }
     }
     cmd.current_dir(home)
+        .env_remove("REQUESTS_CA_BUNDLE")
+        .env_remove("SSL_CERT_FILE")
         .env("HOME", home)
         .env("WANDB_CONFIG_DIR", home.join("config"))
         .env("WANDB_BASE_URL", backend.base_url())
