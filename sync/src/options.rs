@@ -69,9 +69,6 @@ pub struct SyncOptions {
     /// the CLI's `--max-jobs`, up to [`MAX_JOBS`] is sensible). On a near server the replies
     /// wait for the processors rather than the link, and more runs only add to that.
     pub max_jobs: usize,
-    /// Pace by the reply wait alone, even while the processors are busy (tests of the link
-    /// model, whose busy machine would otherwise hold the runs at `jobs`).
-    pub pace_ignores_cpu: bool,
     /// Follow runs still being written until their exit record.
     pub live: bool,
     /// How often `live` looks for new records.
@@ -155,7 +152,6 @@ impl SyncOptions {
             replace_tags: Vec::new(),
             jobs: default_jobs(),
             max_jobs: default_jobs(),
-            pace_ignores_cpu: false,
             live: false,
             live_poll: Duration::from_secs(1),
             dry_run: false,

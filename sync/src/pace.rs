@@ -6,13 +6,12 @@
 //! the link: it starts at the CPU-based number (`jobs`) and rises with the smoothed time a
 //! request waits for its reply, up to a cap (`max_jobs`, 32 unless `-j` was given). A reply of
 //! 429 or 5xx, or a timeout, sets it back to `jobs` for a while, so backing off still sheds load.
-//! A long wait only means a slow link while the machine's processors have time to spare: when
-//! they are busy (the server on the same machine, or sync itself, parsing and building bodies),
-//! replies are slow because the work waits for a core, and more runs at once would only add to
-//! it, so the number stays at `jobs` while the processors are over [`BUSY_PERMILLE`] busy. And a
-//! far server is one whose *fastest* reply takes long too: however busy the machine, a near
-//! server answers some small request quickly, so the number stays at `jobs` once any reply came
-//! in under [`WAIT_PER_EXTRA_RUNS`] (no request to a server 15 ms away returns sooner).
+//! A long wait only means a far server when its *fastest* reply takes long too: a near server
+//! whose replies are slow because the work waits for a core (the server on the same machine, or
+//! sync itself parsing and building bodies) still answers some small request quickly, so the
+//! number stays at `jobs` once any reply came in under [`WAIT_PER_EXTRA_RUNS`] (no request to a
+//! server 15 ms away returns sooner). A far server gets the rise however busy the processors
+//! are: its waits overlap with the parsing of other runs.
 //! Whatever the number of runs, at most [`MAX_IN_FLIGHT`] requests are in flight at once.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,13 +24,6 @@ pub(crate) const MAX_IN_FLIGHT: usize = 64;
 /// A run's time waiting for one reply that is worth one more run in flight: with replies taking
 /// `n` times this, sync runs `jobs × (1 + n)` runs at once (up to the cap).
 const WAIT_PER_EXTRA_RUNS: Duration = Duration::from_millis(15);
-
-/// Processor use (per mille of all cores, over the last [`CPU_WINDOW`]) from which long replies
-/// count as waiting for a core rather than for the link.
-const BUSY_PERMILLE: u64 = 600;
-
-/// How often the processors' use is sampled.
-const CPU_WINDOW: Duration = Duration::from_millis(250);
 
 /// How long a 429, 5xx or timeout holds the number of runs at `jobs`.
 const CONGESTION_HOLD: Duration = Duration::from_secs(10);
@@ -47,8 +39,6 @@ pub(crate) struct Pace {
     fastest_micros: AtomicU64,
     /// Until when the number of runs stays at `jobs` after a sign of congestion.
     congested_until: Mutex<Option<Instant>>,
-    /// The machine's processor use.
-    cpu: CpuGauge,
 }
 
 impl Default for Pace {
@@ -59,7 +49,6 @@ impl Default for Pace {
             wait_micros: AtomicU64::new(0),
             fastest_micros: AtomicU64::new(u64::MAX),
             congested_until: Mutex::new(None),
-            cpu: CpuGauge::default(),
         }
     }
 }
@@ -108,11 +97,6 @@ impl Pace {
         }
     }
 
-    /// Paces by the reply wait alone from now on, however busy the processors are.
-    pub(crate) fn ignore_cpu(&self) {
-        self.cpu.ignored.store(true, Ordering::Relaxed);
-    }
-
     /// Notes a sign of congestion (429, 5xx, a timeout).
     pub(crate) fn congested(&self) {
         *self
@@ -138,77 +122,13 @@ impl Pace {
             .is_some_and(|until| Instant::now() < until);
         let near =
             self.fastest_micros.load(Ordering::Relaxed) < WAIT_PER_EXTRA_RUNS.as_micros() as u64;
-        if congested || near || self.cpu.busy_permille() >= BUSY_PERMILLE {
+        if congested || near {
             return jobs;
         }
         let extra = self.reply_wait().as_micros() / WAIT_PER_EXTRA_RUNS.as_micros().max(1);
         let wanted = jobs.saturating_mul(1 + usize::try_from(extra).unwrap_or(usize::MAX));
         wanted.clamp(jobs, max_jobs)
     }
-}
-
-/// The machine's processor use, from `/proc/stat` (all cores; 0 where it cannot be read, so that
-/// a machine without it paces by the reply wait alone).
-#[derive(Debug, Default)]
-struct CpuGauge {
-    /// The last sample: when, and the busy and total ticks then.
-    last: Mutex<Option<(Instant, u64, u64)>>,
-    /// Use over the last window, per mille.
-    busy: AtomicU64,
-    /// A use that is never sampled (tests).
-    fixed: Option<u64>,
-    /// Whether the use is ignored ([`Pace::ignore_cpu`]).
-    ignored: std::sync::atomic::AtomicBool,
-}
-
-impl CpuGauge {
-    fn busy_permille(&self) -> u64 {
-        if let Some(fixed) = self.fixed {
-            return fixed;
-        }
-        if self.ignored.load(Ordering::Relaxed) {
-            return 0;
-        }
-        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
-        let now = Instant::now();
-        if last.is_some_and(|(at, _, _)| now.duration_since(at) < CPU_WINDOW) {
-            return self.busy.load(Ordering::Relaxed);
-        }
-        let Some((busy, total)) = read_proc_stat() else {
-            return 0;
-        };
-        if let Some((_, last_busy, last_total)) = *last {
-            let ticks = total.saturating_sub(last_total);
-            if let Some(permille) = busy
-                .saturating_sub(last_busy)
-                .saturating_mul(1000)
-                .checked_div(ticks)
-            {
-                self.busy.store(permille.min(1000), Ordering::Relaxed);
-            }
-        }
-        *last = Some((now, busy, total));
-        self.busy.load(Ordering::Relaxed)
-    }
-}
-
-/// Busy and total processor ticks of all cores, from the first line of `/proc/stat`
-/// (`cpu user nice system idle iowait irq softirq steal ...`).
-fn read_proc_stat() -> Option<(u64, u64)> {
-    let text = std::fs::read_to_string("/proc/stat").ok()?;
-    parse_proc_stat(&text)
-}
-
-fn parse_proc_stat(text: &str) -> Option<(u64, u64)> {
-    let line = text.lines().next()?;
-    let mut fields = line.split_whitespace();
-    if fields.next()? != "cpu" {
-        return None;
-    }
-    let ticks: Vec<u64> = fields.take(8).filter_map(|f| f.parse().ok()).collect();
-    let total: u64 = ticks.iter().sum();
-    let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
-    Some((total.saturating_sub(idle), total))
 }
 
 impl Permit<'_> {
@@ -237,30 +157,9 @@ impl Drop for Permit<'_> {
 mod tests {
     use super::*;
 
-    /// A pace on a machine whose processors are `busy` per mille in use.
-    fn pace_with_cpu(busy: u64) -> Pace {
-        Pace {
-            cpu: CpuGauge {
-                fixed: Some(busy),
-                ..CpuGauge::default()
-            },
-            ..Pace::default()
-        }
-    }
-
-    #[test]
-    fn busy_processors_hold_the_runs_at_jobs() {
-        let pace = pace_with_cpu(900);
-        pace.replied(Duration::from_millis(150), true);
-        assert_eq!(pace.runs_at_once(4, 32), 4, "slow replies from busy cores");
-        let pace = pace_with_cpu(300);
-        pace.replied(Duration::from_millis(150), true);
-        assert_eq!(pace.runs_at_once(4, 32), 32, "slow replies, idle cores");
-    }
-
     #[test]
     fn runs_follow_the_reply_wait() {
-        let pace = pace_with_cpu(0);
+        let pace = Pace::default();
         assert_eq!(pace.runs_at_once(4, 32), 4, "no reply yet");
         pace.replied(Duration::from_millis(1), true);
         assert_eq!(pace.runs_at_once(4, 32), 4, "loopback");
@@ -271,30 +170,21 @@ mod tests {
         }
         assert_eq!(pace.runs_at_once(4, 32), 4, "near but slowed");
         // A quick upload to a storage host says nothing of the server's distance.
-        let pace = pace_with_cpu(0);
+        let pace = Pace::default();
         pace.replied(Duration::from_millis(2), false);
         for _ in 0..64 {
             pace.replied(Duration::from_millis(150), true);
         }
         assert_eq!(pace.runs_at_once(4, 32), 32, "near storage, far server");
-        let pace = pace_with_cpu(0);
+        let pace = Pace::default();
         pace.replied(Duration::from_millis(50), true);
         assert_eq!(pace.runs_at_once(4, 32), 16, "50 ms: 4 x (1 + 3)");
         assert_eq!(pace.runs_at_once(4, 8), 8, "-j caps it");
-        let pace = pace_with_cpu(0);
+        let pace = Pace::default();
         pace.replied(Duration::from_millis(150), true);
         assert_eq!(pace.runs_at_once(4, 32), 32, "150 ms: the cap");
         pace.congested();
         assert_eq!(pace.runs_at_once(4, 32), 4, "congestion holds it at jobs");
-    }
-
-    #[test]
-    fn proc_stat_busy_and_total() {
-        let text = "cpu  100 5 50 800 40 3 2 0 0 0\ncpu0 1 2 3 4\n";
-        assert_eq!(parse_proc_stat(text), Some((160, 1000)));
-        assert_eq!(parse_proc_stat("intr 1 2"), None);
-        let gauge = CpuGauge::default();
-        assert!(gauge.busy_permille() <= 1000);
     }
 
     #[test]

@@ -44,9 +44,6 @@ pub fn sync_paths(opts: &SyncOptions) -> Result<Report> {
             opts.ca_bundle.as_deref(),
             opts.http1_only,
         )?;
-        if opts.pace_ignores_cpu {
-            http.pace().ignore_cpu();
-        }
         Some(Api {
             http,
             gzip_file_stream: false,

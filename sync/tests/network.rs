@@ -308,8 +308,6 @@ fn runs_at_once_follow_the_link_and_stay_within_jobs() {
         let mut opts = crate::common::options(&backend, vec![wandb.clone()]);
         opts.jobs = jobs;
         opts.max_jobs = max_jobs;
-        // The machine running the tests is busy; the link model is what this test is about.
-        opts.pace_ignores_cpu = true;
         let report = sync_paths(&opts).unwrap();
         assert!(report.runs.iter().all(|r| r.result == RunResult::Synced));
         let state = backend.state();
