@@ -142,7 +142,7 @@ impl<'a> Cursor<'a> {
     #[inline(always)]
     pub fn varint(&mut self) -> WireResult<u64> {
         // Keys and short lengths take one byte; keys of fields 16 and up and lengths up to 16383
-        // take two.
+        // take two; record numbers and steps up to 2^28 at most four.
         match *self.rest {
             [low, ref tail @ ..] if low < 0x80 => {
                 self.rest = tail;
@@ -151,6 +151,18 @@ impl<'a> Cursor<'a> {
             [low, high, ref tail @ ..] if high < 0x80 => {
                 self.rest = tail;
                 Ok(u64::from(low & 0x7F) | u64::from(high) << 7)
+            }
+            // Record numbers and steps past 16383 (up to 2^28: 268 million).
+            [b0, b1, b2, ref tail @ ..] if b2 < 0x80 => {
+                self.rest = tail;
+                Ok(u64::from(b0 & 0x7F) | u64::from(b1 & 0x7F) << 7 | u64::from(b2) << 14)
+            }
+            [b0, b1, b2, b3, ref tail @ ..] if b3 < 0x80 => {
+                self.rest = tail;
+                Ok(u64::from(b0 & 0x7F)
+                    | u64::from(b1 & 0x7F) << 7
+                    | u64::from(b2 & 0x7F) << 14
+                    | u64::from(b3) << 21)
             }
             _ => self.varint_slow(),
         }
@@ -389,6 +401,35 @@ mod tests {
             let mut buf = bytes;
             let prost = prost::encoding::decode_varint(&mut buf).map_err(drop);
             assert_eq!(varint(bytes).map_err(drop), prost, "{bytes:02x?}");
+        }
+        // Every length of encoding, with a byte after it, and redundant (zero-padded) encodings.
+        let values = [
+            0,
+            1,
+            127,
+            128,
+            16_383,
+            16_384,
+            (1 << 21) - 1,
+            1 << 21,
+            10_000_000,
+        ];
+        for value in values
+            .into_iter()
+            .chain([(1 << 28) - 1, 1 << 28, u64::MAX >> 1])
+        {
+            let mut bytes = Vec::new();
+            prost::encoding::encode_varint(value, &mut bytes);
+            let len = bytes.len();
+            bytes.push(0x7F);
+            let mut cursor = Cursor::new(&bytes);
+            assert_eq!(cursor.varint(), Ok(value));
+            assert_eq!(cursor.rest, &[0x7F], "{len}-byte {value}");
+        }
+        for padded in [&[0x81, 0x80, 0x00][..], &[0xFF, 0x80, 0x80, 0x00]] {
+            let mut buf = padded;
+            let prost = prost::encoding::decode_varint(&mut buf).map_err(drop);
+            assert_eq!(varint(padded).map_err(drop), prost, "{padded:02x?}");
         }
     }
 
