@@ -413,11 +413,11 @@ mod tests {
             (1 << 21) - 1,
             1 << 21,
             10_000_000,
+            (1 << 28) - 1,
+            1 << 28,
+            u64::MAX >> 1,
         ];
-        for value in values
-            .into_iter()
-            .chain([(1 << 28) - 1, 1 << 28, u64::MAX >> 1])
-        {
+        for value in values {
             let mut bytes = Vec::new();
             prost::encoding::encode_varint(value, &mut bytes);
             let len = bytes.len();
